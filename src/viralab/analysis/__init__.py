@@ -1,0 +1,1 @@
+"""Correlation and significance, error analysis, drift."""

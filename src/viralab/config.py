@@ -1,0 +1,134 @@
+"""Where the Hydra config tree lives, how to compose it, and how it is made safe to log.
+
+The resolved config is logged with every run so any run can be repeated (DESIGN principle 3),
+which means it must never carry a password, token or a URL with credentials: `redact` is the
+one place that rule lives.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from omegaconf import DictConfig, OmegaConf
+
+REDACTED = "***"
+
+_SECRET_KEY = re.compile(
+    r"(^|[._-])(password|passwd|pwd|secret|token|credentials?|api[_-]?key|access[_-]?key"
+    r"|secret[_-]?key|private[_-]?key|key)([._-]|$)",
+    re.IGNORECASE,
+)
+_URL_WITH_USERINFO = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)([^/@\s:]+):([^/@\s]+)@")
+
+
+def config_dir() -> Path:
+    """The `conf/` directory: `$VIRALAB_CONFIG_DIR`, else `./conf`, else the source tree's.
+
+    `mlflow run .` and the README run from the project root; an editable install run from
+    elsewhere still finds the tree beside `src/`.
+    """
+    env = os.environ.get("VIRALAB_CONFIG_DIR")
+    candidates = [Path(env)] if env else []
+    candidates += [Path.cwd() / "conf", Path(__file__).resolve().parents[2] / "conf"]
+    for candidate in candidates:
+        if (candidate / "config.yaml").is_file():
+            return candidate.resolve()
+    raise FileNotFoundError(
+        "viralab config tree not found (looked in: "
+        + ", ".join(str(c) for c in candidates)
+        + "); set VIRALAB_CONFIG_DIR to the project's conf/ folder"
+    )
+
+
+def compose(overrides: Iterable[str] = (), config_name: str = "config") -> DictConfig:
+    """Compose the config outside `@hydra.main` (tests, CLI commands, sweeps)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():
+        GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return hydra_compose(config_name=config_name, overrides=list(overrides))
+
+
+def expand_override_args(argv: list[str]) -> list[str]:
+    """Split the one shell-quoted `overrides` argument `mlflow run` passes into Hydra overrides.
+
+    MLflow quotes each declared parameter, so `-P overrides="model.alpha=0.3 seed=7"` arrives
+    as a single argv element; an element that splits into several `key=value` tokens is
+    expanded, any other element (e.g. `run_name='my run'`) is kept as it is, empties dropped.
+    """
+    out: list[str] = []
+    for arg in argv:
+        if not arg.strip():
+            continue
+        if any(ch.isspace() for ch in arg):
+            try:
+                parts = shlex.split(arg)
+            except ValueError:
+                parts = [arg]
+            if len(parts) > 1 and all("=" in p or p.startswith("~") for p in parts):
+                out.extend(parts)
+                continue
+        out.append(arg)
+    return out
+
+
+def redact_text(text: str) -> str:
+    """Replace the password in any `scheme://user:password@host` inside `text`."""
+    return _URL_WITH_USERINFO.sub(lambda m: f"{m.group(1)}{m.group(2)}:{REDACTED}@", text)
+
+
+def is_secret_key(key: str) -> bool:
+    return bool(_SECRET_KEY.search(key))
+
+
+def redact(value: Any, key: str = "") -> Any:
+    """A copy of a plain container with secret-looking keys and credentialed URLs masked."""
+    if isinstance(value, Mapping):
+        return {k: redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact(v, key) for v in value]
+    if key and is_secret_key(key) and value not in (None, "", False):
+        return REDACTED
+    if isinstance(value, str):
+        return redact_text(value)
+    return value
+
+
+def redact_url(url: str | None) -> str | None:
+    """A URL safe to print: the password (if any) masked, the rest kept for diagnosis."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", f":{REDACTED}@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def to_safe_container(cfg: DictConfig) -> dict[str, Any]:
+    """Resolve interpolations (env vars included) and redact: the form that may be logged."""
+    container = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    return redact(container)
+
+
+def flatten_params(container: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Dot-keyed string params from a nested config, for `mlflow.log_params`."""
+    flat: dict[str, str] = {}
+    for k, v in container.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if isinstance(v, Mapping):
+            flat.update(flatten_params(v, key))
+        else:
+            text = json.dumps(v) if isinstance(v, list | tuple) else str(v)
+            flat[key] = text[:6000]
+    return flat

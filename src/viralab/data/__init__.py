@@ -1,0 +1,1 @@
+"""Data sources (bundled sample, files, SQL), schema and export."""

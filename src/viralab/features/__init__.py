@@ -1,0 +1,1 @@
+"""Feature engineering as scikit-learn transformers: flatten, type, encode, window."""

@@ -1,0 +1,64 @@
+"""Spec 000 §3.1: nested `visual_analysis` JSON -> flat dot-keyed features.
+
+The rules, including what happens to odd shapes (documented here because training and scoring
+must agree on them, and both call this code):
+
+- objects recurse, keys joined with "."; an empty object contributes nothing;
+- `null` -> the key with value None (counts as missing downstream);
+- arrays -> `<key>_count` (length) and `<key>_empty` (bool); when every element is a string,
+  one `<key>_has_<sanitized>` = True flag per element (spec's `sanitize`: lowercase, non
+  `[a-z0-9]` to `_`, first 30 chars). Mixed-type arrays get only count/empty;
+- booleans stay booleans; finite numbers stay numbers; NaN/±inf become None;
+- strings stay strings (a later typing step decides numeric-looking strings, see
+  `coerce_scalar`);
+- a document that is not an object (a list, a number) flattens to {} rather than crashing.
+
+Keys that themselves contain dots or underscores are kept verbatim: nothing downstream ever
+splits a feature name to recover its parts (spec 000's `name.split('_')[0]` bug).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+_NON_ALNUM = re.compile(r"[^a-z0-9]")
+
+
+def sanitize(value: str) -> str:
+    """Spec 000's `sanitize`: lowercase, every non `[a-z0-9]` char to `_`, first 30 chars."""
+    return _NON_ALNUM.sub("_", value.lower())[:30]
+
+
+def coerce_scalar(value: Any) -> Any:
+    """Normalise one leaf: non-finite floats -> None; everything else as given."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def flatten_analysis(analysis: Any, prefix: str = "") -> dict[str, Any]:
+    """Flatten one analysis document (a dict, or a JSON string of one) to dot keys."""
+    if isinstance(analysis, str | bytes):
+        analysis = json.loads(analysis)
+    if not isinstance(analysis, Mapping):
+        return {}
+    flat: dict[str, Any] = {}
+    for key, value in analysis.items():
+        full_key = f"{prefix}.{key}" if prefix else str(key)
+        if value is None:
+            flat[full_key] = None
+        elif isinstance(value, list):
+            flat[f"{full_key}_count"] = len(value)
+            flat[f"{full_key}_empty"] = len(value) == 0
+            if value and all(isinstance(v, str) for v in value):
+                for v in value:
+                    flat[f"{full_key}_has_{sanitize(v)}"] = True
+        elif isinstance(value, Mapping):
+            flat.update(flatten_analysis(value, full_key))
+        else:
+            flat[full_key] = coerce_scalar(value)
+    return flat

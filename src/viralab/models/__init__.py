@@ -1,0 +1,1 @@
+"""Estimators: tabular regressors, the Keras LSTM builder, naive baselines."""

@@ -1,0 +1,1 @@
+"""Retrain triggers and training alerts."""

@@ -1,0 +1,1 @@
+"""Model Registry: promotion gates, aliases/stages, sync to the model_versions table."""

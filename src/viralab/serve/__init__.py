@@ -1,0 +1,1 @@
+"""Pyfunc models and predict_virality_score."""

@@ -1,0 +1,153 @@
+"""Every MLflow connection detail in one place: store URI, experiments, the run we log into.
+
+Training code computes and returns results; this module is the edge that talks to MLflow
+(STYLE: "tracking at the edges").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import subprocess
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.entities import Run
+from omegaconf import DictConfig, OmegaConf
+
+from viralab.config import flatten_params, redact_text, to_safe_container
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
+
+
+def resolve_tracking_uri(configured: str | None = None) -> str:
+    """`MLFLOW_TRACKING_URI` wins, then the config, then the embedded default.
+
+    A relative SQLite path is made absolute against the working directory (the project root
+    for `mlflow run .` and the README commands) and its folder created, so every entry point
+    lands in the same `mlruns/mlflow.db` rather than MLflow 3's own `./mlflow.db` default.
+    """
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or configured or DEFAULT_TRACKING_URI
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        path = Path(uri.removeprefix("sqlite:///"))
+        if not path.is_absolute():
+            path = (Path.cwd() / path).resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        uri = f"sqlite:///{path}"
+    elif uri.startswith("sqlite:////"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return uri
+
+
+def configure_tracking(cfg: DictConfig | None = None) -> str:
+    """Point MLflow (tracking and registry) at the configured store; returns the URI."""
+    configured = None
+    if cfg is not None and "tracking" in cfg:
+        configured = cfg.tracking.get("uri")
+    uri = resolve_tracking_uri(configured)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri
+
+
+def _local_artifact_root(uri: str) -> Path | None:
+    if uri.startswith("sqlite:///"):
+        return Path(uri.removeprefix("sqlite:///")).parent
+    return None
+
+
+def ensure_experiment(name: str) -> str:
+    """The experiment's id, creating it with artifacts beside the SQLite store if it is new."""
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is not None:
+        if experiment.lifecycle_stage == "deleted":
+            mlflow.tracking.MlflowClient().restore_experiment(experiment.experiment_id)
+        return experiment.experiment_id
+    root = _local_artifact_root(mlflow.get_tracking_uri())
+    location = None
+    if root is not None:
+        slug = re.sub(r"[^a-zA-Z0-9_-]+", "-", name).strip("-").lower() or "experiment"
+        location = (root / "artifacts" / slug).as_uri()
+    return mlflow.create_experiment(name, artifact_location=location)
+
+
+@contextlib.contextmanager
+def tracked_run(
+    *,
+    experiment: str,
+    run_name: str,
+    nested: bool = False,
+    tags: Mapping[str, str] | None = None,
+) -> Iterator[Run]:
+    """Open (or attach to) the run to log into; it ends FAILED if the body raises.
+
+    Under `mlflow run`, `MLFLOW_RUN_ID` names the run the project launcher already created:
+    the first top-level run attaches to it (no orphan second run) and keeps its experiment.
+    Children (`nested=True`) always open new runs under the active one.
+    """
+    attach_id = os.environ.get("MLFLOW_RUN_ID") if not nested else None
+    if attach_id and mlflow.active_run() is None:
+        run_ctx = mlflow.start_run(run_id=attach_id)
+        os.environ.pop("MLFLOW_RUN_ID", None)  # consumed: later top-level runs are new runs
+        mlflow.set_tag("mlflow.runName", run_name)
+    else:
+        experiment_id = ensure_experiment(experiment)
+        run_ctx = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, nested=nested)
+    with run_ctx as run:
+        if tags:
+            mlflow.set_tags(dict(tags))
+        try:
+            yield run
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                mlflow.set_tag("viralab.error", redact_text(f"{type(exc).__name__}: {exc}")[:500])
+            raise
+
+
+def git_commit(path: Path | None = None) -> str | None:
+    """The commit of the working tree (with `-dirty` if it has changes), or None outside git."""
+    cwd = path or Path.cwd()
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10
+        )
+        if sha.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd, capture_output=True, text=True, timeout=10,
+        )
+        return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def log_config(cfg: DictConfig, extra_tags: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Log the resolved, redacted config as `config.yaml` and as flattened params.
+
+    Returns the safe container so callers can reuse it (e.g. child runs).
+    """
+    safe = to_safe_container(cfg)
+    params = flatten_params(safe)
+    existing = mlflow.get_run(mlflow.active_run().info.run_id).data.params
+    fresh = {k: v for k, v in params.items() if k not in existing}
+    items = list(fresh.items())
+    for i in range(0, len(items), 100):
+        mlflow.log_params(dict(items[i : i + 100]))
+    mlflow.log_text(OmegaConf.to_yaml(OmegaConf.create(safe)), "config.yaml")
+    tags: dict[str, Any] = {}
+    commit = git_commit()
+    if commit:
+        tags["viralab.git_commit"] = commit
+        if "mlflow.source.git.commit" not in mlflow.active_run().data.tags:
+            tags["mlflow.source.git.commit"] = commit.removesuffix("-dirty")
+    if extra_tags:
+        tags.update(extra_tags)
+    mlflow.set_tags({k: str(v) for k, v in tags.items()})
+    return safe
