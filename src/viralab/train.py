@@ -1,0 +1,53 @@
+"""The training entry point: `python -m viralab.train model=... data=...` (Hydra app).
+
+`train(cfg)` builds everything and returns the metrics (tests and sweeps call it directly);
+`main` only parses the command line. `mlflow run .` reaches the same `main` through MLproject.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from viralab.config import config_dir, expand_override_args
+from viralab.entrypoint import user_errors_exit
+from viralab.errors import ConfigError
+from viralab.tracking import configure_tracking
+
+log = logging.getLogger(__name__)
+
+FAMILIES = ("preference", "forecast")
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Train the configured model family on the configured data; returns its metrics."""
+    configure_tracking(cfg)
+    family = cfg.task.family
+    if family == "preference":
+        from viralab.preference import train_preference
+
+        return train_preference(cfg)
+    if family == "forecast":
+        from viralab.forecasting import train_forecast
+
+        return train_forecast(cfg)
+    raise ConfigError(f"unknown task.family {family!r}; valid: {', '.join(FAMILIES)}")
+
+
+@hydra.main(config_path=str(config_dir()), config_name="config", version_base="1.3")
+@user_errors_exit
+def _hydra_main(cfg: DictConfig) -> float | None:
+    metrics = train(cfg)
+    return metrics.get("mae")
+
+
+def main() -> None:
+    sys.argv = [sys.argv[0], *expand_override_args(sys.argv[1:])]
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()
