@@ -73,15 +73,18 @@ def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     rows = []
     for r in records:
         analysis = (r.get("video") or {}).get("visual_analysis")
-        rows.append({
-            "rating_id": str(r.get("id")),
-            "video_id": str(r.get("video_id")),
-            ANALYSIS_COLUMN: json.dumps(analysis, sort_keys=True, allow_nan=False)
-            if analysis is not None else "{}",
-            LABEL: float(r[LABEL]),
-            "notes": r.get("notes") or "",
-            "rated_at": str(r.get("rated_at") or ""),
-        })
+        rows.append(
+            {
+                "rating_id": str(r.get("id")),
+                "video_id": str(r.get("video_id")),
+                ANALYSIS_COLUMN: json.dumps(analysis, sort_keys=True, allow_nan=False)
+                if analysis is not None
+                else "{}",
+                LABEL: float(r[LABEL]),
+                "notes": r.get("notes") or "",
+                "rated_at": str(r.get("rated_at") or ""),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -105,8 +108,9 @@ def build_pipeline(cfg: DictConfig) -> Pipeline:
     return Pipeline([("features", encoder), ("model", build_estimator(cfg.model))])
 
 
-def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray, prefix: str = ""
-                       ) -> dict[str, float]:
+def regression_metrics(
+    y_true: np.ndarray, y_pred: np.ndarray, prefix: str = ""
+) -> dict[str, float]:
     return {
         f"{prefix}mae": float(mean_absolute_error(y_true, y_pred)),
         f"{prefix}rmse": float(np.sqrt(mean_squared_error(y_true, y_pred))),
@@ -146,8 +150,9 @@ def fit_preference(cfg: DictConfig, frame: pd.DataFrame) -> PreferenceResult:
     metrics["training_video_count"] = float(len(train))
     metrics["test_video_count"] = float(len(test))
     metrics["n_features"] = float(len(pipeline.named_steps["features"].feature_names_out_))
-    return PreferenceResult(pipeline, metrics, test.reset_index(drop=True), pred,
-                            feature_weights(pipeline))
+    return PreferenceResult(
+        pipeline, metrics, test.reset_index(drop=True), pred, feature_weights(pipeline)
+    )
 
 
 def default_run_name(cfg: DictConfig) -> str:
@@ -156,8 +161,9 @@ def default_run_name(cfg: DictConfig) -> str:
     return f"{cfg.model.name}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
 
 
-def log_preference(cfg: DictConfig, result: PreferenceResult, frame: pd.DataFrame,
-                   report: ExtractionReport) -> str | None:
+def log_preference(
+    cfg: DictConfig, result: PreferenceResult, frame: pd.DataFrame, report: ExtractionReport
+) -> str | None:
     """Log metrics, dataset, artifacts and the pyfunc model to the active run; register it.
 
     Returns the registered version number, or None when registration is off.
@@ -170,10 +176,11 @@ def log_preference(cfg: DictConfig, result: PreferenceResult, frame: pd.DataFram
     )
     mlflow.log_input(dataset, context="training")
     mlflow.log_dict(result.feature_weights, "feature_weights.json")
-    mlflow.log_dict(result.pipeline.named_steps["features"].metadata_
-                    and {k: m.as_dict() for k, m in
-                         result.pipeline.named_steps["features"].metadata_.items()},
-                    "feature_metadata.json")
+    mlflow.log_dict(
+        result.pipeline.named_steps["features"].metadata_
+        and {k: m.as_dict() for k, m in result.pipeline.named_steps["features"].metadata_.items()},
+        "feature_metadata.json",
+    )
     with tempfile.TemporaryDirectory() as tmp:
         eval_path = Path(tmp) / "test_set.parquet"
         result.test[[ANALYSIS_COLUMN]].assign(__label__=result.test[LABEL]).to_parquet(eval_path)
@@ -198,8 +205,9 @@ def log_preference(cfg: DictConfig, result: PreferenceResult, frame: pd.DataFram
     if version is not None:
         client = mlflow.MlflowClient()
         client.set_model_version_tag(registered, str(version), "viralab.model", cfg.model.name)
-        client.set_model_version_tag(registered, str(version), "viralab.run_name",
-                                     mlflow.active_run().info.run_name)
+        client.set_model_version_tag(
+            registered, str(version), "viralab.run_name", mlflow.active_run().info.run_name
+        )
         log.info("Registered %s version %s", registered, version)
     return None if version is None else str(version)
 
@@ -208,14 +216,19 @@ def train_preference(cfg: DictConfig) -> dict[str, float]:
     """Extract, fit, evaluate, log and register one preference model; returns its metrics."""
     frame, report = load_preference_data(cfg)
     run_name = default_run_name(cfg)
-    with tracked_run(experiment=cfg.task.experiment, run_name=run_name,
-                     tags={"viralab.family": "preference", "viralab.model": cfg.model.name}):
+    with tracked_run(
+        experiment=cfg.task.experiment,
+        run_name=run_name,
+        tags={"viralab.family": "preference", "viralab.model": cfg.model.name},
+    ):
         log_config(cfg)
         log.info("Training %s on %d ratings", cfg.model.name, len(frame))
         result = fit_preference(cfg, frame)
         version = log_preference(cfg, result, frame, report)
         m = result.metrics
-        print(f"{cfg.model.name}: MAE={m['mae']:.3f} RMSE={m['rmse']:.3f} R2={m['r2']:.3f} "
-              f"(mean predictor MAE={m['baseline_mae']:.3f})"
-              + (f"; registered {cfg.task.registered_model} v{version}" if version else ""))
+        print(
+            f"{cfg.model.name}: MAE={m['mae']:.3f} RMSE={m['rmse']:.3f} R2={m['r2']:.3f} "
+            f"(mean predictor MAE={m['baseline_mae']:.3f})"
+            + (f"; registered {cfg.task.registered_model} v{version}" if version else "")
+        )
     return result.metrics

@@ -82,7 +82,10 @@ class PostgresServer:
 
         name = name or f"t_{uuid.uuid4().hex[:12]}"
         conn = psycopg2.connect(
-            host=self.host, port=self.port, user=self.user, password=self.password,
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
             dbname="postgres",
         )
         conn.autocommit = True
@@ -95,7 +98,10 @@ class PostgresServer:
         import psycopg2
 
         conn = psycopg2.connect(
-            host=self.host, port=self.port, user=self.user, password=self.password,
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
             dbname="postgres",
         )
         conn.autocommit = True
@@ -113,8 +119,11 @@ class PostgresServer:
         opts = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.datadir}"
         res = self._pg_ctl("-o", opts, "-l", str(self.datadir / "server.log"), "-w", "start")
         if res.returncode != 0:
-            log = (self.datadir / "server.log").read_text() if (
-                self.datadir / "server.log").exists() else ""
+            log = (
+                (self.datadir / "server.log").read_text()
+                if (self.datadir / "server.log").exists()
+                else ""
+            )
             raise RuntimeError(f"pg_ctl start failed: {res.stderr}\n{log[-2000:]}")
 
     def stop(self, mode: str = "fast") -> None:
@@ -131,8 +140,9 @@ def start_postgres() -> PostgresServer:
     """initdb + start a cluster in a temp dir, as the `postgres` user when we are root."""
     bindir = _pg_bindir()
     if bindir is None:
-        raise FileNotFoundError("PostgreSQL server binaries (initdb) not found; "
-                                "install the Debian package `postgresql`")
+        raise FileNotFoundError(
+            "PostgreSQL server binaries (initdb) not found; install the Debian package `postgresql`"
+        )
     as_pg = os.geteuid() == 0
     base = Path(tempfile.mkdtemp(prefix="viralab-pg-"))
     datadir = base / "data"
@@ -144,18 +154,34 @@ def start_postgres() -> PostgresServer:
         shutil.chown(datadir, "postgres", "postgres")
         shutil.chown(pwfile, "postgres", "postgres")
     initdb = [
-        str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres", "--pwfile", str(pwfile),
-        "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8", "--no-sync",
+        str(bindir / "initdb"),
+        "-D",
+        str(datadir),
+        "-U",
+        "postgres",
+        "--pwfile",
+        str(pwfile),
+        "--auth-host=scram-sha-256",
+        "--auth-local=trust",
+        "-E",
+        "UTF8",
+        "--no-sync",
     ]
-    cmd = ["su", "postgres", "-s", "/bin/sh", "-c", " ".join(_q(c) for c in initdb)] if as_pg \
+    cmd = (
+        ["su", "postgres", "-s", "/bin/sh", "-c", " ".join(_q(c) for c in initdb)]
+        if as_pg
         else initdb
+    )
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
     if res.returncode != 0:
         raise RuntimeError(f"initdb failed: {res.stderr}")
     with open(datadir / "postgresql.conf", "a") as f:
-        f.write("\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
-                "max_connections = 200\n")
-    server = PostgresServer("127.0.0.1", free_port(), "postgres", PG_PASSWORD, datadir, bindir,
-                            as_pg)
+        f.write(
+            "\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+            "max_connections = 200\n"
+        )
+    server = PostgresServer(
+        "127.0.0.1", free_port(), "postgres", PG_PASSWORD, datadir, bindir, as_pg
+    )
     server.start()
     return server

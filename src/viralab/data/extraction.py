@@ -76,7 +76,9 @@ def extract_training_records(
     for record in records:
         report.total += 1
         reason = drop_reason(
-            record, rater_type=rater_type, min_feature_count=min_feature_count,
+            record,
+            rater_type=rater_type,
+            min_feature_count=min_feature_count,
             version_key=version_key,
         )
         if reason:

@@ -18,8 +18,14 @@ from viralab.errors import ConfigError, DataError
 
 SOURCES = ("sample", "files", "postgres")
 STATS_COLUMNS = [
-    "timestamp", "video_id", "view_count", "like_count", "comment_count",
-    "views_growth_rate", "likes_growth_rate", "comments_growth_rate",
+    "timestamp",
+    "video_id",
+    "view_count",
+    "like_count",
+    "comment_count",
+    "views_growth_rate",
+    "likes_growth_rate",
+    "comments_growth_rate",
 ]
 
 
@@ -70,8 +76,9 @@ def load_rating_records(data_cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     if source == "sample":
         from viralab.data.sample import generate_ratings
 
-        return generate_ratings(n_videos=int(data_cfg.get("n_videos", 700)),
-                                seed=int(data_cfg.get("seed", 42)))
+        return generate_ratings(
+            n_videos=int(data_cfg.get("n_videos", 700)), seed=int(data_cfg.get("seed", 42))
+        )
     if source == "files":
         path = _path(data_cfg)
         if path.suffix.lower() not in {".json", ".jsonl"}:
@@ -132,9 +139,7 @@ def normalize_stats(frame: pd.DataFrame, origin: str = "stats") -> pd.DataFrame:
         if frame[col].isna().any():
             raise DataError(f"{origin}: non-numeric values in {col}")
     frame["video_id"] = frame["video_id"].astype(str)
-    if not {"views_growth_rate", "likes_growth_rate", "comments_growth_rate"} <= set(
-        frame.columns
-    ):
+    if not {"views_growth_rate", "likes_growth_rate", "comments_growth_rate"} <= set(frame.columns):
         from viralab.data.sample import add_growth_rates
 
         frame = add_growth_rates(frame.sort_values(["video_id", "timestamp"]))

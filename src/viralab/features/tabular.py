@@ -98,8 +98,9 @@ def _kind(value: Any) -> str:
     return "other"
 
 
-def describe_features(flat_rows: list[Mapping[str, Any]], max_categories: int = 20
-                      ) -> dict[str, FeatureMetadata]:
+def describe_features(
+    flat_rows: list[Mapping[str, Any]], max_categories: int = 20
+) -> dict[str, FeatureMetadata]:
     """Type every key seen in the flattened rows (spec's `categorizeFeatures`, made robust)."""
     n = len(flat_rows)
     values_by_key: dict[str, list[Any]] = {}
@@ -120,14 +121,19 @@ def describe_features(flat_rows: list[Mapping[str, Any]], max_categories: int = 
         elif kind in {"numeric", "boolean"}:
             numbers = [x for x in (_as_number(v) for v in values) if x is not None]
             metadata[key] = FeatureMetadata(
-                key, "numeric", null_count, coverage,
-                min(numbers) if numbers else None, max(numbers) if numbers else None,
+                key,
+                "numeric",
+                null_count,
+                coverage,
+                min(numbers) if numbers else None,
+                max(numbers) if numbers else None,
             )
         elif kind == "string":
             distinct = sorted({v for v in values if isinstance(v, str)})
             if len(distinct) <= max_categories:
-                metadata[key] = FeatureMetadata(key, "categorical", null_count, coverage,
-                                                values=distinct)
+                metadata[key] = FeatureMetadata(
+                    key, "categorical", null_count, coverage, values=distinct
+                )
             else:
                 metadata[key] = FeatureMetadata(key, "text", null_count, coverage)
         else:
@@ -198,31 +204,52 @@ class AnalysisEncoder(TransformerMixin, BaseEstimator):
         if not flat_rows:
             raise ValueError("cannot fit on zero documents")
         self.metadata_ = describe_features(flat_rows, self.max_categories)
-        usable = {k: m for k, m in self.metadata_.items()
-                  if m.coverage >= self.min_coverage and m.type != "text"}
+        usable = {
+            k: m
+            for k, m in self.metadata_.items()
+            if m.coverage >= self.min_coverage and m.type != "text"
+        }
         self.numeric_ = [k for k, m in usable.items() if m.type == "numeric"]
         self.boolean_ = [k for k, m in usable.items() if m.type == "boolean"]
         self.categorical_ = [k for k, m in usable.items() if m.type == "categorical"]
         if not (self.numeric_ or self.boolean_ or self.categorical_):
-            raise ValueError("no usable features: every feature is text or under "
-                             f"{self.min_coverage:.0%} coverage")
-        fill = SimpleImputer(strategy="constant", fill_value=self.missing_value,
-                             keep_empty_features=True)
+            raise ValueError(
+                "no usable features: every feature is text or under "
+                f"{self.min_coverage:.0%} coverage"
+            )
+        fill = SimpleImputer(
+            strategy="constant", fill_value=self.missing_value, keep_empty_features=True
+        )
         transformers = []
         if self.numeric_:
-            transformers.append(("num", Pipeline([("scale", SCALERS[self.scaling]()),
-                                                  ("fill", fill)]), self.numeric_))
+            transformers.append(
+                (
+                    "num",
+                    Pipeline([("scale", SCALERS[self.scaling]()), ("fill", fill)]),
+                    self.numeric_,
+                )
+            )
         if self.boolean_:
-            transformers.append(("bool", SimpleImputer(strategy="constant",
-                                                       fill_value=self.missing_value,
-                                                       keep_empty_features=True),
-                                 self.boolean_))
+            transformers.append(
+                (
+                    "bool",
+                    SimpleImputer(
+                        strategy="constant", fill_value=self.missing_value, keep_empty_features=True
+                    ),
+                    self.boolean_,
+                )
+            )
         if self.categorical_:
             categories = [self.metadata_[k].values for k in self.categorical_]
-            transformers.append(("cat", OneHotEncoder(categories=categories,
-                                                      handle_unknown="ignore",
-                                                      sparse_output=False),
-                                 self.categorical_))
+            transformers.append(
+                (
+                    "cat",
+                    OneHotEncoder(
+                        categories=categories, handle_unknown="ignore", sparse_output=False
+                    ),
+                    self.categorical_,
+                )
+            )
         self.columns_ = ColumnTransformer(transformers, verbose_feature_names_out=False)
         self.columns_.fit(self._typed_frame(flat_rows))
         self.feature_names_out_ = np.asarray(self.columns_.get_feature_names_out(), dtype=object)
@@ -239,8 +266,7 @@ class AnalysisEncoder(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "columns_")
         names = [*self.numeric_, *self.boolean_, *self.categorical_]
         flat_rows = [flatten_analysis(d) for d in parse_documents(X, self.column)]
-        return np.array([sum(r.get(k) is not None for k in names) / len(names)
-                         for r in flat_rows])
+        return np.array([sum(r.get(k) is not None for k in names) / len(names) for r in flat_rows])
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         check_is_fitted(self, "feature_names_out_")

@@ -2,5 +2,7 @@
 
 import typer
 
-app = typer.Typer(help="Model Registry: promotion with gates, rollback, sync to model_versions.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Model Registry: promotion with gates, rollback, sync to model_versions.",
+    no_args_is_help=True,
+)

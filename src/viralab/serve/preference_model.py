@@ -40,8 +40,7 @@ class PreferenceModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         self.pipeline = joblib.load(context.artifacts[PIPELINE_ARTIFACT])
 
-    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None
-                ) -> pd.DataFrame:
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
         frame = documents_frame(model_input)
         raw = np.asarray(self.pipeline.predict(frame), dtype=float)
         clipped = np.clip(raw, 0.0, 1.0)

@@ -1,0 +1,55 @@
+# viralab — `make run` sets up and trains on the embedded default; `make test` sets up and tests.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TRACKING_URI := sqlite:///$(CURDIR)/mlruns/mlflow.db
+MODEL ?= ridge
+
+export MLFLOW_TRACKING_URI ?= $(TRACKING_URI)
+export MLFLOW_DISABLE_TELEMETRY ?= true
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export GIT_PYTHON_REFRESH ?= quiet
+
+.PHONY: setup run ui test test-fast lint format clean
+
+setup: $(VENV)/.installed
+
+# The venv's activate script also exports MLFLOW_TRACKING_URI, so after
+# `source .venv/bin/activate` a bare `mlflow run .` / `mlflow ui` use mlruns/ too.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	grep -q MLFLOW_TRACKING_URI $(BIN)/activate || { \
+	  echo 'export MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-$(TRACKING_URI)}"'; \
+	  echo 'export MLFLOW_DISABLE_TELEMETRY="$${MLFLOW_DISABLE_TELEMETRY:-true}"'; \
+	  echo 'export TF_CPP_MIN_LOG_LEVEL="$${TF_CPP_MIN_LOG_LEVEL:-2}"'; \
+	} >> $(BIN)/activate
+	touch $@
+
+run: setup
+	$(BIN)/mlflow run . -P model=$(MODEL) --env-manager local
+	@echo
+	@echo "Tracking store: $(MLFLOW_TRACKING_URI)  (artifacts under mlruns/artifacts/)"
+	@echo "Open the UI:    make ui   (or: source $(BIN)/activate && mlflow ui --port 5000)"
+
+ui: setup
+	$(BIN)/mlflow ui --backend-store-uri "$(MLFLOW_TRACKING_URI)" --host 127.0.0.1 --port 5000
+
+test: setup
+	$(BIN)/pytest
+
+test-fast: setup
+	$(BIN)/pytest -m "not integration and not slow"
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf outputs multirun .pytest_cache .ruff_cache
