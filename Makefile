@@ -10,6 +10,8 @@ export MLFLOW_TRACKING_URI ?= $(TRACKING_URI)
 export MLFLOW_DISABLE_TELEMETRY ?= true
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export GIT_PYTHON_REFRESH ?= quiet
+# `mlflow run --env-manager local` runs `python -m viralab.train` from PATH: use the venv.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: setup run ui test test-fast lint format clean
 

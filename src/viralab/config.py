@@ -82,6 +82,29 @@ def expand_override_args(argv: list[str]) -> list[str]:
     return out
 
 
+def group_options(group: str) -> list[str]:
+    """The choices a config group offers (the YAML files in `conf/<group>/`)."""
+    return sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
+
+
+def check_group_choices(overrides: Iterable[str]) -> None:
+    """Reject `group=choice` for a choice that does not exist, naming the valid ones.
+
+    Hydra would say the same across a dozen lines with its search path; users get one line.
+    """
+    from viralab.errors import ConfigError
+
+    root = config_dir()
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        key = key.lstrip("+~")
+        if not sep or "." in key or "@" in key or not (root / key).is_dir():
+            continue
+        if value and value != "null" and not (root / key / f"{value}.yaml").is_file():
+            valid = ", ".join(group_options(key))
+            raise ConfigError(f"unknown {key} {value!r}; valid choices: {valid}")
+
+
 def redact_text(text: str) -> str:
     """Replace the password in any `scheme://user:password@host` inside `text`."""
     return _URL_WITH_USERINFO.sub(lambda m: f"{m.group(1)}{m.group(2)}:{REDACTED}@", text)

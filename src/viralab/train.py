@@ -12,7 +12,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from viralab.config import config_dir, expand_override_args
+from viralab.config import check_group_choices, config_dir, expand_override_args
 from viralab.entrypoint import user_errors_exit
 from viralab.errors import ConfigError
 from viralab.tracking import configure_tracking
@@ -44,8 +44,11 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     return metrics.get("mae")
 
 
+@user_errors_exit
 def main() -> None:
-    sys.argv = [sys.argv[0], *expand_override_args(sys.argv[1:])]
+    overrides = expand_override_args(sys.argv[1:])
+    check_group_choices(overrides)
+    sys.argv = [sys.argv[0], *overrides]
     _hydra_main()
 
 

@@ -1,0 +1,56 @@
+"""Tracking URI resolution and attaching to the run `mlflow run` created."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from viralab.tracking import ensure_experiment, resolve_tracking_uri, tracked_run
+
+
+def test_env_tracking_uri_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://example.invalid:5000")
+    assert resolve_tracking_uri("sqlite:///mlruns/mlflow.db") == "http://example.invalid:5000"
+
+
+def test_relative_sqlite_default_is_made_absolute(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    monkeypatch.chdir(tmp_path)
+    uri = resolve_tracking_uri(None)
+    assert uri == f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+    assert (tmp_path / "mlruns").is_dir()
+
+
+def test_new_experiment_keeps_artifacts_beside_the_sqlite_store(mlflow_isolation: str) -> None:
+    exp_id = ensure_experiment("some experiment")
+    location = mlflow.get_experiment(exp_id).artifact_location
+    store_dir = Path(mlflow_isolation.removeprefix("sqlite:///")).parent
+    assert location == (store_dir / "artifacts" / "some-experiment").as_uri()
+    assert ensure_experiment("some experiment") == exp_id
+
+
+def test_first_run_attaches_to_mlflow_run_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    exp_id = ensure_experiment("launcher")
+    launched = mlflow.MlflowClient().create_run(exp_id)
+    monkeypatch.setenv("MLFLOW_RUN_ID", launched.info.run_id)
+    with tracked_run(experiment="elsewhere", run_name="attached") as run:
+        assert run.info.run_id == launched.info.run_id
+        with tracked_run(experiment="elsewhere", run_name="child", nested=True) as child:
+            assert child.info.run_id != launched.info.run_id
+    finished = mlflow.get_run(launched.info.run_id)
+    assert finished.info.status == "FINISHED"
+    assert finished.info.run_name == "attached"
+    assert mlflow.get_experiment_by_name("elsewhere") is not None  # the child's experiment
+
+
+def test_run_ends_failed_when_the_body_raises() -> None:
+    with pytest.raises(RuntimeError), tracked_run(experiment="e", run_name="boom") as run:
+        run_id = run.info.run_id
+        raise RuntimeError("bad thing")
+    failed = mlflow.get_run(run_id)
+    assert failed.info.status == "FAILED"
+    assert "bad thing" in failed.data.tags["viralab.error"]
