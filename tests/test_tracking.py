@@ -44,7 +44,9 @@ def test_first_run_attaches_to_mlflow_run_id(monkeypatch: pytest.MonkeyPatch) ->
     finished = mlflow.get_run(launched.info.run_id)
     assert finished.info.status == "FINISHED"
     assert finished.info.run_name == "attached"
-    assert mlflow.get_experiment_by_name("elsewhere") is not None  # the child's experiment
+    child_run = mlflow.get_run(child.info.run_id)
+    assert child_run.data.tags["mlflow.parentRunId"] == launched.info.run_id
+    assert child_run.info.experiment_id == exp_id  # children live with their parent
 
 
 def test_run_ends_failed_when_the_body_raises() -> None:

@@ -89,16 +89,24 @@ def tracked_run(
 
     Under `mlflow run`, `MLFLOW_RUN_ID` names the run the project launcher already created:
     the first top-level run attaches to it (no orphan second run) and keeps its experiment.
-    Children (`nested=True`) always open new runs under the active one.
+    A run opened while another is active becomes its child (`nested` is implied), in the
+    parent's experiment; `nested=True` only forbids attaching to `MLFLOW_RUN_ID`.
     """
+    parent = mlflow.active_run()
     attach_id = os.environ.get("MLFLOW_RUN_ID") if not nested else None
-    if attach_id and mlflow.active_run() is None:
+    if attach_id and parent is None:
         run_ctx = mlflow.start_run(run_id=attach_id)
         os.environ.pop("MLFLOW_RUN_ID", None)  # consumed: later top-level runs are new runs
         mlflow.set_tag("mlflow.runName", run_name)
+    elif parent is not None:
+        # A run opened inside another (a sweep trial, one target of `target=all`) is its
+        # child and lives in the parent's experiment, so the UI shows them together.
+        run_ctx = mlflow.start_run(
+            experiment_id=parent.info.experiment_id, run_name=run_name, nested=True
+        )
     else:
         experiment_id = ensure_experiment(experiment)
-        run_ctx = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, nested=nested)
+        run_ctx = mlflow.start_run(experiment_id=experiment_id, run_name=run_name)
     with run_ctx as run:
         if tags:
             mlflow.set_tags(dict(tags))
