@@ -13,7 +13,7 @@ export GIT_PYTHON_REFRESH ?= quiet
 # `mlflow run --env-manager local` runs `python -m viralab.train` from PATH: use the venv.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup run ui test test-fast lint format clean
+.PHONY: setup run ui test test-fast lint format clean services-up services-down compose-config
 
 setup: $(VENV)/.installed
 
@@ -55,3 +55,20 @@ format: setup
 
 clean:
 	rm -rf outputs multirun .pytest_cache .ruff_cache
+
+# Team stack (docker/compose.yaml): postgres, minio + bucket, mlflow server.
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+COMPOSE_ARGS := -f docker/compose.yaml --env-file docker/.env
+
+docker/.env:
+	@echo "docker/.env missing: cp docker/.env.example docker/.env and change its secrets" >&2; exit 1
+
+services-up: docker/.env
+	$(COMPOSE) $(COMPOSE_ARGS) up -d --build postgres minio create-bucket mlflow
+	@echo "MLflow server: http://127.0.0.1:$${MLFLOW_PORT:-5000}  (export MLFLOW_TRACKING_URI=...)"
+
+services-down: docker/.env
+	$(COMPOSE) $(COMPOSE_ARGS) down
+
+compose-config:
+	$(COMPOSE) -f docker/compose.yaml --env-file docker/.env.example config -q

@@ -185,3 +185,122 @@ def start_postgres() -> PostgresServer:
     )
     server.start()
     return server
+
+
+# --- S3 (moto in server mode) and a real `mlflow server` -----------------------------------
+
+S3_ACCESS_KEY = "viralab-test-access"
+S3_SECRET_KEY = "viralab-test-secret-key"
+
+
+def _venv_bin(name: str) -> str:
+    import sys
+
+    candidate = Path(sys.executable).with_name(name)
+    return str(candidate) if candidate.exists() else (shutil.which(name) or name)
+
+
+@dataclass
+class ManagedProcess:
+    """A server subprocess we started, with its log file for diagnosis."""
+
+    proc: subprocess.Popen
+    port: int
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_tail(self, n: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-n:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
+def _spawn(
+    cmd: list[str], port: int, env: dict[str, str], name: str, timeout: float = 90.0
+) -> ManagedProcess:
+    log_path = Path(tempfile.mkdtemp(prefix=f"viralab-{name}-")) / f"{name}.log"
+    log_file = open(log_path, "w")  # noqa: SIM115 - lives as long as the process
+    proc = subprocess.Popen(
+        cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True
+    )
+    managed = ManagedProcess(proc, port, log_path)
+    try:
+        wait_for_port(port, timeout=timeout, proc=proc)
+    except (TimeoutError, RuntimeError) as exc:
+        managed.stop()
+        raise RuntimeError(f"{name} did not start: {exc}\n{managed.log_tail()}") from None
+    return managed
+
+
+def s3_env(endpoint: str) -> dict[str, str]:
+    """What boto3 (and MLflow's S3 artifact repository) needs to reach the test endpoint."""
+    return {
+        "MLFLOW_S3_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": S3_ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY,
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+
+
+def start_s3(bucket: str = "mlflow-artifacts") -> ManagedProcess:
+    """moto's S3 in server mode on a free loopback port, with `bucket` created over HTTP."""
+    import boto3
+
+    port = free_port()
+    env = {**os.environ, **s3_env(f"http://127.0.0.1:{port}")}
+    managed = _spawn(
+        [_venv_bin("moto_server"), "-H", "127.0.0.1", "-p", str(port)], port, env, "moto"
+    )
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=managed.url,
+        aws_access_key_id=S3_ACCESS_KEY,
+        aws_secret_access_key=S3_SECRET_KEY,
+        region_name="us-east-1",
+    )
+    s3.create_bucket(Bucket=bucket)
+    return managed
+
+
+def start_mlflow_server(
+    backend_store_uri: str,
+    *,
+    artifacts_destination: str,
+    extra_env: dict[str, str] | None = None,
+    app_name: str | None = None,
+) -> ManagedProcess:
+    """`mlflow server` on loopback, proxying artifacts (`--serve-artifacts`)."""
+    port = free_port()
+    cmd = [
+        _venv_bin("mlflow"),
+        "server",
+        "--backend-store-uri",
+        backend_store_uri,
+        "--artifacts-destination",
+        artifacts_destination,
+        "--serve-artifacts",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    if app_name:
+        cmd += ["--app-name", app_name]
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", **(extra_env or {})}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return _spawn(cmd, port, env, "mlflow-server", timeout=180)
