@@ -5,7 +5,9 @@ from __future__ import annotations
 import typer
 
 from viralab.data.commands import app as data_app
+from viralab.entrypoint import user_errors_exit
 from viralab.registry.commands import app as registry_app
+from viralab.serve.commands import forecast, predict
 
 app = typer.Typer(
     name="viralab",
@@ -15,6 +17,22 @@ app = typer.Typer(
 )
 app.add_typer(data_app, name="data")
 app.add_typer(registry_app, name="registry")
+app.command()(predict)
+app.command()(forecast)
+
+
+@app.command()
+@user_errors_exit
+def milestone(
+    overrides: list[str] = typer.Argument(
+        None, help="Config overrides choosing the data, e.g. data=files data.path=export.json"
+    ),
+) -> None:
+    """Where the usable ratings stand on the spec's milestones (100/200/300/500), what next."""
+    from viralab.milestones import data_status  # imported here: keeps `viralab --help` fast
+
+    for line in data_status(overrides or []):
+        typer.echo(line)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,11 +7,15 @@ must agree on them, and both call this code):
 - `null` -> the key with value None (counts as missing downstream);
 - arrays -> `<key>_count` (length) and `<key>_empty` (bool); when every element is a string,
   one `<key>_has_<sanitized>` = True flag per element (spec's `sanitize`: lowercase, non
-  `[a-z0-9]` to `_`, first 30 chars). Mixed-type arrays get only count/empty;
+  `[a-z0-9]` to `_`, first 30 chars). Mixed-type and numeric arrays get only count/empty; an
+  array where an object was expected is just an array (count/empty), its section's usual
+  keys are then missing;
 - booleans stay booleans; finite numbers stay numbers; NaN/±inf become None;
-- strings stay strings (a later typing step decides numeric-looking strings, see
-  `coerce_scalar`);
-- a document that is not an object (a list, a number) flattens to {} rather than crashing.
+- strings stay strings (numbers written as strings, "7", are parsed later, by the typing step
+  in `viralab.features.tabular`);
+- unknown sections flatten like any other (the encoder ignores keys it never saw in training);
+- a document that is not an object (a list, a number, null) flattens to {}; a JSON string that
+  does not parse flattens to {} at scoring time (`flatten_document`), never a crash.
 
 Keys that themselves contain dots or underscores are kept verbatim: nothing downstream ever
 splits a feature name to recover its parts (spec 000's `name.split('_')[0]` bug).
@@ -23,6 +27,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 _NON_ALNUM = re.compile(r"[^a-z0-9]")
@@ -37,6 +42,21 @@ def coerce_scalar(value: Any) -> Any:
     """Normalise one leaf: non-finite floats -> None; everything else as given."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    return value
+
+
+def finite_json(value: Any) -> Any:
+    """A copy of a JSON-like value with NaN/±inf replaced by None.
+
+    Strict JSON has no NaN; Python's `json` writes and reads it anyway. Cleaning before
+    `json.dumps(..., allow_nan=False)` keeps every stored document standard JSON.
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): finite_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_json(v) for v in value]
     return value
 
 
@@ -62,3 +82,25 @@ def flatten_analysis(analysis: Any, prefix: str = "") -> dict[str, Any]:
         else:
             flat[full_key] = coerce_scalar(value)
     return flat
+
+
+@lru_cache(maxsize=2048)
+def _flatten_json_text(text: str) -> dict[str, Any]:
+    try:
+        return flatten_analysis(json.loads(text))
+    except (json.JSONDecodeError, RecursionError):
+        return {}
+
+
+def flatten_document(document: Any) -> dict[str, Any]:
+    """Flatten a document as the encoder receives it: a JSON string, a dict, or anything else.
+
+    JSON text is flattened once and memoised: cross-validation refits the encoder on every
+    fold and would otherwise re-parse the same documents each time. The returned dict may be
+    shared, so callers must not modify it. Text that is not valid JSON flattens to {}.
+    """
+    if isinstance(document, bytes):
+        document = document.decode("utf-8", errors="replace")
+    if isinstance(document, str):
+        return _flatten_json_text(document)
+    return flatten_analysis(document)

@@ -9,16 +9,27 @@ no separate normalisation config.
 Typing and coercion rules (for odd-shaped documents, applied the same way in fit and
 transform):
 
-- a feature's type is decided by the majority of its non-null training values: all booleans
-  -> boolean; numbers (and numeric-looking strings such as "7") -> numeric; strings ->
-  categorical when at most `max_categories` distinct values, else text;
-- at transform, a value that does not fit its feature's type is treated as missing (a list
-  where a number was expected, "abc" in a numeric feature); numeric strings are parsed;
-  booleans in numeric features count as 0/1;
-- missing values are filled after scaling with `missing_value` (spec: 0), so a missing
-  feature contributes nothing beyond the model's intercept;
+- a feature's type comes from its non-null training values: only booleans -> boolean;
+  otherwise the most common kind decides: numbers, booleans and numeric-looking strings
+  such as "7" -> numeric; other strings -> categorical when at most `max_categories`
+  distinct values, else text (skipped);
+- at transform, a value that does not fit its feature's type is treated as missing ("abc" in
+  a numeric feature, a number in a categorical one; an array or object where a number was
+  expected never reaches the feature at all: flattening gives it other keys); numeric
+  strings are parsed, booleans in numeric features count as 0/1, and boolean features also
+  read "true"/"false" and 0/1;
+- missing numeric values are filled after scaling by `missing`: "constant" with
+  `missing_value` (the spec: 0, so with min-max a missing number counts as the training
+  minimum), or the training "mean" / "median" of the scaled column (SimpleImputer);
+- missing booleans are always 0 (false), whatever `missing` says: an absent `<key>_has_<x>`
+  array flag means the array lacked that value, and a mean would turn an always-true flag
+  into a constant;
 - unknown categories at inference are ignored (all-zero one-hot), never an error;
-- features never seen in training are ignored.
+- features never seen in training are ignored; a document that is not an object, or text
+  that is not valid JSON, is a row of missing values (see `viralab.features.flatten`).
+
+Feature names are the flattened keys themselves (one-hot columns: `<key>_<category>`, from
+scikit-learn's `OneHotEncoder`); nothing ever splits a name to find its parts.
 """
 
 from __future__ import annotations
@@ -39,9 +50,10 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, RobustScaler, StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
-from viralab.features.flatten import flatten_analysis
+from viralab.features.flatten import flatten_document
 
 SCALERS = {"min-max": MinMaxScaler, "z-score": StandardScaler, "robust": RobustScaler}
+MISSING_STRATEGIES = ("constant", "mean", "median")
 ANALYSIS_COLUMN = "visual_analysis"
 
 
@@ -98,6 +110,35 @@ def _kind(value: Any) -> str:
     return "other"
 
 
+def _kinds(values: list[Any]) -> Counter:
+    """How many values of each kind; plain numbers and plain booleans skip the per-value test."""
+    types = set(map(type, values))
+    if types and types <= {int, float}:
+        return Counter({"numeric": len(values)})
+    if types == {bool}:
+        return Counter({"boolean": len(values)})
+    return Counter(_kind(v) for v in values)
+
+
+def _numeric_column(values: list[Any]) -> np.ndarray:
+    """`_as_number` over a column; numpy converts the usual all-number column in one go."""
+    try:
+        column = np.array(values, dtype=float)
+    except (TypeError, ValueError):
+        column = None
+    if column is None or column.shape != (len(values),):
+        return np.array([_as_number(v) for v in values], dtype=float)
+    column[~np.isfinite(column)] = np.nan
+    return column
+
+
+def _bool_column(values: list[Any]) -> np.ndarray:
+    """`_as_bool` over a column; a column of booleans and None converts in one go."""
+    if set(map(type, values)) <= {bool, type(None)}:
+        return np.array(values, dtype=float)
+    return np.array([_as_bool(v) for v in values], dtype=float)
+
+
 def describe_features(
     flat_rows: list[Mapping[str, Any]], max_categories: int = 20
 ) -> dict[str, FeatureMetadata]:
@@ -114,12 +155,13 @@ def describe_features(
         values = values_by_key[key]
         null_count = n - len(values)
         coverage = len(values) / n if n else 0.0
-        kinds = Counter(_kind(v) for v in values)
+        kinds = _kinds(values)
         kind = kinds.most_common(1)[0][0] if kinds else "numeric"
         if kind == "boolean" and kinds["boolean"] == len(values):
             metadata[key] = FeatureMetadata(key, "boolean", null_count, coverage)
         elif kind in {"numeric", "boolean"}:
-            numbers = [x for x in (_as_number(v) for v in values) if x is not None]
+            column = _numeric_column(values)
+            numbers = column[np.isfinite(column)].tolist()
             metadata[key] = FeatureMetadata(
                 key,
                 "numeric",
@@ -141,20 +183,24 @@ def describe_features(
     return metadata
 
 
-def parse_documents(X: Any, column: str = ANALYSIS_COLUMN) -> list[Any]:
-    """Accept a DataFrame with the analysis column, a Series, or a list of documents."""
+def documents_of(X: Any, column: str = ANALYSIS_COLUMN) -> list[Any]:
+    """The raw documents in what a caller passes: a DataFrame with the analysis column, a
+    Series, one mapping, or a list of documents (dicts or JSON strings)."""
     if isinstance(X, pd.DataFrame):
         if column not in X.columns:
             raise ValueError(f"input needs a {column!r} column; got {list(X.columns)}")
-        docs = X[column].tolist()
-    elif isinstance(X, pd.Series):
-        docs = X.tolist()
-    elif isinstance(X, Mapping):
-        docs = [X]
-    else:
-        docs = list(X)
+        return X[column].tolist()
+    if isinstance(X, pd.Series):
+        return X.tolist()
+    if isinstance(X, Mapping):
+        return [X]
+    return list(X)
+
+
+def parse_documents(X: Any, column: str = ANALYSIS_COLUMN) -> list[Any]:
+    """`documents_of`, with JSON text parsed (text that is not JSON becomes {})."""
     parsed = []
-    for doc in docs:
+    for doc in documents_of(X, column):
         if isinstance(doc, str | bytes):
             try:
                 doc = json.loads(doc)
@@ -164,43 +210,90 @@ def parse_documents(X: Any, column: str = ANALYSIS_COLUMN) -> list[Any]:
     return parsed
 
 
+def flatten_rows(X: Any, column: str = ANALYSIS_COLUMN) -> list[Mapping[str, Any]]:
+    """Every document of `X` flattened (shared, read-only dicts: see `flatten_document`)."""
+    return [flatten_document(doc) for doc in documents_of(X, column)]
+
+
 class AnalysisEncoder(TransformerMixin, BaseEstimator):
-    """Raw `visual_analysis` documents -> encoded feature matrix (see module docstring)."""
+    """Raw `visual_analysis` documents -> encoded feature matrix (see module docstring).
+
+    Args:
+        scaling: "min-max" (spec), "z-score" or "robust" for numeric features.
+        min_coverage: keep a feature only when at least this share of training documents
+            has a non-null value for it (spec: 0.5).
+        max_categories: a string feature with more distinct values than this is free text
+            and skipped (spec: 20).
+        missing: how missing numeric values are filled after scaling: "constant" (spec),
+            "mean" or "median".
+        missing_value: the constant for `missing="constant"` (spec: 0).
+        column: the input column holding the documents.
+    """
 
     def __init__(
         self,
         scaling: str = "min-max",
         min_coverage: float = 0.5,
         max_categories: int = 20,
+        missing: str = "constant",
         missing_value: float = 0.0,
         column: str = ANALYSIS_COLUMN,
     ) -> None:
         self.scaling = scaling
         self.min_coverage = min_coverage
         self.max_categories = max_categories
+        self.missing = missing
         self.missing_value = missing_value
         self.column = column
 
     def _typed_frame(self, flat_rows: list[Mapping[str, Any]]) -> pd.DataFrame:
-        data: dict[str, list[Any]] = {}
+        data: dict[str, Any] = {}
         for name in self.numeric_:
-            data[name] = [_as_number(r.get(name)) for r in flat_rows]
+            data[name] = _numeric_column([r.get(name) for r in flat_rows])
         for name in self.boolean_:
-            data[name] = [_as_bool(r.get(name)) for r in flat_rows]
+            data[name] = _bool_column([r.get(name) for r in flat_rows])
         for name in self.categorical_:
-            data[name] = [v if isinstance(v := r.get(name), str) else None for r in flat_rows]
-        frame = pd.DataFrame(data, index=range(len(flat_rows)))
-        numeric_cols = [*self.numeric_, *self.boolean_]
-        if numeric_cols:
-            frame[numeric_cols] = frame[numeric_cols].astype(float)
-        if self.categorical_:
-            frame[self.categorical_] = frame[self.categorical_].astype(object)
-        return frame
+            data[name] = pd.Series(
+                [v if isinstance(v := r.get(name), str) else None for r in flat_rows],
+                dtype=object,
+            )
+        return pd.DataFrame(data, index=range(len(flat_rows)))
 
-    def fit(self, X: Any, y: Iterable[float] | None = None) -> AnalysisEncoder:
+    def _check_params(self) -> None:
         if self.scaling not in SCALERS:
             raise ValueError(f"scaling must be one of {sorted(SCALERS)}, got {self.scaling!r}")
-        flat_rows = [flatten_analysis(d) for d in parse_documents(X, self.column)]
+        if self.missing not in MISSING_STRATEGIES:
+            raise ValueError(
+                f"missing must be one of {list(MISSING_STRATEGIES)}, got {self.missing!r}"
+            )
+
+    def _column_transformer(self) -> ColumnTransformer:
+        transformers: list[tuple[str, Any, list[str]]] = []
+        if self.numeric_:
+            fill = SimpleImputer(
+                strategy=self.missing,
+                fill_value=self.missing_value,
+                keep_empty_features=True,
+            )
+            scale = Pipeline([("scale", SCALERS[self.scaling]()), ("fill", fill)])
+            transformers.append(("num", scale, self.numeric_))
+        if self.boolean_:
+            absent_is_false = SimpleImputer(
+                strategy="constant", fill_value=0.0, keep_empty_features=True
+            )
+            transformers.append(("bool", absent_is_false, self.boolean_))
+        if self.categorical_:
+            categories = [self.metadata_[k].values for k in self.categorical_]
+            one_hot = OneHotEncoder(
+                categories=categories, handle_unknown="ignore", sparse_output=False
+            )
+            transformers.append(("cat", one_hot, self.categorical_))
+        return ColumnTransformer(transformers, verbose_feature_names_out=False)
+
+    def fit(self, X: Any, y: Iterable[float] | None = None) -> AnalysisEncoder:
+        """Type the features of the training documents and fit scalers and encoders."""
+        self._check_params()
+        flat_rows = flatten_rows(X, self.column)
         if not flat_rows:
             raise ValueError("cannot fit on zero documents")
         self.metadata_ = describe_features(flat_rows, self.max_categories)
@@ -217,57 +310,26 @@ class AnalysisEncoder(TransformerMixin, BaseEstimator):
                 "no usable features: every feature is text or under "
                 f"{self.min_coverage:.0%} coverage"
             )
-        fill = SimpleImputer(
-            strategy="constant", fill_value=self.missing_value, keep_empty_features=True
-        )
-        transformers = []
-        if self.numeric_:
-            transformers.append(
-                (
-                    "num",
-                    Pipeline([("scale", SCALERS[self.scaling]()), ("fill", fill)]),
-                    self.numeric_,
-                )
-            )
-        if self.boolean_:
-            transformers.append(
-                (
-                    "bool",
-                    SimpleImputer(
-                        strategy="constant", fill_value=self.missing_value, keep_empty_features=True
-                    ),
-                    self.boolean_,
-                )
-            )
-        if self.categorical_:
-            categories = [self.metadata_[k].values for k in self.categorical_]
-            transformers.append(
-                (
-                    "cat",
-                    OneHotEncoder(
-                        categories=categories, handle_unknown="ignore", sparse_output=False
-                    ),
-                    self.categorical_,
-                )
-            )
-        self.columns_ = ColumnTransformer(transformers, verbose_feature_names_out=False)
+        self.columns_ = self._column_transformer()
         self.columns_.fit(self._typed_frame(flat_rows))
         self.feature_names_out_ = np.asarray(self.columns_.get_feature_names_out(), dtype=object)
         self.n_features_in_ = 1
         return self
 
     def transform(self, X: Any) -> np.ndarray:
+        """Encode documents with what `fit` learned; never fails on odd shapes."""
         check_is_fitted(self, "columns_")
-        flat_rows = [flatten_analysis(d) for d in parse_documents(X, self.column)]
+        flat_rows = flatten_rows(X, self.column)
         return np.asarray(self.columns_.transform(self._typed_frame(flat_rows)), dtype=float)
 
     def coverage(self, X: Any) -> np.ndarray:
         """Share of the model's input features present (non-null) in each document."""
         check_is_fitted(self, "columns_")
         names = [*self.numeric_, *self.boolean_, *self.categorical_]
-        flat_rows = [flatten_analysis(d) for d in parse_documents(X, self.column)]
+        flat_rows = flatten_rows(X, self.column)
         return np.array([sum(r.get(k) is not None for k in names) / len(names) for r in flat_rows])
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """Encoded feature names: flattened keys, one-hot columns as `<key>_<category>`."""
         check_is_fitted(self, "feature_names_out_")
         return self.feature_names_out_
