@@ -55,7 +55,7 @@ def postgres_server() -> Iterator[PostgresServer]:
     except (FileNotFoundError, RuntimeError) as exc:
         require_service(f"PostgreSQL: {exc}")
     yield server
-    server.stop("immediate")
+    server.remove()
 
 
 @pytest.fixture

@@ -44,8 +44,8 @@ import viralab
 from viralab.analysis.correlation import CorrelationReport, analyze_correlations
 from viralab.analysis.error_analysis import analyze_errors, error_metrics
 from viralab.analysis.plots import correlation_bars, predicted_vs_actual, residuals
-from viralab.data.extraction import ExtractionReport, extract_training_records
-from viralab.data.sources import load_rating_records
+from viralab.data.extraction import ExtractionReport
+from viralab.data.sources import extract_records
 from viralab.errors import ConfigError, DataError
 from viralab.features.flatten import finite_json
 from viralab.features.selection import CorrelationSelector
@@ -88,8 +88,8 @@ def extract_usable(cfg: DictConfig) -> tuple[list[dict[str, Any]], ExtractionRep
     """The configured source's ratings through the §2 extraction rules (owner, v3, >= 100
     features), with the counts of what was kept and dropped, by reason."""
     feats = cfg.features
-    return extract_training_records(
-        load_rating_records(cfg.data),
+    return extract_records(
+        cfg.data,
         rater_type=feats.get("rater_type", "owner"),
         min_feature_count=int(feats.get("min_feature_count", 100)),
         version_key=feats.get("require_version_key", "comedyStyle"),

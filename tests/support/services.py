@@ -129,6 +129,11 @@ class PostgresServer:
     def stop(self, mode: str = "fast") -> None:
         self._pg_ctl("-m", mode, "-w", "stop")
 
+    def remove(self) -> None:
+        """Stop for good and delete the cluster's files."""
+        self.stop("immediate")
+        shutil.rmtree(self.datadir.parent, ignore_errors=True)
+
 
 def _q(s: str) -> str:
     import shlex
