@@ -21,9 +21,10 @@ DATABASE_URL_ENV = "VIRALAB_DATABASE_URL"
 DEFAULT_SQLITE_PATH = Path("data/viralab.db")
 
 
-def app_database_url(configured: str | None = None) -> str:
-    """`$VIRALAB_DATABASE_URL`, else the configured URL, else the embedded SQLite file."""
-    url = os.environ.get(DATABASE_URL_ENV) or configured
+def app_database_url(explicit: str | None = None) -> str:
+    """An explicit URL (a `--database-url` flag, `data.url`), else `$VIRALAB_DATABASE_URL`,
+    else the embedded SQLite file."""
+    url = explicit or os.environ.get(DATABASE_URL_ENV)
     if url:
         return url
     return f"sqlite:///{DEFAULT_SQLITE_PATH}"

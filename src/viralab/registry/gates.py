@@ -1,0 +1,236 @@
+"""Promotion gates as pure functions: metrics and config in, pass/fail with the figures out.
+
+Nothing here talks to MLflow, so every rule is unit-testable and the CLI can print exactly
+which gate refused a version and by how much. The thresholds live in `conf/registry/` (spec
+000 table 6.2 for the preference model, spec 002 `performance_threshold` plus the naive
+baseline for the forecasters).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from viralab.errors import ConfigError
+
+OPERATORS: dict[str, tuple[str, Callable[[float, float], bool]]] = {
+    "lt": ("<", operator.lt),
+    "le": ("<=", operator.le),
+    "gt": (">", operator.gt),
+    "ge": (">=", operator.ge),
+}
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """One gate's verdict; `detail` carries the figures a reviewer needs to judge it."""
+
+    gate: str
+    passed: bool
+    detail: str
+
+    def line(self) -> str:
+        return f"{'PASS' if self.passed else 'FAIL'} {self.gate}: {self.detail}"
+
+
+@dataclass(frozen=True)
+class GateReport:
+    """All gates checked for one promotion, in the order they were checked."""
+
+    results: tuple[GateResult, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.results)
+
+    @property
+    def failures(self) -> tuple[GateResult, ...]:
+        return tuple(r for r in self.results if not r.passed)
+
+    def extend(self, results: Iterable[GateResult], notes: Iterable[str] = ()) -> GateReport:
+        return GateReport(self.results + tuple(results), self.notes + tuple(notes))
+
+    def summary(self, limit: int = 5000) -> str:
+        """A compact one-line record of every verdict, short enough for an MLflow tag."""
+        text = "; ".join(r.line() for r in self.results) or "no gates configured"
+        return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@dataclass(frozen=True)
+class Threshold:
+    metric: str
+    op: str
+    value: float
+
+    @property
+    def label(self) -> str:
+        return f"{self.metric} {OPERATORS[self.op][0]} {self.value:g}"
+
+
+@dataclass(frozen=True)
+class BaselineRule:
+    """The model must beat its best naive baseline (both metrics in original units)."""
+
+    metric: str = "mae"
+    baseline: str = "best_baseline_mae"
+    tag: str | None = "viralab.beats_naive"
+
+
+@dataclass(frozen=True)
+class GateSpec:
+    """The gates configured for one registered model."""
+
+    model: str
+    thresholds: tuple[Threshold, ...] = ()
+    beats_baseline: BaselineRule | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not self.thresholds and self.beats_baseline is None
+
+
+@dataclass(frozen=True)
+class ComparisonSettings:
+    """How a new champion is compared with the current one (`champion_comparison:`)."""
+
+    enabled: bool = True
+    eval_artifact: str = "eval/test_set.parquet"
+    label_column: str = "__label__"
+    fallback_metric: str = "mae"
+    tolerance: float = 0.0
+
+
+def gate_spec(gates: Mapping[str, Any] | None, model: str) -> GateSpec:
+    """Parse `registry.gates.<model>`; a model with no entry has no threshold gates.
+
+    Raises:
+        ConfigError: an unknown operator or a value that is not a number.
+    """
+    entry = (gates or {}).get(model) or {}
+    thresholds: list[Threshold] = []
+    for metric, rule in (entry.get("thresholds") or {}).items():
+        if not isinstance(rule, Mapping) or not rule:
+            raise ConfigError(
+                f"registry.gates.{model}.thresholds.{metric} must map an operator "
+                f"({', '.join(OPERATORS)}) to a number, got {rule!r}"
+            )
+        for op, value in rule.items():
+            if op not in OPERATORS:
+                raise ConfigError(
+                    f"registry.gates.{model}.thresholds.{metric}: unknown operator {op!r} "
+                    f"(use {', '.join(OPERATORS)})"
+                )
+            thresholds.append(Threshold(str(metric), op, _number(value, model, metric)))
+    baseline = entry.get("beats_baseline")
+    rule = None
+    if baseline:
+        rule = BaselineRule(
+            metric=str(baseline.get("metric", "mae")),
+            baseline=str(baseline.get("baseline", "best_baseline_mae")),
+            tag=baseline.get("tag"),
+        )
+    return GateSpec(model, tuple(thresholds), rule)
+
+
+def comparison_settings(section: Mapping[str, Any] | None) -> ComparisonSettings:
+    section = section or {}
+    return ComparisonSettings(
+        enabled=bool(section.get("enabled", True)),
+        eval_artifact=str(section.get("eval_artifact", "eval/test_set.parquet")),
+        label_column=str(section.get("label_column", "__label__")),
+        fallback_metric=str(section.get("fallback_metric", "mae")),
+        tolerance=_number(section.get("tolerance", 0.0), "champion_comparison", "tolerance"),
+    )
+
+
+def _number(value: Any, model: str, metric: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"registry gate {model}.{metric}: {value!r} is not a number") from None
+    if math.isnan(number):
+        raise ConfigError(f"registry gate {model}.{metric}: NaN is not a threshold")
+    return number
+
+
+def _usable(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) else number
+
+
+def check_thresholds(metrics: Mapping[str, float], spec: GateSpec) -> list[GateResult]:
+    """Each configured threshold against the run's metrics; a missing or NaN metric fails."""
+    results = []
+    for t in spec.thresholds:
+        value = _usable(metrics.get(t.metric))
+        if value is None:
+            results.append(GateResult(t.label, False, f"{t.metric} was not logged by the run"))
+            continue
+        passed = OPERATORS[t.op][1](value, t.value)
+        results.append(GateResult(t.label, passed, f"{t.metric} = {value:.6g}"))
+    return results
+
+
+def check_baseline(
+    metrics: Mapping[str, float], tags: Mapping[str, str], rule: BaselineRule | None
+) -> list[GateResult]:
+    """The model's error must be strictly below the best naive baseline's.
+
+    The metrics decide when both were logged (the tag is derived from them); otherwise the
+    run's tag (e.g. `viralab.beats_naive`) must read "true".
+    """
+    if rule is None:
+        return []
+    gate = f"beats naive baseline ({rule.metric} < {rule.baseline})"
+    value, baseline = _usable(metrics.get(rule.metric)), _usable(metrics.get(rule.baseline))
+    if value is not None and baseline is not None:
+        passed = value < baseline
+        sign = "<" if passed else ">="
+        return [GateResult(gate, passed, f"{rule.metric} {value:.6g} {sign} {baseline:.6g}")]
+    if rule.tag and rule.tag in tags:
+        passed = str(tags[rule.tag]).strip().lower() == "true"
+        return [GateResult(gate, passed, f"tag {rule.tag} = {tags[rule.tag]!r}")]
+    missing = rule.metric if value is None else rule.baseline
+    return [GateResult(gate, False, f"{missing} was not logged by the run")]
+
+
+def compare_mae(
+    candidate_mae: float,
+    champion_mae: float,
+    tolerance: float,
+    *,
+    candidate: str,
+    champion: str,
+    basis: str,
+) -> GateResult:
+    """The candidate may not be worse than the champion (beyond a relative `tolerance`)."""
+    limit = champion_mae * (1.0 + tolerance)
+    passed = _usable(candidate_mae) is not None and candidate_mae <= limit
+    sign = "<=" if passed else ">"
+    slack = f" (tolerance {tolerance:.0%})" if tolerance else ""
+    return GateResult(
+        "not worse than champion",
+        passed,
+        f"{candidate} MAE {candidate_mae:.6g} {sign} {champion} MAE {champion_mae:.6g}"
+        f"{slack} on {basis}",
+    )
+
+
+def check_metrics(
+    metrics: Mapping[str, float], tags: Mapping[str, str], spec: GateSpec
+) -> GateReport:
+    """The threshold and baseline gates for one run."""
+    notes = [f"no threshold gates configured for {spec.model!r}"] if spec.empty else []
+    return GateReport(
+        tuple(check_thresholds(metrics, spec) + check_baseline(metrics, tags, spec.beats_baseline)),
+        tuple(notes),
+    )

@@ -1,0 +1,122 @@
+"""Which version is active and which is the candidate: aliases by default, stages as a mode.
+
+MLflow deprecated stages in 2.9; aliases (`champion`, `challenger`) are the default marker and
+`registry.mode=stage` keeps teams on Production/Staging working. Everything that asks "who is
+the champion" or moves the marker goes through here, so promotion and sync agree on the rule.
+The registry itself is the source of truth: a reviewer who moves the alias (or stage) in the
+MLflow UI needs nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+
+from viralab.errors import ConfigError
+from viralab.registry.client import registry_errors, versions_filter
+from viralab.registry.gates import ComparisonSettings, GateSpec, comparison_settings, gate_spec
+
+Mode = Literal["alias", "stage"]
+Target = Literal["champion", "challenger"]
+TARGETS: tuple[Target, ...] = ("champion", "challenger")
+
+
+@dataclass(frozen=True)
+class RegistrySettings:
+    """`conf/registry/*.yaml` as typed values."""
+
+    mode: Mode = "alias"
+    active_alias: str = "champion"
+    candidate_alias: str = "challenger"
+    active_stage: str = "Production"
+    candidate_stage: str = "Staging"
+    gates: Mapping[str, Any] = field(default_factory=dict)
+    champion_comparison: ComparisonSettings = field(default_factory=ComparisonSettings)
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any] | None) -> RegistrySettings:
+        """Raises ConfigError for a mode other than alias/stage."""
+        section = dict(section or {})
+        mode = str(section.get("mode", "alias"))
+        if mode not in ("alias", "stage"):
+            raise ConfigError(f"registry.mode must be 'alias' or 'stage', got {mode!r}")
+        return cls(
+            mode=mode,  # type: ignore[arg-type]
+            active_alias=str(section.get("active_alias", "champion")),
+            candidate_alias=str(section.get("candidate_alias", "challenger")),
+            active_stage=str(section.get("active_stage", "Production")),
+            candidate_stage=str(section.get("candidate_stage", "Staging")),
+            gates=dict(section.get("gates") or {}),
+            champion_comparison=comparison_settings(section.get("champion_comparison")),
+        )
+
+    def gate_spec(self, model: str) -> GateSpec:
+        return gate_spec(self.gates, model)
+
+    def marker(self, target: Target) -> str:
+        """The alias or stage name that stands for `target` in this mode."""
+        if self.mode == "stage":
+            return self.active_stage if target == "champion" else self.candidate_stage
+        return self.active_alias if target == "champion" else self.candidate_alias
+
+    def describe(self, target: Target) -> str:
+        kind = "stage" if self.mode == "stage" else "alias"
+        return f"{kind} {self.marker(target)!r}"
+
+
+def stage_precedence(last_updated: int | None, version: int | str) -> tuple[int, int]:
+    """Order among versions sharing a stage (possible when a reviewer did not archive the
+    others): the most recently moved one wins, then the highest version number."""
+    return (last_updated or 0, int(version))
+
+
+def pick_stage_holder(versions: Iterable[ModelVersion], stage: str) -> ModelVersion | None:
+    """The version in `stage` (see `stage_precedence` when several are)."""
+    holders = [v for v in versions if v.current_stage == stage]
+    if not holders:
+        return None
+    return max(holders, key=lambda v: stage_precedence(v.last_updated_timestamp, v.version))
+
+
+def holder(
+    client: MlflowClient, settings: RegistrySettings, model: str, target: Target
+) -> ModelVersion | None:
+    """The version currently marked as `target` (champion/challenger), or None."""
+    marker = settings.marker(target)
+    with registry_errors(f"reading the {target} of {model}"):
+        if settings.mode == "alias":
+            aliases = client.get_registered_model(model).aliases
+            version = aliases.get(marker)
+            return None if version is None else client.get_model_version(model, str(version))
+        versions = client.search_model_versions(versions_filter(model))
+        return pick_stage_holder(versions, marker)
+
+
+def mark(
+    client: MlflowClient,
+    settings: RegistrySettings,
+    version: ModelVersion,
+    target: Target,
+) -> None:
+    """Give `version` the marker for `target`; the previous holder loses it.
+
+    Alias mode moves the alias (an alias names one version) and, on promotion to champion,
+    removes the challenger alias from the promoted version. Stage mode transitions with
+    `archive_existing_versions=True`, so the previous holder of the stage is archived.
+    """
+    model, number = version.name, str(version.version)
+    with registry_errors(f"marking {model} version {number} as {target}"):
+        if settings.mode == "stage":
+            client.transition_model_version_stage(
+                model, number, settings.marker(target), archive_existing_versions=True
+            )
+            return
+        client.set_registered_model_alias(model, settings.marker(target), number)
+        if target == "champion":
+            aliases = client.get_registered_model(model).aliases
+            if str(aliases.get(settings.candidate_alias)) == number:
+                client.delete_registered_model_alias(model, settings.candidate_alias)
