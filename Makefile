@@ -5,11 +5,14 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TRACKING_URI := sqlite:///$(CURDIR)/mlruns/mlflow.db
 MODEL ?= ridge
+# the experiment `python -m viralab.train` would use for MODEL (conf/task/*.yaml)
+EXPERIMENT ?= $(if $(filter lstm,$(MODEL)),YouTube LSTM Models,preference)
 
 export MLFLOW_TRACKING_URI ?= $(TRACKING_URI)
 export MLFLOW_DISABLE_TELEMETRY ?= true
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export GIT_PYTHON_REFRESH ?= quiet
+export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR ?= false
 # `mlflow run --env-manager local` runs `python -m viralab.train` from PATH: use the venv.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
@@ -27,11 +30,12 @@ $(VENV)/.installed: pyproject.toml
 	  echo 'export MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-$(TRACKING_URI)}"'; \
 	  echo 'export MLFLOW_DISABLE_TELEMETRY="$${MLFLOW_DISABLE_TELEMETRY:-true}"'; \
 	  echo 'export TF_CPP_MIN_LOG_LEVEL="$${TF_CPP_MIN_LOG_LEVEL:-2}"'; \
+	  echo 'export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="$${MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR:-false}"'; \
 	} >> $(BIN)/activate
 	touch $@
 
 run: setup
-	$(BIN)/mlflow run . -P model=$(MODEL) --env-manager local
+	$(BIN)/mlflow run . -P model=$(MODEL) --env-manager local --experiment-name "$(EXPERIMENT)"
 	@echo
 	@echo "Tracking store: $(MLFLOW_TRACKING_URI)  (artifacts under mlruns/artifacts/)"
 	@echo "Open the UI:    make ui   (or: source $(BIN)/activate && mlflow ui --port 5000)"

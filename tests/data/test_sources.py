@@ -109,8 +109,19 @@ def test_raw_counts_get_the_spec_growth_rates(stats, tmp_path):
         frac=1, random_state=1
     ).to_csv(path, index=False)
     loaded = load_stats({"source": "files", "path": str(path)})
+    # rows keep the order they came in (the forecaster's cleaning sorts and counts them)...
+    assert not loaded["timestamp"].is_monotonic_increasing
+    # ...and carry the growth rates the spec computes in time order
+    loaded = loaded.sort_values(["video_id", "timestamp"]).reset_index(drop=True)
     expected = stats.sort_values(["video_id", "timestamp"]).reset_index(drop=True)
     pd.testing.assert_frame_equal(loaded, expected, check_dtype=False)
+
+
+def test_repeated_timestamps_reach_training_for_its_rules(stats, tmp_path):
+    path = tmp_path / "dupes.csv"
+    pd.concat([stats, stats.head(3)]).to_csv(path, index=False)
+    loaded = load_stats({"source": "files", "path": str(path)})
+    assert len(loaded) == len(stats) + 3
 
 
 def test_training_refuses_invalid_stats_rows(stats, tmp_path):

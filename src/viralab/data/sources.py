@@ -247,14 +247,16 @@ def normalize_stats(frame: pd.DataFrame, origin: str = "stats") -> pd.DataFrame:
     """Check the rows, parse timestamps (UTC), add growth rates when only counts are given.
 
     Training must not run on silently dropped rows, so any invalid row is an error here (the
-    loader, `viralab data load`, sets such rows aside with their reasons instead).
+    loader, `viralab data load`, sets such rows aside with their reasons instead). Row order
+    and repeated timestamps are kept as given: the forecaster's cleaning rules sort, resolve
+    and count them in the run's logs (`features.sequence`).
 
     Raises:
         DataError: missing columns, no rows, or invalid rows (the first reasons are named).
     """
     from viralab.data.validation import GROWTH_COLUMNS, validate_stats
 
-    clean, rejections = validate_stats(frame, source=origin)
+    clean, rejections = validate_stats(frame, source=origin, allow_duplicates=True)
     if rejections:
         rows = sorted({r.row for r in rejections})
         first = "; ".join(f"row {r.row} {r.field}: {r.reason}" for r in rejections[:3])
@@ -262,6 +264,6 @@ def normalize_stats(frame: pd.DataFrame, origin: str = "stats") -> pd.DataFrame:
     if not set(GROWTH_COLUMNS) <= set(clean.columns):
         from viralab.data.sample import add_growth_rates
 
-        clean = add_growth_rates(clean)
-    clean = clean.sort_values(["video_id", "timestamp"], kind="stable")
+        # rates follow time order; the rows go back to the order they came in
+        clean = add_growth_rates(clean).set_index("_row").loc[clean["_row"]].reset_index()
     return clean[STATS_COLUMNS].reset_index(drop=True)

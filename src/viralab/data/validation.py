@@ -370,9 +370,12 @@ def parse_timestamps(values: pd.Series) -> pd.Series:
 
 
 def validate_stats(
-    frame: pd.DataFrame, source: str = "", first_row: int = 1
+    frame: pd.DataFrame, source: str = "", first_row: int = 1, allow_duplicates: bool = False
 ) -> tuple[pd.DataFrame, list[Rejection]]:
     """Rows fit for ``video_stats_processed`` (plus a ``_row`` column) and the rejected ones.
+
+    ``allow_duplicates`` keeps repeated (video_id, timestamp) rows: training's cleaning rules
+    (``features.sequence``) resolve and count them, where the table's unique key cannot.
 
     Growth-rate columns are checked when all three are present; otherwise they are left for
     the loader to compute (``viralab.data.loading.fill_growth_rates``).
@@ -434,7 +437,7 @@ def validate_stats(
 
     good = out.loc[~bad]
     repeated = good.duplicated(["video_id", "timestamp"], keep="first")
-    if repeated.any():
+    if repeated.any() and not allow_duplicates:
         first = good.groupby(["video_id", "timestamp"], sort=False)["_row"].transform("first")
         mask = np.zeros(n, dtype=bool)
         mask[good.index[repeated]] = True

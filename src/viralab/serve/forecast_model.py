@@ -47,7 +47,10 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         import mlflow.keras
 
-        self.network = mlflow.keras.load_model(context.artifacts[NETWORK_ARTIFACT])
+        # inference only: no optimizer state to restore
+        self.network = mlflow.keras.load_model(
+            context.artifacts[NETWORK_ARTIFACT], load_model_kwargs={"compile": False}
+        )
         self.scaler = joblib.load(context.artifacts[SCALER_ARTIFACT])
         with open(context.artifacts[PREPROCESSING_ARTIFACT], encoding="utf-8") as f:
             self.settings = json.load(f)
@@ -57,7 +60,8 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
     ) -> pd.DataFrame:
         from viralab.errors import DataError
 
-        horizon = int((params or {}).get("horizon", 1) or 1)
+        horizon = (params or {}).get("horizon")
+        horizon = 1 if horizon is None else int(horizon)
         if not 1 <= horizon <= MAX_HORIZON:
             raise DataError(f"horizon must be between 1 and {MAX_HORIZON}, got {horizon}")
         frame = pd.DataFrame(model_input).copy()
@@ -143,10 +147,18 @@ def forecast_series(
         )[0]
         ts = history["timestamp"].iloc[-1] + step
         value = float(np.round(nxt[k])) if settings.get("round_forecasts", False) else float(nxt[k])
-        out.append({"video_id": video_id, "timestamp": ts, "step": h,
-                    "target": settings["target"], "prediction": value})
-        new_row = pd.DataFrame({"timestamp": [ts], **{c: [nxt[i]] for i, c in
-                                                       enumerate(COUNT_COLUMNS)}})
+        out.append(
+            {
+                "video_id": video_id,
+                "timestamp": ts,
+                "step": h,
+                "target": settings["target"],
+                "prediction": value,
+            }
+        )
+        new_row = pd.DataFrame(
+            {"timestamp": [ts], **{c: [nxt[i]] for i, c in enumerate(COUNT_COLUMNS)}}
+        )
         history = pd.concat([history, new_row], ignore_index=True).tail(L + 1)
     return pd.DataFrame(out, columns=OUTPUT_COLUMNS)
 
@@ -167,9 +179,14 @@ def model_signature() -> Any:
         + [ColSpec("long", c) for c in COUNT_COLUMNS]
         + [ColSpec("double", c, required=False) for c in GROWTH_COLUMNS]
     )
-    outputs = Schema([
-        ColSpec("string", "video_id"), ColSpec("datetime", "timestamp"), ColSpec("long", "step"),
-        ColSpec("string", "target"), ColSpec("double", "prediction"),
-    ])
+    outputs = Schema(
+        [
+            ColSpec("string", "video_id"),
+            ColSpec("datetime", "timestamp"),
+            ColSpec("long", "step"),
+            ColSpec("string", "target"),
+            ColSpec("double", "prediction"),
+        ]
+    )
     params = ParamSchema([ParamSpec("horizon", "long", 1)])
     return ModelSignature(inputs=inputs, outputs=outputs, params=params)
