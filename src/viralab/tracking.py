@@ -46,13 +46,13 @@ def resolve_tracking_uri(configured: str | None = None) -> str:
 
 
 def configure_tracking(cfg: DictConfig | None = None) -> str:
-    """Point MLflow (tracking and registry) at the configured store; returns the URI."""
+    """Point MLflow at the configured store; returns the URI. The registry follows the
+    tracking store (MLflow's default when no registry URI is set)."""
     configured = None
     if cfg is not None and "tracking" in cfg:
         configured = cfg.tracking.get("uri")
     uri = resolve_tracking_uri(configured)
     mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
     return uri
 
 
