@@ -1,0 +1,218 @@
+"""A sweep's MLflow runs: one parent per sweep invocation, one nested child per trial.
+
+Each trial's child run is created here *before* `train(cfg)` runs, then adopted by the training
+code's `tracked_run` through `MLFLOW_RUN_ID` (its `mlflow run` attach path). So the sweep knows
+every trial's run id up front, tags it (`optuna.trial_number`, `optuna.state`), fixes its status
+afterwards, and worker processes nest their trials under a parent they did not open. The parent
+is therefore handled with the client, never pushed on MLflow's (thread-local) fluent run stack:
+a trial's `train()` must find that stack empty to adopt its run.
+
+Trial states on the child run:
+    COMPLETE -> FINISHED, tag optuna.state=COMPLETE
+    PRUNED   -> KILLED,   tag optuna.state=PRUNED (and optuna.pruned_at_step)
+    FAIL     -> FAILED,   tag optuna.state=FAIL (viralab.error holds the message);
+                KILLED when the sweep itself was interrupted (Ctrl-C, SIGTERM)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import optuna
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+from viralab.config import redact_text
+from viralab.tracking import ensure_experiment
+
+log = logging.getLogger(__name__)
+
+STATE_TAG = "optuna.state"
+TRIAL_TAG = "optuna.trial_number"
+RUN_ID_ATTR = "mlflow_run_id"
+
+
+def _tags(values: Mapping[str, Any]) -> list[RunTag]:
+    return [RunTag(k, str(v)[:5000]) for k, v in values.items()]
+
+
+@contextlib.contextmanager
+def parent_run(*, experiment: str, run_name: str, tags: Mapping[str, Any]) -> Iterator[str]:
+    """Open the sweep's parent run (or adopt `mlflow run`'s `MLFLOW_RUN_ID`); yield its id.
+
+    It ends FINISHED, or FAILED (KILLED on Ctrl-C or SIGTERM) with a redacted `viralab.error`
+    tag if the body raises — `tracked_run`'s contract, kept off the fluent stack (see module
+    docstring).
+    """
+    client = MlflowClient()
+    adopted = os.environ.pop("MLFLOW_RUN_ID", None)
+    if adopted:
+        run_id = adopted
+        client.set_tag(run_id, "mlflow.runName", run_name)
+    else:
+        run = client.create_run(ensure_experiment(experiment), run_name=run_name)
+        run_id = run.info.run_id
+    client.log_batch(run_id, tags=_tags(tags))
+    try:
+        yield run_id
+    except BaseException as exc:
+        status = "KILLED" if isinstance(exc, KeyboardInterrupt | SystemExit) else "FAILED"
+        with contextlib.suppress(Exception):
+            client.set_tag(
+                run_id, "viralab.error", redact_text(f"{type(exc).__name__}: {exc}")[:500]
+            )
+        with contextlib.suppress(Exception):
+            client.set_terminated(run_id, status)
+        raise
+    client.set_terminated(run_id, "FINISHED")
+
+
+def start_trial_run(
+    parent_id: str, experiment_id: str, run_name: str, tags: Mapping[str, Any]
+) -> str:
+    """Create a trial's child run under ``parent_id``; `train()` adopts it (`adopt_run`)."""
+    run = MlflowClient().create_run(
+        experiment_id,
+        run_name=run_name,
+        tags={"mlflow.parentRunId": parent_id, **{k: str(v) for k, v in tags.items()}},
+    )
+    return run.info.run_id
+
+
+@contextlib.contextmanager
+def adopt_run(run_id: str | None) -> Iterator[None]:
+    """`train()` inside the body logs into ``run_id`` (via `MLFLOW_RUN_ID`), not a new run."""
+    if run_id is None:
+        yield
+        return
+    if mlflow.active_run() is not None:
+        raise RuntimeError("a sweep trial must start with no active MLflow run in its thread")
+    os.environ["MLFLOW_RUN_ID"] = run_id
+    try:
+        yield
+    finally:
+        os.environ.pop("MLFLOW_RUN_ID", None)  # unused if train() failed before opening it
+        while mlflow.active_run() is not None:  # a family that left its run open
+            mlflow.end_run("FAILED")
+
+
+def finish_trial_run(
+    run_id: str | None, state: str, *, error: BaseException | None = None, step: int | None = None
+) -> None:
+    """Tag the trial's run with its Optuna state and give it the matching status."""
+    if run_id is None:
+        return
+    client = MlflowClient()
+    tags: dict[str, Any] = {STATE_TAG: state}
+    if state == "PRUNED":
+        if step is not None:
+            tags["optuna.pruned_at_step"] = step
+        with contextlib.suppress(Exception):  # pruning is not an error
+            client.delete_tag(run_id, "viralab.error")
+    elif error is not None:
+        tags["viralab.error"] = redact_text(f"{type(error).__name__}: {error}")[:500]
+    client.log_batch(run_id, tags=_tags(tags))
+    if state == "PRUNED":
+        client.set_terminated(run_id, "KILLED")
+    elif state == "FAIL":
+        interrupted = isinstance(error, KeyboardInterrupt | SystemExit)
+        client.set_terminated(run_id, "KILLED" if interrupted else "FAILED")
+
+
+def log_sweep_start(
+    run_id: str, params: Mapping[str, Any], config_yaml: str, space_yaml: str
+) -> None:
+    client = MlflowClient()
+    existing = client.get_run(run_id).data.params
+    fresh = [Param(k, str(v)[:6000]) for k, v in params.items() if k not in existing]
+    for i in range(0, len(fresh), 100):
+        client.log_batch(run_id, params=fresh[i : i + 100])
+    client.log_text(run_id, config_yaml, "config.yaml")
+    client.log_text(run_id, space_yaml, "search_space.yaml")
+
+
+def log_sweep_summary(
+    run_id: str,
+    study: optuna.Study,
+    *,
+    metric: str,
+    key_values: Mapping[str, Any],
+    counts: Mapping[str, int],
+    seconds: float,
+    seed: int | None,
+) -> dict[str, str]:
+    """Best trial, counts and plots on the parent run; returns notes (e.g. a skipped plot)."""
+    client = MlflowClient()
+    now = int(time.time() * 1000)
+    metrics = [Metric(f"n_{k.lower()}", float(v), now, 0) for k, v in counts.items()]
+    metrics.append(Metric("sweep_seconds", float(seconds), now, 0))
+    done = sum(counts.values())
+    if seconds > 0 and done:
+        metrics.append(Metric("trials_per_minute", 60.0 * done / seconds, now, 0))
+    tags: dict[str, Any] = {}
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    params: list[Param] = []
+    if complete:
+        best = study.best_trial
+        if best.value is not None and math.isfinite(best.value):
+            metrics.append(Metric(f"best_{metric}", float(best.value), now, 0))
+        metrics.append(Metric("best_trial_number", float(best.number), now, 0))
+        tags["viralab.sweep.best_trial"] = best.number
+        if best.user_attrs.get(RUN_ID_ATTR):
+            tags["viralab.sweep.best_run_id"] = best.user_attrs[RUN_ID_ATTR]
+        existing = client.get_run(run_id).data.params
+        params = [Param(k, str(v)) for k, v in key_values.items() if k not in existing]
+    notes = log_plots(run_id, study, len(complete), seed, metric)
+    tags.update({f"viralab.sweep.{k}": v for k, v in notes.items()})
+    client.log_batch(run_id, metrics=metrics, params=params, tags=_tags(tags))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "trials.csv"
+        study.trials_dataframe().to_csv(path, index=False)
+        client.log_artifact(run_id, str(path))
+    return notes
+
+
+def log_plots(
+    run_id: str, study: optuna.Study, n_complete: int, seed: int | None, metric: str
+) -> dict[str, str]:
+    """Optimisation history and parameter importances (matplotlib) as parent artifacts."""
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as ovm
+
+    client = MlflowClient()
+    notes: dict[str, str] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Optuna's matplotlib plots are "experimental"
+        if n_complete < 1:
+            notes["history_plot"] = "skipped: no complete trial"
+        else:
+            ax = ovm.plot_optimization_history(study, target_name=metric)
+            ax.figure.tight_layout()
+            client.log_figure(run_id, ax.figure, "plots/optimization_history.png")
+            plt.close(ax.figure)
+        if n_complete < 2:
+            notes["importance_plot"] = f"skipped: {n_complete} complete trial(s), 2 needed"
+        else:
+            try:
+                evaluator = optuna.importance.FanovaImportanceEvaluator(seed=seed)
+                ax = ovm.plot_param_importances(study, evaluator=evaluator, target_name=metric)
+                ax.figure.tight_layout()
+                client.log_figure(run_id, ax.figure, "plots/param_importances.png")
+                plt.close(ax.figure)
+            except (ValueError, RuntimeError) as exc:  # e.g. every trial had the same params
+                notes["importance_plot"] = f"skipped: {exc}"[:300]
+    return notes
