@@ -163,3 +163,64 @@ def test_basic_auth_server_rejects_anonymous_and_accepts_credentials(
         assert "viralab-admin-pw-123" not in json.dumps(runs.astype(str).to_dict())
     finally:
         server.stop()
+
+
+def test_sweep_promotion_and_sync_through_the_server(
+    via_server: str, postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A team's loop against one server: sweep, register the best, promote, mirror to PG."""
+    from sqlalchemy import text
+    from typer.testing import CliRunner
+
+    from viralab.cli import app
+    from viralab.data.database import make_engine
+    from viralab.sweep import run_sweep
+
+    optuna_db = postgres_server.create_database()
+    mirror_db = postgres_server.create_database()
+    monkeypatch.setenv("VIRALAB_OPTUNA_STORAGE", postgres_server.url(optuna_db))
+
+    result = run_sweep(
+        [
+            "sweep=ridge",
+            "n_trials=3",
+            "tracking=server",
+            "data.n_videos=200",
+            "register_best=true",
+            "sweep.study_name=team-ridge",
+        ]
+    )
+    assert result.counts.get("COMPLETE") == 3, result.counts
+    assert result.registered_version is not None
+
+    client = mlflow.MlflowClient()
+    parent = client.get_run(result.parent_run_id)
+    children = client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{result.parent_run_id}'",
+    )
+    assert len(children) == 3 and all(c.info.status == "FINISHED" for c in children)
+    assert "team-ridge" in parent.data.tags.values()
+    assert PG_PASSWORD not in json.dumps(parent.data.tags)
+
+    runner = CliRunner()
+    version = str(result.registered_version)
+    promoted = runner.invoke(
+        app, ["registry", "promote", "preference", version, "--to", "champion"]
+    )
+    assert promoted.exit_code == 0, promoted.output
+    assert str(client.get_model_version_by_alias("preference", "champion").version) == version
+
+    mirror_url = postgres_server.url(mirror_db)
+    synced = runner.invoke(app, ["registry", "sync", "--database-url", mirror_url])
+    assert synced.exit_code == 0, synced.output
+    assert PG_PASSWORD not in synced.output
+    with make_engine(mirror_url).connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT registry_version, is_active, run_id FROM model_versions "
+                "WHERE model_name = 'preference'"
+            )
+        ).all()
+    active = [r for r in rows if r.is_active]
+    assert len(active) == 1 and str(active[0].registry_version) == version
