@@ -6,8 +6,10 @@ import typer
 
 from viralab.data.commands import app as data_app
 from viralab.entrypoint import user_errors_exit
+from viralab.monitor.commands import app as retrain_app
 from viralab.registry.commands import app as registry_app
 from viralab.serve.commands import forecast, predict
+from viralab.sweeps.cli import app as sweep_app
 
 app = typer.Typer(
     name="viralab",
@@ -17,6 +19,8 @@ app = typer.Typer(
 )
 app.add_typer(data_app, name="data")
 app.add_typer(registry_app, name="registry")
+app.add_typer(retrain_app, name="retrain")
+app.add_typer(sweep_app, name="sweep")
 app.command()(predict)
 app.command()(forecast)
 

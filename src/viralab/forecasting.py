@@ -469,6 +469,10 @@ def log_data(data: Prepared) -> None:
     mlflow.log_dict(data.report.to_dict(), "cleaning_report.json")
     sizes = data.parts.value_counts()
     mlflow.log_metrics({f"rows.{p}": float(sizes.get(p, 0)) for p in seq.PARTS})
+    # the retrain check counts rows newer than this as new data (monitor.triggers)
+    if len(data.clean):
+        newest = pd.Timestamp(data.clean["timestamp"].max())
+        mlflow.set_tag("viralab.data.max_timestamp", newest.isoformat())
 
 
 def log_history(fit: lstm.FitResult) -> None:

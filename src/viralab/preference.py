@@ -475,16 +475,17 @@ def model_requirements() -> list[str]:
     return pins
 
 
-def log_correlations(report: CorrelationReport) -> None:
+def log_correlations(report: CorrelationReport, plots: bool = True) -> None:
     """`correlations.csv`, `correlations.png`, `feature_importance_snapshot.json`, counts."""
     mlflow.log_metrics(report.metrics())
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "correlations.csv"
         report.table.to_csv(path, index=False)
         mlflow.log_artifact(str(path))
-    mlflow.log_figure(
-        correlation_bars(report.top_positive, report.top_negative), "correlations.png"
-    )
+    if plots:
+        mlflow.log_figure(
+            correlation_bars(report.top_positive, report.top_negative), "correlations.png"
+        )
     mlflow.log_dict(report.snapshot(), "feature_importance_snapshot.json")
 
 
@@ -515,20 +516,23 @@ def log_preference(
         }
     )
     log_dataset(cfg, frame)
+    log_retrain_basis(cfg, result, frame)
     encoder = result.pipeline.named_steps["features"]
     mlflow.log_dict(result.feature_weights, "feature_weights.json")
     mlflow.log_dict({k: m.as_dict() for k, m in encoder.metadata_.items()}, "feature_metadata.json")
+    plots = bool(cfg.get("log_plots", True))
     if result.correlations is not None:
-        log_correlations(result.correlations)
+        log_correlations(result.correlations, plots=plots)
     mlflow.log_dict(result.errors, "error_analysis.json")
     y_test = result.test[LABEL].to_numpy()
-    mlflow.log_figure(
-        predicted_vs_actual(y_test, result.test_pred), "plots/predicted_vs_actual.png"
-    )
-    mlflow.log_figure(
-        residuals(y_test, result.test_pred, float(cfg.task.get("error_threshold", 0.2))),
-        "plots/residuals.png",
-    )
+    if plots:
+        mlflow.log_figure(
+            predicted_vs_actual(y_test, result.test_pred), "plots/predicted_vs_actual.png"
+        )
+        mlflow.log_figure(
+            residuals(y_test, result.test_pred, float(cfg.task.get("error_threshold", 0.2))),
+            "plots/residuals.png",
+        )
     with tempfile.TemporaryDirectory() as tmp:
         eval_path = Path(tmp) / "test_set.parquet"
         result.test[[ANALYSIS_COLUMN]].assign(__label__=result.test[LABEL]).to_parquet(eval_path)
@@ -540,6 +544,8 @@ def log_preference(
             dims_path = Path(tmp) / "pipeline.joblib"
             joblib.dump(dims.pipeline, dims_path)
             mlflow.log_artifact(str(dims_path), artifact_path="dimensions")
+        if not cfg.get("log_model", True):  # sweep trials: numbers only, no model
+            return None
         return log_model(cfg, result, Path(tmp))
 
 
@@ -576,6 +582,45 @@ def log_model(cfg: DictConfig, result: PreferenceResult, tmp: Path) -> str | Non
 
 
 # ------------------------------------------------------------------------------------------
+# Retraining basis (read by `viralab retrain`, viralab.monitor.triggers)
+# ------------------------------------------------------------------------------------------
+
+#: The newest `rated_at` among the ratings the run saw (ISO-8601, UTC): later ones are "new".
+TAG_MAX_RATED_AT = "viralab.data.max_rated_at"
+#: How many usable ratings the run saw (training and test part together).
+TAG_N_RATINGS = "viralab.data.n_ratings"
+
+
+def newest_rated_at(values: pd.Series) -> str | None:
+    """The latest parseable `rated_at` as ISO-8601 UTC, or None when none parses."""
+    stamps = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
+    newest = stamps.max()
+    return None if pd.isna(newest) else newest.isoformat()
+
+
+def log_retrain_basis(cfg: DictConfig, result: PreferenceResult, frame: pd.DataFrame) -> None:
+    """What a later retrain check compares the current data with: the data cutoff and size
+    (run tags) and the training rows' binned feature distribution (`drift/reference.json`)."""
+    from viralab.monitor.drift import REFERENCE_ARTIFACT, build_reference
+
+    tags = {TAG_N_RATINGS: str(len(frame))}
+    newest = newest_rated_at(frame["rated_at"])
+    if newest is not None:
+        tags[TAG_MAX_RATED_AT] = newest
+    mlflow.set_tags(tags)
+    train_rows = frame[~frame["rating_id"].isin(set(result.test["rating_id"]))]
+    if train_rows.empty:  # duplicate ids: fall back to every row the run saw
+        train_rows = frame
+    retrain_cfg = cfg.get("retrain") or {}
+    reference = build_reference(
+        result.pipeline.named_steps["features"],
+        train_rows[[ANALYSIS_COLUMN]],
+        bins=int(retrain_cfg.get("reference_bins", 10)),
+    )
+    mlflow.log_dict(reference, REFERENCE_ARTIFACT)
+
+
+# ------------------------------------------------------------------------------------------
 # Entry
 # ------------------------------------------------------------------------------------------
 
@@ -601,6 +646,8 @@ def train_preference(cfg: DictConfig) -> dict[str, float]:
 
     Returns the run's metrics (correlation counts only when no model was trained).
     """
+    if cfg.get("register", True) and not cfg.get("log_model", True):
+        raise ConfigError("register=true needs log_model=true (nothing to register otherwise)")
     frame, report = load_preference_data(cfg)
     decision = training_decision(cfg, len(frame))
     print(f"extraction: {report.summary()}")

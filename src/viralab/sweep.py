@@ -6,9 +6,9 @@
     python -m viralab.sweep sweep=ridge workers=4 sweep.storage=postgresql://u:p@db/optuna
     mlflow run . -e sweep -P sweep=lstm -P n_trials=20
 
-Everything is checked before trial 1 (`sweep_plan`: space, keys, a test composition with a
+Everything is checked before trial 1 (`sweeps.plan`: space, keys, a test composition with a
 sampled point, sampler, pruner; then the storage). Then one parent MLflow run, one nested child
-run per trial (`sweep_tracking`; its `viralab.sweep.command` tag repeats the trial with
+run per trial (`sweeps.tracking`; its `viralab.sweep.command` tag repeats the trial with
 `python -m viralab.train`), and the best trial and the plots on the parent.
 
 `workers=N` starts N processes of this same command against the same storage; separate
@@ -40,7 +40,6 @@ import hydra
 import optuna
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from viralab import sweep_tracking as runs
 from viralab.config import (
     check_group_choices,
     config_dir,
@@ -51,8 +50,9 @@ from viralab.config import (
 )
 from viralab.entrypoint import user_errors_exit
 from viralab.errors import ConfigError, ViralabError
-from viralab.sweep_hooks import active_trial
-from viralab.sweep_plan import (
+from viralab.sweeps import tracking as runs
+from viralab.sweeps.hooks import active_trial
+from viralab.sweeps.plan import (
     APP_CONFIG,
     SweepPlan,
     compose_app,
@@ -61,8 +61,8 @@ from viralab.sweep_plan import (
     override_key,
     plan_sweep,
 )
-from viralab.sweep_space import hydra_value
-from viralab.sweep_study import build_pruner, build_sampler, describe, open_storage, open_study
+from viralab.sweeps.space import hydra_value
+from viralab.sweeps.study import build_pruner, build_sampler, describe, open_storage, open_study
 from viralab.tracking import configure_tracking
 
 log = logging.getLogger(__name__)

@@ -152,7 +152,7 @@ def fit_network(
     monitor = "val_loss" if has_val else "loss"
     progress = _progress_callback(label, epochs)
     # inside an Optuna sweep trial this adds its pruning callback; otherwise nothing
-    from viralab.sweep_hooks import epoch_callbacks
+    from viralab.sweeps.hooks import epoch_callbacks
 
     callbacks = [progress, *epoch_callbacks()]
     patience = model_cfg.get("early_stopping_patience", 10)

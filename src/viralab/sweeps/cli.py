@@ -32,7 +32,7 @@ def run(
 ) -> None:
     """Run (or resume) a sweep: each trial is one tracked training run."""
     from viralab.sweep import run_sweep
-    from viralab.sweep_space import hydra_value
+    from viralab.sweeps.space import hydra_value
 
     args = [f"sweep={space}", f"workers={workers}"]
     if n_trials is not None:
@@ -68,7 +68,7 @@ def status(
 
     from viralab.config import redact_url
     from viralab.errors import ConfigError
-    from viralab.sweep_study import METRIC_ATTR, open_storage, resolve_storage
+    from viralab.sweeps.study import METRIC_ATTR, open_storage, resolve_storage
     from viralab.tracking import resolve_tracking_uri
 
     url = resolve_storage(storage, resolve_tracking_uri())

@@ -8,7 +8,7 @@ overrides, then (per trial) the sampled values, `register=false` and the trial's
 
 Checked here, before any run or trial exists: the space's distributions, that every swept key
 is a value in the composed training config, one test composition with a sampled point, counts,
-the sampler and the pruner. The storage is opened when the sweep starts (`sweep_study`).
+the sampler and the pruner. The storage is opened when the sweep starts (`sweeps.study`).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from viralab.config import compose, config_dir
 from viralab.errors import ConfigError, ViralabError
-from viralab.sweep_space import SearchSpace, check_keys, parse_space
-from viralab.sweep_study import DIRECTIONS, build_pruner, build_sampler, resolve_storage
+from viralab.sweeps.space import SearchSpace, check_keys, parse_space
+from viralab.sweeps.study import DIRECTIONS, build_pruner, build_sampler, resolve_storage
 from viralab.tracking import configure_tracking
 
 log = logging.getLogger(__name__)

@@ -17,8 +17,8 @@ from omegaconf import DictConfig
 
 from viralab.errors import ConfigError
 from viralab.sweep import SweepError, run_sweep
-from viralab.sweep_hooks import current_trial, report
-from viralab.sweep_study import resolve_storage
+from viralab.sweeps.hooks import current_trial, report
+from viralab.sweeps.study import resolve_storage
 from viralab.tracking import tracked_run
 
 
@@ -280,7 +280,7 @@ def test_lstm_sweep_trains_real_forecasters_and_prunes_on_epoch_reports(tmp_path
     pruned = run_sweep([*tiny, *prune_all])  # the same study, resumed: trial 1
     trial = _study("lstm-views").trials[1]
     if not trial.intermediate_values:
-        pytest.xfail("the forecaster does not pass sweep_hooks.epoch_callbacks() to fit yet")
+        pytest.xfail("the forecaster does not pass hooks.epoch_callbacks() to fit yet")
     assert trial.state == optuna.trial.TrialState.PRUNED
     assert pruned.counts["PRUNED"] == 1
     run = _children(pruned.parent_run_id)[0]

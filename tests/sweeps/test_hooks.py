@@ -6,8 +6,8 @@ import numpy as np
 import optuna
 import pytest
 
-from viralab import sweep_hooks
-from viralab.sweep_hooks import active_trial, current_trial, epoch_callbacks, report
+from viralab.sweeps import hooks
+from viralab.sweeps.hooks import active_trial, current_trial, epoch_callbacks, report
 
 
 def test_outside_a_sweep_there_are_no_callbacks_and_reports_are_ignored() -> None:
@@ -72,7 +72,7 @@ def test_keras_pruning_callback_prunes_a_worse_trial_in_a_real_study() -> None:
 def test_pruning_callback_class_is_a_keras_callback() -> None:
     import keras
 
-    assert issubclass(sweep_hooks.PruningCallback, keras.callbacks.Callback)
-    callback = sweep_hooks.PruningCallback(monitor="val_mae")
+    assert issubclass(hooks.PruningCallback, keras.callbacks.Callback)
+    callback = hooks.PruningCallback(monitor="val_mae")
     assert callback.monitor == "val_mae"
     assert callback.trial is None

@@ -11,9 +11,9 @@ import mlflow
 import pytest
 from typer.testing import CliRunner
 
-from viralab.sweep_cli import app
+from viralab.sweeps.cli import app
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 
 
 def test_list_shows_every_space_with_its_metric() -> None:

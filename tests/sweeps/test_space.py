@@ -16,11 +16,11 @@ from tests.support.services import free_port
 from viralab.config import compose, config_dir, group_options
 from viralab.errors import ConfigError
 from viralab.sweep import run_sweep
-from viralab.sweep_plan import compose_app, plan_sweep, training_overrides
-from viralab.sweep_space import hydra_value, parse_space
-from viralab.sweep_study import resolve_storage
+from viralab.sweeps.plan import compose_app, plan_sweep, training_overrides
+from viralab.sweeps.space import hydra_value, parse_space
+from viralab.sweeps.study import resolve_storage
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 
 
 def _plan(*overrides: str):

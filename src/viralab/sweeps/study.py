@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from viralab.config import redact_text, redact_url
 from viralab.errors import ConfigError
-from viralab.sweep_space import SearchSpace
+from viralab.sweeps.space import SearchSpace
 
 log = logging.getLogger(__name__)
 
