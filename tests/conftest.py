@@ -31,20 +31,20 @@ def mlflow_isolation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     store.mkdir()
     uri = f"sqlite:///{store}/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    # mlflow.set_registry_uri() also writes this variable: restored (removed) after the test
-    monkeypatch.setenv("MLFLOW_REGISTRY_URI", uri)
+    # the registry follows the tracking store unless a test points it elsewhere
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
     monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
     monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
     mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
     yield uri
     while mlflow.active_run() is not None:
         mlflow.end_run()
     mlflow.set_tracking_uri(None)
     from mlflow.tracking._model_registry import utils as registry_utils
 
-    registry_utils._registry_uri = None  # back to "follow the tracking store"
+    registry_utils._registry_uri = None  # back to "follow the tracking store"; the setter
+    os.environ.pop("MLFLOW_REGISTRY_URI", None)  # also exported it for subprocesses
     try:
         from mlflow.tracking import fluent
 

@@ -10,7 +10,6 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-import mlflow
 import pytest
 from mlflow import MlflowClient
 
@@ -34,7 +33,6 @@ def fast_store(mlflow_isolation: str, mlflow_template: Path) -> str:
     target = Path(mlflow_isolation.removeprefix("sqlite:///"))
     if not target.exists():
         shutil.copyfile(mlflow_template, target)
-    mlflow.set_registry_uri(mlflow_isolation)
     return mlflow_isolation
 
 
