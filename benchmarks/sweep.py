@@ -11,10 +11,9 @@ Scenarios, each a fresh study with the same seed (same compute, so the TPE propo
 - untracked: the same trials through the same sweep machinery, but each trial only computes
              (`load_preference_data` + `fit_preference`, the compute half of train_preference)
              and no MLflow run exists. tracked - untracked = the cost of tracking.
-- lean:      tracked, with the trial's model logging and figure rendering switched off by
-             patching (`preference.log_model`, `mlflow.log_figure`) — what the `log_model=false`
-             / `log_plots=false` training options the sweep passes would give once
-             preference.py honours them. Labelled "simulated".
+- lean:      tracked, with model logging and figure rendering also patched out. The sweep
+             already passes `log_model=false log_plots=false` to its trials (honoured by
+             preference.py), so this now measures the same as `tracked`; kept for comparison.
 - async:     tracked, with MLflow's asynchronous logging (`MLFLOW_ENABLE_ASYNC_LOGGING`) for
              params, metrics and tags (not run by default: --scenarios tracked,async).
 
