@@ -16,7 +16,7 @@ export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR ?= false
 # `mlflow run --env-manager local` runs `python -m viralab.train` from PATH: use the venv.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup run ui test test-fast lint format clean services-up services-down compose-config
+.PHONY: setup system-deps run ui test test-fast lint format clean services-up services-down compose-config
 
 setup: $(VENV)/.installed
 
@@ -43,7 +43,16 @@ run: setup
 ui: setup
 	$(BIN)/mlflow ui --backend-store-uri "$(MLFLOW_TRACKING_URI)" --host 127.0.0.1 --port 5000
 
-test: setup
+# Integration tests start their own PostgreSQL from the Debian package's binaries.
+system-deps:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing PostgreSQL (Debian package) for the integration tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	else echo "PostgreSQL server binaries not found: install the 'postgresql' package," \
+	  "or integration tests will skip (and fail under CI=true)" >&2; fi
+
+test: setup system-deps
 	$(BIN)/pytest
 
 test-fast: setup
