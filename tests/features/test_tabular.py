@@ -232,3 +232,25 @@ def test_pickle_round_trip_transforms_the_same() -> None:
     enc = AnalysisEncoder(max_categories=3).fit(frame(DOCS))
     again = pickle.loads(pickle.dumps(enc))
     np.testing.assert_array_equal(again.transform(frame(DOCS)), enc.transform(frame(DOCS)))
+
+
+@pytest.mark.parametrize("scaling", ["min-max", "z-score", "robust"])
+@pytest.mark.parametrize("missing", ["constant", "mean", "median"])
+def test_fast_encoding_matches_the_column_transformer(scaling: str, missing: str) -> None:
+    """`encode_flat` (numpy, the scoring path) == the fitted ColumnTransformer's output."""
+    from viralab.data.sample import generate_ratings
+    from viralab.features.flatten import flatten_document
+
+    docs = [r["video"]["visual_analysis"] for r in generate_ratings(n_videos=120, seed=11)]
+    frame = pd.DataFrame({ANALYSIS_COLUMN: [json.dumps(d) for d in docs[:100]]})
+    encoder = AnalysisEncoder(scaling=scaling, missing=missing).fit(frame)
+    odd = [
+        {},
+        {"hook": [1, "x"]},
+        {"script": {"replicability": {"score": "7"}}},
+        {"production": {"shotComplexity": "not a number"}},
+        [1, 2],
+    ]
+    rows = [flatten_document(json.dumps(d)) for d in [*docs[100:], *odd]]
+    expected = encoder.columns_.transform(encoder._typed_frame(rows))
+    np.testing.assert_allclose(encoder.encode_flat(rows), expected, rtol=1e-12, atol=1e-12)

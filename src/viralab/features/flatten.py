@@ -33,6 +33,7 @@ from typing import Any
 _NON_ALNUM = re.compile(r"[^a-z0-9]")
 
 
+@lru_cache(maxsize=65536)
 def sanitize(value: str) -> str:
     """Spec 000's `sanitize`: lowercase, every non `[a-z0-9]` char to `_`, first 30 chars."""
     return _NON_ALNUM.sub("_", value.lower())[:30]
@@ -64,24 +65,36 @@ def flatten_analysis(analysis: Any, prefix: str = "") -> dict[str, Any]:
     """Flatten one analysis document (a dict, or a JSON string of one) to dot keys."""
     if isinstance(analysis, str | bytes):
         analysis = json.loads(analysis)
-    if not isinstance(analysis, Mapping):
-        return {}
     flat: dict[str, Any] = {}
-    for key, value in analysis.items():
+    if isinstance(analysis, Mapping):
+        _flatten_into(flat, analysis, prefix)
+    return flat
+
+
+def _flatten_into(flat: dict[str, Any], node: Mapping[str, Any], prefix: str) -> None:
+    """The rules of the module docstring, written into one dict (scoring's hot path: exact
+    type checks first, the abstract `Mapping` check only for the unusual cases)."""
+    for key, value in node.items():
         full_key = f"{prefix}.{key}" if prefix else str(key)
+        kind = type(value)
         if value is None:
             flat[full_key] = None
+        elif kind is dict:
+            _flatten_into(flat, value, full_key)
         elif isinstance(value, list):
             flat[f"{full_key}_count"] = len(value)
-            flat[f"{full_key}_empty"] = len(value) == 0
+            flat[f"{full_key}_empty"] = not value
             if value and all(isinstance(v, str) for v in value):
                 for v in value:
                     flat[f"{full_key}_has_{sanitize(v)}"] = True
+        elif kind is float:
+            flat[full_key] = value if math.isfinite(value) else None
+        elif kind is int or kind is str or kind is bool:
+            flat[full_key] = value
         elif isinstance(value, Mapping):
-            flat.update(flatten_analysis(value, full_key))
+            _flatten_into(flat, value, full_key)
         else:
             flat[full_key] = coerce_scalar(value)
-    return flat
 
 
 @lru_cache(maxsize=2048)

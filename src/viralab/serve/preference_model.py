@@ -26,7 +26,7 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-from viralab.features.tabular import ANALYSIS_COLUMN
+from viralab.features.tabular import ANALYSIS_COLUMN, flatten_rows
 
 PIPELINE_ARTIFACT = "pipeline"
 OUTPUT_COLUMNS = ["prediction", "score", "confidence", "top_factors"]
@@ -52,7 +52,8 @@ def documents_frame(documents: Any) -> pd.DataFrame:
         values = [documents]
     else:
         values = list(documents)
-    return pd.DataFrame({ANALYSIS_COLUMN: [_as_json_text(v) for v in values]})
+    texts = pd.Series([_as_json_text(v) for v in values], dtype=object)  # no Arrow copy
+    return pd.DataFrame({ANALYSIS_COLUMN: texts})
 
 
 class PreferenceModel(mlflow.pyfunc.PythonModel):
@@ -85,11 +86,14 @@ class PreferenceModel(mlflow.pyfunc.PythonModel):
 
         frame = documents_frame(model_input)
         encoder = self.pipeline.named_steps["features"]
-        encoded = self.pipeline[:-1].transform(frame)  # flattening is memoised per document
+        flat = flatten_rows(frame, encoder.column)  # once: encoding and coverage share it
+        encoded, coverage = encoder.encode_with_coverage(flat)
+        if len(self.pipeline) > 2:  # the selection step(s) between encoder and estimator
+            encoded = self.pipeline[1:-1].transform(encoded)
         raw = np.asarray(self.pipeline[-1].predict(encoded), dtype=float)
         prediction = np.clip(raw, 0.0, 1.0)
         r2 = 1.0 if self.r2 is None else float(np.clip(self.r2, 0.0, 1.0))
-        confidence = encoder.coverage(frame) * r2
+        confidence = coverage * r2
         factors = [[] for _ in range(len(frame))]
         if with_factors:
             contributions = self.explainer.explain(encoded)
@@ -100,7 +104,7 @@ class PreferenceModel(mlflow.pyfunc.PythonModel):
                 "prediction": prediction,
                 "score": prediction * 10.0,
                 "confidence": confidence,
-                "top_factors": [json.dumps(f) for f in factors],
+                "top_factors": pd.Series([json.dumps(f) for f in factors], dtype=object),
             }
         )
 
