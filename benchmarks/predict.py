@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -96,37 +95,11 @@ def main() -> int:
     if not args.no_serve:
         import requests
 
-        from tests.support.services import free_port, wait_for_port
+        from tests.support.services import start_model_server
 
-        port = free_port()
-        env = {
-            **os.environ,
-            "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
-        }
-        proc = subprocess.Popen(
-            [
-                str(Path(sys.executable).with_name("mlflow")),
-                "models",
-                "serve",
-                "-m",
-                "models:/preference@champion",
-                "--env-manager",
-                "local",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                "1",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,
-        )
+        server = start_model_server("models:/preference@champion", uri)
         try:
-            wait_for_port(port, timeout=180, proc=proc)
-            url = f"http://127.0.0.1:{port}/invocations"
+            url = f"{server.url}/invocations"
             session = requests.Session()
 
             def call(batch: list[str]) -> None:
@@ -153,8 +126,7 @@ def main() -> int:
             print(f"  mlflow models serve, single    p50 {r50:6.2f} ms   p99 {r99:6.2f} ms")
             print(f"  mlflow models serve, batch of {len(chunk):,}  {rest_tp:8.0f} docs/s")
         finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+            server.stop()
     return 0 if (p50 <= 10 and throughput >= 5000) else 1
 
 

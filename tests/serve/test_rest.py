@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
 import pytest
 import requests
 
-from tests.support.services import free_port, wait_for_port
+from tests.support.services import start_model_server
 from viralab.config import compose
 from viralab.data.sample import generate_ratings
 from viralab.serve import predict as serving
@@ -25,43 +22,12 @@ def test_rest_round_trip_matches_the_python_function(mlflow_isolation: str, tmp_
     serving.clear_caches()
     train(compose(["data.n_videos=220"]))
     mlflow.MlflowClient().set_registered_model_alias("preference", "champion", "1")
-    port = free_port()
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": mlflow_isolation,
-        "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"],
-    }
-    log = open(tmp_path / "serve.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("mlflow")),
-            "models",
-            "serve",
-            "-m",
-            "models:/preference@champion",
-            "--env-manager",
-            "local",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-        start_new_session=True,
-    )
     try:
-        try:
-            wait_for_port(port, timeout=180, proc=proc)
-        except (TimeoutError, RuntimeError) as exc:
-            pytest.fail(
-                f"mlflow models serve did not start: {exc}\n"
-                f"{(tmp_path / 'serve.log').read_text()[-3000:]}"
-            )
-        url = f"http://127.0.0.1:{port}/invocations"
+        server = start_model_server("models:/preference@champion", mlflow_isolation)
+    except (RuntimeError, OSError) as exc:
+        pytest.fail(f"mlflow models serve did not start: {exc}")
+    try:
+        url = f"{server.url}/invocations"
         docs = [r["video"]["visual_analysis"] for r in generate_ratings(n_videos=2, seed=3)[:2]]
         payload = {
             "dataframe_split": {
@@ -95,5 +61,4 @@ def test_rest_round_trip_matches_the_python_function(mlflow_isolation: str, tmp_
         )
         assert wrong.status_code == 400, wrong.text
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        server.stop()

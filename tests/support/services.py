@@ -309,3 +309,33 @@ def start_mlflow_server(
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", **(extra_env or {})}
     env.pop("MLFLOW_TRACKING_URI", None)
     return _spawn(cmd, port, env, "mlflow-server", timeout=180)
+
+
+def start_model_server(model_uri: str, tracking_uri: str) -> ManagedProcess:
+    """`mlflow models serve` for a registered model, in this environment (`--env-manager
+    local`, whose `python` must be this venv's: put it first on PATH)."""
+    import sys
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
+    }
+    cmd = [
+        _venv_bin("mlflow"),
+        "models",
+        "serve",
+        "-m",
+        model_uri,
+        "--env-manager",
+        "local",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    return _spawn(cmd, port, env, "model-server", timeout=180)
