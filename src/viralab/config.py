@@ -1,31 +1,29 @@
 """Where the Hydra config tree lives, how to compose it, and how it is made safe to log.
 
 The resolved config is logged with every run so any run can be repeated (DESIGN principle 3),
-which means it must never carry a password, token or a URL with credentials: `redact` is the
-one place that rule lives.
+which means it must never carry a password, token or a URL with credentials: the rules live in
+`viralab.redaction` (`redact`, `redact_text`, `redact_url` stay importable from here).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from omegaconf import DictConfig, OmegaConf
 
-REDACTED = "***"
+from viralab import redaction
+from viralab.redaction import REDACTED  # noqa: F401  (importable from here)
 
-_SECRET_KEY = re.compile(
-    r"(^|[._-])(password|passwd|pwd|secret|token|credentials?|api[_-]?key|access[_-]?key"
-    r"|secret[_-]?key|private[_-]?key|key)([._-]|$)",
-    re.IGNORECASE,
-)
-_URL_WITH_USERINFO = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)([^/@\s:]+):([^/@\s]+)@")
+# The rules live in `viralab.redaction`; these names stay importable from here.
+is_secret_key = redaction.is_secret_key
+redact = redaction.redact
+redact_text = redaction.redact_text
+redact_url = redaction.mask_url
 
 
 def config_dir() -> Path:
@@ -103,39 +101,6 @@ def check_group_choices(overrides: Iterable[str]) -> None:
         if value and value != "null" and not (root / key / f"{value}.yaml").is_file():
             valid = ", ".join(group_options(key))
             raise ConfigError(f"unknown {key} {value!r}; valid choices: {valid}")
-
-
-def redact_text(text: str) -> str:
-    """Replace the password in any `scheme://user:password@host` inside `text`."""
-    return _URL_WITH_USERINFO.sub(lambda m: f"{m.group(1)}{m.group(2)}:{REDACTED}@", text)
-
-
-def is_secret_key(key: str) -> bool:
-    return bool(_SECRET_KEY.search(key))
-
-
-def redact(value: Any, key: str = "") -> Any:
-    """A copy of a plain container with secret-looking keys and credentialed URLs masked."""
-    if isinstance(value, Mapping):
-        return {k: redact(v, str(k)) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [redact(v, key) for v in value]
-    if key and is_secret_key(key) and value not in (None, "", False):
-        return REDACTED
-    if isinstance(value, str):
-        return redact_text(value)
-    return value
-
-
-def redact_url(url: str | None) -> str | None:
-    """A URL safe to print: the password (if any) masked, the rest kept for diagnosis."""
-    if not url:
-        return url
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", f":{REDACTED}@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def to_safe_container(cfg: DictConfig) -> dict[str, Any]:
