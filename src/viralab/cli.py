@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from viralab.data.commands import app as data_app
-from viralab.entrypoint import user_errors_exit
+from viralab.entrypoint import install_guards, user_errors_exit
 from viralab.monitor.commands import app as retrain_app
 from viralab.registry.commands import app as registry_app
 from viralab.serve.commands import forecast, predict
@@ -21,6 +21,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(registry_app, name="registry")
 app.add_typer(retrain_app, name="retrain")
 app.add_typer(sweep_app, name="sweep")
+app.callback()(install_guards)  # every command: redacted logs, warnings and tracebacks
 app.command()(predict)
 app.command()(forecast)
 

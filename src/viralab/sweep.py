@@ -48,7 +48,11 @@ from viralab.config import (
     redact_url,
     to_safe_container,
 )
-from viralab.entrypoint import user_errors_exit
+from viralab.entrypoint import (
+    hydra_errors_as_config_errors,
+    refuse_secret_overrides,
+    user_errors_exit,
+)
 from viralab.errors import ConfigError, ViralabError
 from viralab.sweeps import tracking as runs
 from viralab.sweeps.hooks import active_trial
@@ -628,10 +632,11 @@ def _interrupt_on_sigterm(signum: int, frame: Any) -> None:
 def main() -> None:
     signal.signal(signal.SIGTERM, _interrupt_on_sigterm)  # `timeout`, a stopped worker, ...
     overrides = expand_override_args(sys.argv[1:])
+    refuse_secret_overrides(overrides)  # before Hydra writes or MLflow logs anything
     check_group_choices(overrides)
     sys.argv = [sys.argv[0], *overrides]
     try:
-        _hydra_main()
+        hydra_errors_as_config_errors(_hydra_main)
     except KeyboardInterrupt:
         print("error: interrupted; the study keeps every finished trial", file=sys.stderr)
         sys.exit(130)

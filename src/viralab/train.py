@@ -13,7 +13,11 @@ import hydra
 from omegaconf import DictConfig
 
 from viralab.config import check_group_choices, config_dir, expand_override_args
-from viralab.entrypoint import user_errors_exit
+from viralab.entrypoint import (
+    hydra_errors_as_config_errors,
+    refuse_secret_overrides,
+    user_errors_exit,
+)
 from viralab.errors import ConfigError
 from viralab.tracking import configure_tracking
 
@@ -47,9 +51,10 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 @user_errors_exit
 def main() -> None:
     overrides = expand_override_args(sys.argv[1:])
+    refuse_secret_overrides(overrides)  # before Hydra writes or MLflow logs anything
     check_group_choices(overrides)
     sys.argv = [sys.argv[0], *overrides]
-    _hydra_main()
+    hydra_errors_as_config_errors(_hydra_main)
 
 
 if __name__ == "__main__":

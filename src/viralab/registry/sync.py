@@ -481,8 +481,10 @@ def describe_target(database_url: str | None = None) -> str:
 
 def main() -> None:
     """`python -m viralab.registry.sync [--database-url URL] [--watch SECONDS] [--mode M]`."""
+    from viralab.entrypoint import install_guards
     from viralab.registry.commands import sync_app
 
+    install_guards()
     sync_app(prog_name="python -m viralab.registry.sync")
 
 
