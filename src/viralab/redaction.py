@@ -152,7 +152,9 @@ def mask_url(url: str | None) -> str | None:
         return redact_text(url)
     scheme, userinfo, tail = parts
     authority = f"{_mask_userinfo(userinfo)}@" if userinfo or "@" in url else ""
-    return _mask_known(scheme + authority + _mask_query(tail))
+    # the query is read after the userinfo is masked: a raw `?` may sit in a password, a raw
+    # `@` in a query value (then the "userinfo" above held the query's start)
+    return _mask_known(scheme + _mask_query(authority + tail))
 
 
 def url_passwords(url: str) -> set[str]:

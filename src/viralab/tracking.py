@@ -19,7 +19,7 @@ import mlflow
 from mlflow.entities import Run
 from omegaconf import DictConfig, OmegaConf
 
-from viralab.config import flatten_params, redact_text, to_safe_container
+from viralab.config import flatten_params, redact, redact_text, to_safe_container
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def tracked_run(
         run_ctx = mlflow.start_run(experiment_id=experiment_id, run_name=run_name)
     with run_ctx as run:
         if tags:
-            mlflow.set_tags(dict(tags))
+            mlflow.set_tags(redact(dict(tags)))
         try:
             yield run
         except BaseException as exc:
@@ -140,7 +140,8 @@ def git_commit(path: Path | None = None) -> str | None:
 
 
 def log_config(cfg: DictConfig, extra_tags: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Log the resolved, redacted config as `config.yaml` and as flattened params.
+    """Log the resolved, redacted config as `config.yaml` and as flattened params; the tags
+    pass through the same rules (`viralab.redaction`).
 
     Returns the safe container so callers can reuse it (e.g. child runs).
     """
@@ -160,5 +161,5 @@ def log_config(cfg: DictConfig, extra_tags: Mapping[str, Any] | None = None) -> 
             tags["mlflow.source.git.commit"] = commit.removesuffix("-dirty")
     if extra_tags:
         tags.update(extra_tags)
-    mlflow.set_tags({k: str(v) for k, v in tags.items()})
+    mlflow.set_tags(redact({k: str(v) for k, v in tags.items()}))
     return safe

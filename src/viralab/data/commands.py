@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import typer
 
 from viralab.config import redact_url
+from viralab.redaction import register_secret
 from viralab.entrypoint import user_errors_exit
 from viralab.errors import ConfigError
 
@@ -99,6 +100,7 @@ def load_command(
         frame = read_stats_frame(existing_file(stats))
         check_stats_columns(frame, str(stats))
         inputs.append((str(stats), None, frame))
+    register_secret(database_url)  # masked by value too, in any message that quotes it
     url = database_url or app_database_url()
     shown = redact_url(normalize_url(url))
     typer.echo(f"Loading {' + '.join(name for name, _, _ in inputs)} into {shown}", err=True)
@@ -171,6 +173,7 @@ def export_command(
     from viralab.data.export import export_training_data
     from viralab.data.sources import SOURCES
 
+    register_secret(database_url)  # masked by value too, in any message that quotes it
     if source not in SOURCES:
         raise ConfigError(f"unknown source {source!r}; valid: {', '.join(SOURCES)}")
     data_cfg: dict[str, Any] = {"source": source}

@@ -51,8 +51,12 @@ def make_engine(url: str | None = None, **kwargs) -> Engine:
     url = normalize_url(app_database_url(url))
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
-        raise ConfigError(f"invalid database URL {redact_url(url)!r}: {exc}") from None
+    except (ArgumentError, ValueError):  # ValueError: a raw `@`/`:` in the password; its
+        # text quotes a piece of the password, so it is not shown
+        raise ConfigError(
+            f"invalid database URL {redact_url(url)!r}: percent-encode special characters "
+            "of the password (@ is %40, : is %3A, / is %2F)"
+        ) from None
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
