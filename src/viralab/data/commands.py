@@ -19,9 +19,9 @@ from typing import Annotated, Any
 import typer
 
 from viralab.config import redact_url
-from viralab.redaction import register_secret
 from viralab.entrypoint import user_errors_exit
 from viralab.errors import ConfigError
+from viralab.redaction import register_secret
 
 app = typer.Typer(
     help="Application data: load into the database, export training data.",
