@@ -74,11 +74,13 @@ def compose_for(model: str, overrides: list[str]) -> DictConfig:
     """The current config for `model`: a forecaster gets `model=lstm` (its task and data
     shape) unless the overrides choose a model."""
     from viralab.config import check_group_choices, compose, expand_override_args
+    from viralab.entrypoint import refuse_secret_overrides
     from viralab.monitor.triggers import RetrainSettings
 
     # artifact downloads would draw tqdm bars on stderr between our lines
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     overrides = expand_override_args(overrides)
+    refuse_secret_overrides(overrides)  # secrets come from the environment
     check_group_choices(overrides)
     try:
         cfg = compose(overrides)
