@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -213,13 +214,16 @@ def test_storage_defaults_beside_a_sqlite_tracking_store_and_normalises_postgres
     assert resolve_storage("sqlite:///x.db") == f"sqlite:///{tmp_path}/x.db"  # config wins
 
 
-def _cli(*args: str, cwd: Path = PROJECT) -> subprocess.CompletedProcess:
+def _cli(
+    *args: str, cwd: Path = PROJECT, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "viralab.sweep", *args],
         capture_output=True,
         text=True,
         timeout=300,
         cwd=cwd,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -235,7 +239,8 @@ def test_cli_unknown_sweep_is_one_line_and_exit_2() -> None:
 @pytest.mark.slow
 def test_cli_unreachable_storage_is_one_line_with_the_password_masked() -> None:
     url = f"postgresql://viralab:hunter2@127.0.0.1:{free_port()}/optuna"
-    res = _cli("sweep=ridge", f"sweep.storage={url}")
+    # given through the environment: a password on the command line is refused (issue 14)
+    res = _cli("sweep=ridge", env={"VIRALAB_OPTUNA_STORAGE": url})
     assert res.returncode == 2, res.stderr[-2000:]
     assert "error: cannot open the Optuna storage postgresql+psycopg2://viralab:***@" in res.stderr
     assert "hunter2" not in res.stderr + res.stdout
