@@ -93,7 +93,7 @@ def hydra_errors_as_config_errors(run: Callable[[], Any]) -> Any:
         return run()
     except (HydraException, OmegaConfBaseException) as exc:
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        raise ConfigError(redact_text("; ".join(lines) or type(exc).__name__)) from None
+        raise ConfigError(redact_text(" ".join(lines) or type(exc).__name__)) from None
 
 
 def secret_override_reason(override: str) -> str | None:
