@@ -74,6 +74,8 @@ _KEY_SEP = re.compile(r"(?<![\w.\-])(?P<key>[A-Za-z][\w.\-]*)['\"]?\s*(?:=|:(?!/
 _BARE_VALUE = re.compile(r"[^\s&'\",;)}\]]*")
 
 _registered: set[str] = set()
+# A flag named like a secret (`..._TOKEN_ENABLED=true`) must not mask every "true" in the logs.
+_NOT_SECRET_VALUES = frozenset({"true", "false", "yes", "no", "on", "off", "none", "null"})
 
 
 def _segments(key: str) -> list[str]:
@@ -192,7 +194,7 @@ def _env_secrets() -> set[str]:
     for name, value in os.environ.items():
         if not value or name in NOT_SECRET_ENV:
             continue
-        if is_secret_key(name):
+        if is_secret_key(name) and value.lower() not in _NOT_SECRET_VALUES:
             found.add(value)
         if "://" in value:
             found.update(url_passwords(value))
