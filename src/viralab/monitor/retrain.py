@@ -41,6 +41,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from viralab.config import REDACTED, compose, config_dir
 from viralab.errors import ConfigError, ViralabError
+from viralab.monitor.champion_config import check_target, parse_champion_config
 from viralab.monitor.drift import log_report
 from viralab.monitor.triggers import (
     CheckResult,
@@ -128,28 +129,42 @@ def ignored_overrides(overrides: Sequence[str]) -> list[str]:
     return out
 
 
+def allowed_targets(cfg: DictConfig) -> list[str]:
+    """`retrain.allowed_targets`: the classes a champion's config may name as `model._target_`."""
+    section = cfg.get("retrain") or {}
+    targets = section.get("allowed_targets")
+    if targets is None:
+        return []
+    return [str(t) for t in targets]
+
+
 def training_config(
     overrides: Sequence[str],
     logged_yaml: str,
     *,
     model: str,
     run_name: str,
+    allowed: Sequence[str] | None = None,
 ) -> DictConfig:
     """The champion's logged config on a fresh compose of the current one (see module doc).
+
+    The logged text is data from the artifact store: it is parsed through a schema and its
+    `model._target_` must be on `allowed` (default: the current `retrain.allowed_targets`)
+    before anything is merged (`viralab.monitor.champion_config`).
 
     The fresh compose picks the champion's model group (`model=<model.name>`) so the groups it
     pulls in (task, features) match; `register` is on and, for a forecaster, `target` is the
     one this registered model forecasts.
 
     Raises:
-        ConfigError: the logged config is not a mapping, or training it would register a
-            different model than `model`.
+        UntrustedConfig: the logged config is not plain data or names a foreign `_target_`.
+        ConfigError: training it would register a different model than `model`.
     """
-    logged = OmegaConf.to_container(OmegaConf.create(logged_yaml), resolve=False)
-    if not isinstance(logged, dict):
-        raise ConfigError("the champion's config.yaml is not a mapping")
-    model_name = str((logged.get("model") or {}).get("name") or "")
     current = [o for o in overrides if o not in ignored_overrides(overrides)]
+    if allowed is None:
+        allowed = allowed_targets(compose(current))
+    logged = parse_champion_config(logged_yaml, allowed)
+    model_name = str((logged.get("model") or {}).get("name") or "")
     if model_name and (config_dir() / "model" / f"{model_name}.yaml").is_file():
         current.insert(0, f"model={model_name}")
     fresh = compose(current)
@@ -159,6 +174,7 @@ def training_config(
     OmegaConf.set_struct(fresh, False)
     merged = OmegaConf.merge(fresh, without_redacted(logged))
     merged.data = data
+    check_target(OmegaConf.to_container(merged.model, resolve=False), allowed)  # type: ignore[arg-type]
     merged.run_name = run_name
     merged.register = True
     task = merged.task
@@ -440,7 +456,11 @@ def retrain(
     logged_yaml, config_run = logged_config(client, result.run)
     stamp = now.strftime("%Y%m%d-%H%M%S")
     train_cfg = training_config(
-        overrides, logged_yaml, model=model, run_name=f"{model}-retrain-{stamp}"
+        overrides,
+        logged_yaml,
+        model=model,
+        run_name=f"{model}-retrain-{stamp}",
+        allowed=allowed_targets(cfg),
     )
     fired = ",".join(t.name for t in result.fired)
     ignored = ignored_overrides(overrides)
