@@ -43,6 +43,8 @@ from viralab.config import REDACTED, compose, config_dir
 from viralab.errors import ConfigError, ViralabError
 from viralab.monitor.champion_config import check_target, parse_champion_config
 from viralab.monitor.drift import log_report
+from viralab.monitor.lock import retrain_lock
+from viralab.monitor.memory import record_refusal
 from viralab.monitor.triggers import (
     CheckResult,
     RetrainSettings,
@@ -424,9 +426,14 @@ def retrain(
     auto_promote: bool | None = None,
     now: datetime | None = None,
     client: MlflowClient | None = None,
+    lock_url: str | None = None,
 ) -> RetrainOutcome:
     """Check the triggers; when one fired (or `force`), retrain, register a challenger, compare
     and (opt-in) promote. See the module docstring for what is logged where.
+
+    The whole of it holds the model's retrain lock (`viralab.monitor.lock`, in the database at
+    `lock_url`, default the application database); retrain runs an earlier, killed retrain
+    left RUNNING are closed as KILLED first.
 
     Args:
         cfg: the current config (data, tracking, registry, retrain).
@@ -437,13 +444,74 @@ def retrain(
         auto_promote: promote a challenger that passes the gates; None: `retrain.auto_promote`.
 
     Raises:
+        RetrainLocked: another retrain of `model` holds the lock.
         ViralabError: no champion, no logged config, training registered nothing, ...
     """
+    client = client or get_client()
+    with retrain_lock(model, lock_url) as held:
+        log.info("Holding the retrain lock of %s (%s)", model, held)
+        settings = RetrainSettings.from_config(cfg.get("retrain"))
+        close_orphans(client, settings.experiment, model)
+        return _retrain_locked(
+            cfg,
+            model,
+            client,
+            overrides=overrides,
+            force=force,
+            auto_promote=auto_promote,
+            now=now or datetime.now(UTC),
+        )
+
+
+def close_orphans(client: MlflowClient, experiment: str, model: str) -> list[str]:
+    """Retrain runs of `model` still RUNNING while we hold its lock were killed mid-way: mark
+    them KILLED (outcome `killed`), and tag a version one of them registered but never
+    finished with `viralab.retrain.abandoned`, so nothing looks half-done. Returns their ids."""
+    with registry_errors(f"looking for interrupted retrains of {model}"):
+        exp = client.get_experiment_by_name(experiment)
+        if exp is None:
+            return []
+        runs = client.search_runs(
+            [exp.experiment_id],
+            filter_string=(
+                f"tags.`viralab.retrain.model` = '{model}' and attributes.status = 'RUNNING' "
+                "and tags.`viralab.retrain.kind` = 'retrain'"
+            ),
+        )
+        closed = []
+        for run in runs:
+            run_id = run.info.run_id
+            children = client.search_runs(
+                [exp.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run_id}'"
+            )
+            for child in children:
+                if child.info.status == "RUNNING":
+                    client.set_terminated(child.info.run_id, "KILLED")
+                for v in client.search_model_versions(f"run_id = '{child.info.run_id}'"):
+                    if v.name == model and not v.aliases:
+                        client.set_model_version_tag(
+                            model, str(v.version), "viralab.retrain.abandoned", run_id
+                        )
+            client.set_tag(run_id, TAG_OUTCOME, "killed")
+            client.set_terminated(run_id, "KILLED")
+            closed.append(run_id)
+            log.warning("Closed retrain run %s of %s as KILLED (interrupted)", run_id, model)
+    return closed
+
+
+def _retrain_locked(
+    cfg: DictConfig,
+    model: str,
+    client: MlflowClient,
+    *,
+    overrides: Sequence[str],
+    force: bool,
+    auto_promote: bool | None,
+    now: datetime,
+) -> RetrainOutcome:
     from viralab.registry.promotion import PromotionRefused, promote
     from viralab.train import train
 
-    client = client or get_client()
-    now = now or datetime.now(UTC)
     result = check(cfg, model, manual=force, now=now, client=client)
     settings = RetrainSettings.from_config(cfg.get("retrain"))
     auto = settings.auto_promote if auto_promote is None else bool(auto_promote)
@@ -474,6 +542,7 @@ def retrain(
         tags={
             TAG_CHALLENGES: result.challenges,
             "viralab.retrain.kind": "retrain",
+            "viralab.retrain.model": model,
             "viralab.retrain.config_from_run": config_run,
             "viralab.retrain.forced": str(force).lower(),
         },
@@ -500,13 +569,19 @@ def retrain(
         except PromotionRefused as exc:
             outcome.challenger_gates = exc.report
             outcome.status = REFUSED
+            refusal = record_refusal(
+                client, result, outcome.version, outcome.challenger_gates.summary()
+            )
+            mlflow.set_tag("viralab.retrain.data_digest", refusal.data_digest)
         mlflow.set_tag("viralab.retrain.challenger_gates", outcome.challenger_gates.summary())
 
-        comparison = (
-            compare_preference(client, result, version)
-            if result.family == "preference"
-            else compare_forecast(cfg, result, version)
-        )
+        if result.cannot_judge:
+            comparison = None
+            outcome.notes.append("the champion cannot be scored: " + "; ".join(result.cannot_judge))
+        elif result.family == "preference":
+            comparison = compare_preference(client, result, version)
+        else:
+            comparison = compare_forecast(cfg, result, version)
         outcome.comparison = comparison
         if comparison is not None:
             mlflow.log_metrics(comparison.metrics())

@@ -175,6 +175,8 @@ class Trigger:
     threshold_text: str
     metrics: Mapping[str, float] = field(default_factory=dict)
     unit: str = "number"  # how `figure` reads: count | delta | ratio | psi | days | flag
+    #: not judged because the champion itself could not be scored (not for lack of data)
+    cannot_judge: bool = False
 
     @property
     def fired(self) -> bool:
@@ -225,6 +227,8 @@ class CheckResult:
     cutoff: pd.Timestamp | None = None
     drift: DriftReport | None = None
     champion_model: Any = None  # the loaded pyfunc, reused by the retrain comparison
+    #: a refused challenger already saw this data (`viralab.monitor.memory`), in words
+    already_judged: str | None = None
 
     @property
     def fired(self) -> list[Trigger]:
@@ -232,7 +236,16 @@ class CheckResult:
 
     @property
     def due(self) -> bool:
+        """A trigger fired, and the data is not what a refused challenger already saw (the
+        manual trigger retrains regardless)."""
+        if self.already_judged and not any(t.name == "manual" for t in self.fired):
+            return False
         return bool(self.fired)
+
+    @property
+    def cannot_judge(self) -> list[str]:
+        """Why the champion could not be judged (`trigger: reason`); empty when it could."""
+        return [f"{t.name}: {t.figure_text}" for t in self.triggers if t.cannot_judge]
 
     @property
     def challenges(self) -> str:
@@ -259,6 +272,8 @@ class CheckResult:
                 "viralab.retrain.basis": self.basis[:500],
             }
         )
+        if self.already_judged:
+            tags["viralab.retrain.already_judged"] = self.already_judged[:500]
         return tags
 
 
@@ -677,10 +692,13 @@ def check_forecast(
         except (ViralabError, KeyError, AttributeError, TypeError, ValueError) as exc:
             detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             triggers.append(
-                _not_judged(
+                Trigger(
                     "performance_degradation",
-                    f"cannot score the new rows: {detail}"[:300],
+                    NOT_JUDGED,
+                    None,
+                    f"the champion cannot score the new rows: {detail}"[:300],
                     threshold,
+                    cannot_judge=True,
                 )
             )
         else:
@@ -747,7 +765,13 @@ def check(
     now = now or datetime.now(UTC)
     log.info("Checking retrain triggers of %s v%s", model, champion.version)
     judge = check_preference if mt.family == "preference" else check_forecast
-    return judge(cfg, mt, client, champion, run, manual=manual, now=now)
+    result = judge(cfg, mt, client, champion, run, manual=manual, now=now)
+    from viralab.monitor.memory import judged_already
+
+    refusal = judged_already(client, result)
+    if refusal is not None:
+        result.already_judged = refusal.describe()
+    return result
 
 
 __all__ = [
