@@ -487,8 +487,11 @@ def close_orphans(client: MlflowClient, experiment: str, model: str) -> list[str
             for child in children:
                 if child.info.status == "RUNNING":
                     client.set_terminated(child.info.run_id, "KILLED")
-                for v in client.search_model_versions(f"run_id = '{child.info.run_id}'"):
-                    if v.name == model and not v.aliases:
+                for found in client.search_model_versions(f"run_id = '{child.info.run_id}'"):
+                    if found.name != model:
+                        continue
+                    v = client.get_model_version(model, str(found.version))  # search: no aliases
+                    if not v.aliases:
                         client.set_model_version_tag(
                             model, str(v.version), "viralab.retrain.abandoned", run_id
                         )
