@@ -94,4 +94,4 @@ def test_a_retrain_killed_mid_training_leaves_nothing_half_done(
     challenger = client.get_model_version_by_alias("preference", "challenger")
     assert challenger.tags["viralab.challenges"] == "preference/v1"
     assert challenger.tags["viralab.retrain_run_id"] != parent_id
-    assert client.get_model_version_by_alias("preference", "champion").version == "1"
+    assert str(client.get_model_version_by_alias("preference", "champion").version) == "1"

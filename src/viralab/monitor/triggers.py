@@ -208,6 +208,17 @@ def _not_judged(name: str, why: str, threshold: str) -> Trigger:
     return Trigger(name, NOT_JUDGED, None, why, threshold)
 
 
+def _cannot_judge(name: str, exc: Exception, threshold: str) -> Trigger:
+    """Not judged because the champion itself failed to score the new data."""
+    detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    why = f"the champion cannot score the new rows: {detail}"[:300]
+    return Trigger(name, NOT_JUDGED, None, why, threshold, cannot_judge=True)
+
+
+#: What a champion that cannot score the data raises (its pyfunc is not what its name says).
+SCORING_ERRORS = (ViralabError, KeyError, AttributeError, TypeError, ValueError, IndexError)
+
+
 def _off(name: str) -> Trigger:
     return Trigger(name, OFF, None, "-", "off (null in conf/retrain/)")
 
@@ -548,9 +559,13 @@ def check_preference(
             )
         )
     else:
-        pred = preference_predictions(pyfunc, recent)
-        live = float(np.mean(np.abs(pred - recent[LABEL].to_numpy(dtype=float))))
-        triggers.append(degradation_trigger(mt, live, run.metrics.get("mae"), n, "new ratings"))
+        try:
+            pred = preference_predictions(pyfunc, recent)
+        except SCORING_ERRORS as exc:
+            triggers.append(_cannot_judge("performance_degradation", exc, perf_threshold))
+        else:
+            live = float(np.mean(np.abs(pred - recent[LABEL].to_numpy(dtype=float))))
+            triggers.append(degradation_trigger(mt, live, run.metrics.get("mae"), n, "new ratings"))
 
     drift_report = None
     if drift_settings is None:
@@ -689,18 +704,8 @@ def check_forecast(
         try:
             pyfunc = load_champion(champion)
             live, n_windows = forecast_recent_mae(pyfunc, stats, cutoff)
-        except (ViralabError, KeyError, AttributeError, TypeError, ValueError) as exc:
-            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            triggers.append(
-                Trigger(
-                    "performance_degradation",
-                    NOT_JUDGED,
-                    None,
-                    f"the champion cannot score the new rows: {detail}"[:300],
-                    threshold,
-                    cannot_judge=True,
-                )
-            )
+        except SCORING_ERRORS as exc:
+            triggers.append(_cannot_judge("performance_degradation", exc, threshold))
         else:
             if n_windows < mt.min_scored:
                 triggers.append(
