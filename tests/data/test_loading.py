@@ -365,3 +365,19 @@ def test_cli_reports_rows_per_input(tmp_path, ratings):
     assert f"Loading sample + {source} into sqlite:///" in result.stderr
     assert "video_ratings: 827 inserted, 0 updated, 0 unchanged, 1 rejected" in result.stdout
     assert f"  {source} row 2 ({rows[1]['id']}) rated_at: " in result.stderr
+
+
+def test_a_count_beyond_int64_is_rejected_and_its_batch_still_loads(db_url, tmp_path):
+    """2^63 used to pass validation, wrap to -2^63, fail the CHECK and roll back the batch."""
+    path = tmp_path / "s.csv"
+    rows = [f"2025-07-01T00:0{i}:00Z,yt_x,{10 + i},1,0" for i in range(4)]
+    rows[2] = "2025-07-01T00:02:00Z,yt_x,9223372036854775808,1,0"
+    path.write_text("timestamp,video_id,view_count,like_count,comment_count\n" + "\n".join(rows))
+    result = runner.invoke(
+        app, ["data", "load", "--stats", str(path), "--database-url", db_url, "--batch-size", "10"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "video_stats_processed: 3 inserted, 0 updated, 0 unchanged, 1 rejected" in result.stdout
+    assert "row 3 (yt_x) view_count: too large for BIGINT" in result.stderr
+    assert count(db_url, "video_stats_processed", "WHERE view_count < 0") == 0
+    assert count(db_url, "video_stats_processed") == 3

@@ -274,3 +274,71 @@ def test_timestamps_parse_in_any_zone_and_naive_means_utc():
     assert pd.isna(parsed.iloc[2])
     naive = parse_timestamps(pd.Series(pd.to_datetime(["2025-07-01 00:00"])))
     assert str(naive.dt.tz) == "UTC"
+
+
+# --- counts outside int64 (issue 14 "Numbers") ---------------------------------------------------
+
+TOO_LARGE = "too large for BIGINT (max 9223372036854775807)"
+
+
+def _counts_csv(tmp_path, value: str) -> pd.DataFrame:
+    path = tmp_path / "s.csv"
+    path.write_text(
+        "timestamp,video_id,view_count,like_count,comment_count\n"
+        f"2025-07-01T00:00:00Z,a,{value},1,0\n"
+        "2025-07-01T00:01:00Z,a,7,1,0\n",
+        encoding="utf-8",
+    )
+    return pd.read_csv(path)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("9223372036854775808", TOO_LARGE),  # 2^63: read as uint64, used to wrap to -2^63
+        ("18446744073709551616", TOO_LARGE),  # 2^64: an object column
+        ("1e19", TOO_LARGE),
+        ("9223372036854775808.0", TOO_LARGE),  # float64 cannot hold 2^63 - 1 either
+        ("-1", "must be >= 0"),
+        ("-9223372036854775809", "must be >= 0"),
+    ],
+)
+def test_counts_outside_int64_are_rejected_per_row(tmp_path, value, reason):
+    clean, rejected = validate_stats(_counts_csv(tmp_path, value))
+    assert clean["view_count"].tolist() == [7] and clean["_row"].tolist() == [2]
+    assert [(r.row, r.field) for r in rejected] == [(1, "view_count")]
+    assert rejected[0].reason.startswith(reason)
+
+
+def test_the_largest_int64_count_is_kept_exactly(tmp_path):
+    clean, rejected = validate_stats(_counts_csv(tmp_path, str(2**63 - 1)))
+    assert rejected == [] and clean["view_count"].tolist() == [2**63 - 1, 7]
+
+
+def test_mixed_count_columns_are_read_exactly():
+    frame = pd.DataFrame(
+        {
+            "timestamp": pd.date_range("2025-07-01", periods=5, freq="min", tz="UTC"),
+            "video_id": "a",
+            "view_count": [2**63, "9223372036854775807", "x", 2**63 - 1, "12"],
+            "like_count": pd.array([1, 2, 3, None, 5], dtype="Int64"),
+            "comment_count": 0,
+        }
+    )
+    clean, rejected = validate_stats(frame)
+    assert clean["view_count"].tolist() == [2**63 - 1, 12]
+    assert [(r.row, r.field, r.reason.split(",")[0]) for r in rejected] == [
+        (1, "view_count", TOO_LARGE),
+        (3, "view_count", "missing or not a number"),
+        (4, "like_count", "missing or not a number"),
+    ]
+
+
+def test_training_path_refuses_a_count_beyond_int64_with_a_count(tmp_path):
+    from viralab.data.sources import normalize_stats
+
+    with pytest.raises(DataError) as caught:
+        normalize_stats(_counts_csv(tmp_path, "9223372036854775808"), origin="s.csv")
+    message = str(caught.value)
+    assert message.startswith("s.csv: 1 invalid row(s): row 1 view_count: " + TOO_LARGE)
+    assert "-9223372036854775808" not in message and "\n" not in message

@@ -28,6 +28,7 @@ finite growth rates when given; a repeated ``(video_id, timestamp)`` keeps its f
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping
@@ -353,13 +354,25 @@ def check_stats_columns(frame: pd.DataFrame, origin: str) -> None:
         raise DataError(f"{origin}: no rows")
 
 
+_ZONED = r"\d:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
+
+
 def parse_timestamps(values: pd.Series) -> pd.Series:
     """UTC timestamps; NaT where a value does not parse. Naive values are taken as UTC."""
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         return values.dt.tz_convert("UTC")
     if pd.api.types.is_datetime64_dtype(values.dtype):
         return values.dt.tz_localize("UTC")
-    parsed = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
+    # pandas 2.3 gives a naive value the offset of an earlier zoned one in the same call
+    # ("...T02:00+02:00", "... 00:00" -> 22:00 UTC): parse the two kinds apart.
+    text = values.astype(str)
+    zoned = text.str.contains(_ZONED, regex=True, na=False) & values.notna()
+    parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
+    for part in (zoned, ~zoned):
+        if part.any():
+            parsed.loc[part] = pd.to_datetime(
+                values[part], utc=True, errors="coerce", format="ISO8601"
+            )
     retry = parsed.isna() & values.notna()
     if retry.any():
         # Rarer formats ("07/01/2025 10:00"), parsed one by one.
@@ -367,6 +380,81 @@ def parse_timestamps(values: pd.Series) -> pd.Series:
             values[retry].astype(str), utc=True, errors="coerce", format="mixed"
         )
     return parsed
+
+
+_FLOAT_INT64_END = 2.0**63  # the first float64 outside int64; every smaller one fits
+
+
+def whole_counts(
+    raw: pd.Series,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A count column as exact int64 values (0 where a row is bad) and its per-row problems:
+    (counts, missing, negative, not whole, too large).
+
+    Counts are checked in exact integer arithmetic where the input holds integers: 2^63 read
+    as uint64, or as a Python int / digit string in an object column, is "too large", never
+    wrapped to -2^63 by a cast (a float64 cannot tell 2^63 - 1 from 2^63, so integers do not
+    go through floats).
+    """
+    n = len(raw)
+    if pd.api.types.is_integer_dtype(raw.dtype) and raw.hasnans:  # nullable Int64 with NA
+        raw = raw.astype(object).where(raw.notna(), None)
+    if pd.api.types.is_signed_integer_dtype(raw.dtype):
+        values = raw.to_numpy(dtype="int64")
+        none = np.zeros(n, dtype=bool)
+        return np.where(values < 0, 0, values), none, values < 0, none, none
+    if pd.api.types.is_unsigned_integer_dtype(raw.dtype):
+        values = raw.to_numpy(dtype="uint64")
+        none = np.zeros(n, dtype=bool)
+        too_large = values > np.uint64(BIGINT_MAX)
+        return np.where(too_large, 0, values).astype("int64"), none, none, none, too_large
+    if raw.dtype == object:
+        return _object_counts(raw)
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    return _float_counts(values)
+
+
+def _float_counts(
+    values: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    finite = np.isfinite(values)
+    with np.errstate(invalid="ignore"):
+        negative = finite & (values < 0)
+        fraction = finite & ~negative & (values != np.floor(values))
+        too_large = finite & ~fraction & (values >= _FLOAT_INT64_END)
+    bad = ~finite | negative | fraction | too_large
+    counts = np.where(bad, 0, np.nan_to_num(values)).astype("int64")
+    return counts, ~finite, negative, fraction, too_large
+
+
+def _object_counts(
+    raw: pd.Series,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Mixed columns (JSON, a CSV column with text in it): Python ints and digit strings are
+    read exactly; anything else as a float."""
+    n = len(raw)
+    exact: list[int | None] = [None] * n
+    floats = np.full(n, np.nan)
+    for i, value in enumerate(raw.tolist()):
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int | np.integer):
+            exact[i] = int(value)
+            continue
+        if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+            exact[i] = int(value.strip())
+            continue
+        with contextlib.suppress(TypeError, ValueError):
+            floats[i] = float(value)
+    counts, missing, negative, fraction, too_large = _float_counts(floats)
+    for i, whole in enumerate(exact):
+        if whole is None:
+            continue
+        missing[i] = False
+        negative[i] = whole < 0
+        too_large[i] = whole > BIGINT_MAX
+        counts[i] = whole if 0 <= whole <= BIGINT_MAX else 0
+    return counts, missing, negative, fraction, too_large
 
 
 def validate_stats(
@@ -415,18 +503,12 @@ def validate_stats(
 
     for col in COUNT_COLUMNS:
         raw = frame[col]
-        num = pd.to_numeric(raw, errors="coerce")
-        values = num.to_numpy(dtype="float64", na_value=np.nan)
-        finite = np.isfinite(values)
-        flag(~finite, col, got(raw, "missing or not a number"))
-        with np.errstate(invalid="ignore"):
-            flag(finite & (values < 0), col, got(raw, "must be >= 0"))
-            flag(finite & (values != np.floor(values)), col, got(raw, "must be a whole number"))
-            flag(finite & (values > BIGINT_MAX), col, got(raw, "too large for BIGINT"))
-        if pd.api.types.is_integer_dtype(num.dtype):
-            out[col] = num.astype("int64")
-        else:
-            out[col] = np.where(bad | ~finite, 0, values).astype("int64")
+        counts, missing, negative, fraction, too_large = whole_counts(raw)
+        flag(missing, col, got(raw, "missing or not a number"))
+        flag(negative, col, got(raw, "must be >= 0"))
+        flag(fraction, col, got(raw, "must be a whole number"))
+        flag(too_large, col, got(raw, f"too large for BIGINT (max {BIGINT_MAX})"))
+        out[col] = counts
 
     if all(c in frame.columns for c in GROWTH_COLUMNS):
         for col in GROWTH_COLUMNS:

@@ -7,9 +7,12 @@ MODEL defaults to `preference` (also `youtube-lstm-views|likes|comments`); OVERR
 Hydra overrides choosing the current data, store, gates or thresholds, e.g. `data=files
 data.path=exports/ratings.json retrain.models.preference.new_ratings=100`.
 
-Exit codes, for cron and CI: `check` 0 = nothing to do, 10 = retrain advised; `run` 0 = done
-(retrained, or nothing to do), 3 = the registry's gates refused the new version as challenger;
-both 2 = error, as one `error: ...` line on stderr.
+Exit codes, for cron and CI: `check` 0 = nothing to do (no trigger fired, or the data is what
+a refused challenger already saw), 10 = retrain advised; `run` 0 = done (retrained, or nothing
+to do), 3 = the registry's gates refused the new version as challenger (the data it saw is
+recorded, so it does not trigger again), 75 = another retrain of the model holds its lock
+(EX_TEMPFAIL: try later; the line says who); both 2 = error, as one `error: ...` line on stderr,
+including "cannot judge": the champion could not be scored and no trigger fired.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ if TYPE_CHECKING:
 EXIT_ERROR = 2
 EXIT_REFUSED = 3
 EXIT_DUE = 10
+EXIT_LOCKED = 75
 DEFAULT_MODEL = "preference"
 
 app = typer.Typer(
@@ -135,8 +139,19 @@ def print_check(result: CheckResult, advise: bool = True) -> None:
         names = ", ".join(t.name for t in result.fired)
         hint = f": viralab retrain run {result.model}" if advise else ""
         out.print(f"retrain advised ({names}){hint}", markup=False)
-    else:
+    elif result.already_judged:
+        out.print(f"nothing to do: {result.already_judged}", markup=False)
+    elif not result.cannot_judge:
         out.print("nothing to do: no trigger fired", markup=False)
+
+
+def cannot_judge(result: CheckResult) -> typer.Exit | None:
+    """Exit 2 with the reason when no trigger fired because the champion could not be
+    scored: that is not "nothing to do"."""
+    if result.due or not result.cannot_judge:
+        return None
+    reason = "; ".join(result.cannot_judge)
+    return _fail(ViralabError(f"cannot judge {result.model} v{result.champion.version}: {reason}"))
 
 
 @app.command()
@@ -170,6 +185,9 @@ def check(
     print_check(result)
     if run_id:
         _console().print(f"logged retrain-check run {run_id}", markup=False)
+    failed = cannot_judge(result)
+    if failed is not None:
+        raise failed
     raise typer.Exit(EXIT_DUE if result.due else 0)
 
 
@@ -178,7 +196,8 @@ def print_outcome(outcome: RetrainOutcome) -> None:
 
     out = _console()
     if outcome.status == SKIPPED:
-        out.print("nothing to do: no trigger fired (--force retrains anyway)", markup=False)
+        if not outcome.check.already_judged and not outcome.check.cannot_judge:
+            out.print("nothing to do: no trigger fired (--force retrains anyway)", markup=False)
         return
     model, version = outcome.check.model, outcome.version
     out.print(
@@ -238,14 +257,20 @@ def run_retrain(
     ] = None,
 ) -> None:
     """Retrain MODEL when a trigger fired: champion's config, current data -> challenger."""
+    from viralab.monitor.lock import RetrainLocked
     from viralab.monitor.retrain import REFUSED, retrain
 
     model, overrides = split_arguments(model, overrides)
     try:
         cfg = compose_for(model, overrides)
         outcome = retrain(cfg, model, overrides=overrides, force=force, auto_promote=auto_promote)
+    except RetrainLocked as exc:
+        raise _fail(exc, EXIT_LOCKED) from None
     except ViralabError as exc:
         raise _fail(exc) from None
     print_check(outcome.check, advise=False)
     print_outcome(outcome)
+    failed = cannot_judge(outcome.check)
+    if failed is not None:
+        raise failed
     raise typer.Exit(EXIT_REFUSED if outcome.status == REFUSED else 0)

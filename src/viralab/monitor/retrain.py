@@ -41,7 +41,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from viralab.config import REDACTED, compose, config_dir
 from viralab.errors import ConfigError, ViralabError
+from viralab.monitor.champion_config import check_target, parse_champion_config
 from viralab.monitor.drift import log_report
+from viralab.monitor.lock import retrain_lock
+from viralab.monitor.memory import record_refusal
 from viralab.monitor.triggers import (
     CheckResult,
     RetrainSettings,
@@ -128,28 +131,42 @@ def ignored_overrides(overrides: Sequence[str]) -> list[str]:
     return out
 
 
+def allowed_targets(cfg: DictConfig) -> list[str]:
+    """`retrain.allowed_targets`: the classes a champion's config may name as `model._target_`."""
+    section = cfg.get("retrain") or {}
+    targets = section.get("allowed_targets")
+    if targets is None:
+        return []
+    return [str(t) for t in targets]
+
+
 def training_config(
     overrides: Sequence[str],
     logged_yaml: str,
     *,
     model: str,
     run_name: str,
+    allowed: Sequence[str] | None = None,
 ) -> DictConfig:
     """The champion's logged config on a fresh compose of the current one (see module doc).
+
+    The logged text is data from the artifact store: it is parsed through a schema and its
+    `model._target_` must be on `allowed` (default: the current `retrain.allowed_targets`)
+    before anything is merged (`viralab.monitor.champion_config`).
 
     The fresh compose picks the champion's model group (`model=<model.name>`) so the groups it
     pulls in (task, features) match; `register` is on and, for a forecaster, `target` is the
     one this registered model forecasts.
 
     Raises:
-        ConfigError: the logged config is not a mapping, or training it would register a
-            different model than `model`.
+        UntrustedConfig: the logged config is not plain data or names a foreign `_target_`.
+        ConfigError: training it would register a different model than `model`.
     """
-    logged = OmegaConf.to_container(OmegaConf.create(logged_yaml), resolve=False)
-    if not isinstance(logged, dict):
-        raise ConfigError("the champion's config.yaml is not a mapping")
-    model_name = str((logged.get("model") or {}).get("name") or "")
     current = [o for o in overrides if o not in ignored_overrides(overrides)]
+    if allowed is None:
+        allowed = allowed_targets(compose(current))
+    logged = parse_champion_config(logged_yaml, allowed)
+    model_name = str((logged.get("model") or {}).get("name") or "")
     if model_name and (config_dir() / "model" / f"{model_name}.yaml").is_file():
         current.insert(0, f"model={model_name}")
     fresh = compose(current)
@@ -159,6 +176,7 @@ def training_config(
     OmegaConf.set_struct(fresh, False)
     merged = OmegaConf.merge(fresh, without_redacted(logged))
     merged.data = data
+    check_target(OmegaConf.to_container(merged.model, resolve=False), allowed)  # type: ignore[arg-type]
     merged.run_name = run_name
     merged.register = True
     task = merged.task
@@ -408,9 +426,14 @@ def retrain(
     auto_promote: bool | None = None,
     now: datetime | None = None,
     client: MlflowClient | None = None,
+    lock_url: str | None = None,
 ) -> RetrainOutcome:
     """Check the triggers; when one fired (or `force`), retrain, register a challenger, compare
     and (opt-in) promote. See the module docstring for what is logged where.
+
+    The whole of it holds the model's retrain lock (`viralab.monitor.lock`, in the database at
+    `lock_url`, default the application database); retrain runs an earlier, killed retrain
+    left RUNNING are closed as KILLED first.
 
     Args:
         cfg: the current config (data, tracking, registry, retrain).
@@ -421,13 +444,77 @@ def retrain(
         auto_promote: promote a challenger that passes the gates; None: `retrain.auto_promote`.
 
     Raises:
+        RetrainLocked: another retrain of `model` holds the lock.
         ViralabError: no champion, no logged config, training registered nothing, ...
     """
+    client = client or get_client()
+    with retrain_lock(model, lock_url) as held:
+        log.info("Holding the retrain lock of %s (%s)", model, held)
+        settings = RetrainSettings.from_config(cfg.get("retrain"))
+        close_orphans(client, settings.experiment, model)
+        return _retrain_locked(
+            cfg,
+            model,
+            client,
+            overrides=overrides,
+            force=force,
+            auto_promote=auto_promote,
+            now=now or datetime.now(UTC),
+        )
+
+
+def close_orphans(client: MlflowClient, experiment: str, model: str) -> list[str]:
+    """Retrain runs of `model` still RUNNING while we hold its lock were killed mid-way: mark
+    them KILLED (outcome `killed`), and tag a version one of them registered but never
+    finished with `viralab.retrain.abandoned`, so nothing looks half-done. Returns their ids."""
+    with registry_errors(f"looking for interrupted retrains of {model}"):
+        exp = client.get_experiment_by_name(experiment)
+        if exp is None:
+            return []
+        runs = client.search_runs(
+            [exp.experiment_id],
+            filter_string=(
+                f"tags.`viralab.retrain.model` = '{model}' and attributes.status = 'RUNNING' "
+                "and tags.`viralab.retrain.kind` = 'retrain'"
+            ),
+        )
+        closed = []
+        for run in runs:
+            run_id = run.info.run_id
+            children = client.search_runs(
+                [exp.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run_id}'"
+            )
+            for child in children:
+                if child.info.status == "RUNNING":
+                    client.set_terminated(child.info.run_id, "KILLED")
+                for found in client.search_model_versions(f"run_id = '{child.info.run_id}'"):
+                    if found.name != model:
+                        continue
+                    v = client.get_model_version(model, str(found.version))  # search: no aliases
+                    if not v.aliases:
+                        client.set_model_version_tag(
+                            model, str(v.version), "viralab.retrain.abandoned", run_id
+                        )
+            client.set_tag(run_id, TAG_OUTCOME, "killed")
+            client.set_terminated(run_id, "KILLED")
+            closed.append(run_id)
+            log.warning("Closed retrain run %s of %s as KILLED (interrupted)", run_id, model)
+    return closed
+
+
+def _retrain_locked(
+    cfg: DictConfig,
+    model: str,
+    client: MlflowClient,
+    *,
+    overrides: Sequence[str],
+    force: bool,
+    auto_promote: bool | None,
+    now: datetime,
+) -> RetrainOutcome:
     from viralab.registry.promotion import PromotionRefused, promote
     from viralab.train import train
 
-    client = client or get_client()
-    now = now or datetime.now(UTC)
     result = check(cfg, model, manual=force, now=now, client=client)
     settings = RetrainSettings.from_config(cfg.get("retrain"))
     auto = settings.auto_promote if auto_promote is None else bool(auto_promote)
@@ -440,7 +527,11 @@ def retrain(
     logged_yaml, config_run = logged_config(client, result.run)
     stamp = now.strftime("%Y%m%d-%H%M%S")
     train_cfg = training_config(
-        overrides, logged_yaml, model=model, run_name=f"{model}-retrain-{stamp}"
+        overrides,
+        logged_yaml,
+        model=model,
+        run_name=f"{model}-retrain-{stamp}",
+        allowed=allowed_targets(cfg),
     )
     fired = ",".join(t.name for t in result.fired)
     ignored = ignored_overrides(overrides)
@@ -454,6 +545,7 @@ def retrain(
         tags={
             TAG_CHALLENGES: result.challenges,
             "viralab.retrain.kind": "retrain",
+            "viralab.retrain.model": model,
             "viralab.retrain.config_from_run": config_run,
             "viralab.retrain.forced": str(force).lower(),
         },
@@ -480,13 +572,19 @@ def retrain(
         except PromotionRefused as exc:
             outcome.challenger_gates = exc.report
             outcome.status = REFUSED
+            refusal = record_refusal(
+                client, result, outcome.version, outcome.challenger_gates.summary()
+            )
+            mlflow.set_tag("viralab.retrain.data_digest", refusal.data_digest)
         mlflow.set_tag("viralab.retrain.challenger_gates", outcome.challenger_gates.summary())
 
-        comparison = (
-            compare_preference(client, result, version)
-            if result.family == "preference"
-            else compare_forecast(cfg, result, version)
-        )
+        if result.cannot_judge:
+            comparison = None
+            outcome.notes.append("the champion cannot be scored: " + "; ".join(result.cannot_judge))
+        elif result.family == "preference":
+            comparison = compare_preference(client, result, version)
+        else:
+            comparison = compare_forecast(cfg, result, version)
         outcome.comparison = comparison
         if comparison is not None:
             mlflow.log_metrics(comparison.metrics())

@@ -175,6 +175,8 @@ class Trigger:
     threshold_text: str
     metrics: Mapping[str, float] = field(default_factory=dict)
     unit: str = "number"  # how `figure` reads: count | delta | ratio | psi | days | flag
+    #: not judged because the champion itself could not be scored (not for lack of data)
+    cannot_judge: bool = False
 
     @property
     def fired(self) -> bool:
@@ -206,6 +208,17 @@ def _not_judged(name: str, why: str, threshold: str) -> Trigger:
     return Trigger(name, NOT_JUDGED, None, why, threshold)
 
 
+def _cannot_judge(name: str, exc: Exception, threshold: str) -> Trigger:
+    """Not judged because the champion itself failed to score the new data."""
+    detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    why = f"the champion cannot score the new rows: {detail}"[:300]
+    return Trigger(name, NOT_JUDGED, None, why, threshold, cannot_judge=True)
+
+
+#: What a champion that cannot score the data raises (its pyfunc is not what its name says).
+SCORING_ERRORS = (ViralabError, KeyError, AttributeError, TypeError, ValueError, IndexError)
+
+
 def _off(name: str) -> Trigger:
     return Trigger(name, OFF, None, "-", "off (null in conf/retrain/)")
 
@@ -225,6 +238,8 @@ class CheckResult:
     cutoff: pd.Timestamp | None = None
     drift: DriftReport | None = None
     champion_model: Any = None  # the loaded pyfunc, reused by the retrain comparison
+    #: a refused challenger already saw this data (`viralab.monitor.memory`), in words
+    already_judged: str | None = None
 
     @property
     def fired(self) -> list[Trigger]:
@@ -232,7 +247,16 @@ class CheckResult:
 
     @property
     def due(self) -> bool:
+        """A trigger fired, and the data is not what a refused challenger already saw (the
+        manual trigger retrains regardless)."""
+        if self.already_judged and not any(t.name == "manual" for t in self.fired):
+            return False
         return bool(self.fired)
+
+    @property
+    def cannot_judge(self) -> list[str]:
+        """Why the champion could not be judged (`trigger: reason`); empty when it could."""
+        return [f"{t.name}: {t.figure_text}" for t in self.triggers if t.cannot_judge]
 
     @property
     def challenges(self) -> str:
@@ -259,6 +283,8 @@ class CheckResult:
                 "viralab.retrain.basis": self.basis[:500],
             }
         )
+        if self.already_judged:
+            tags["viralab.retrain.already_judged"] = self.already_judged[:500]
         return tags
 
 
@@ -533,9 +559,13 @@ def check_preference(
             )
         )
     else:
-        pred = preference_predictions(pyfunc, recent)
-        live = float(np.mean(np.abs(pred - recent[LABEL].to_numpy(dtype=float))))
-        triggers.append(degradation_trigger(mt, live, run.metrics.get("mae"), n, "new ratings"))
+        try:
+            pred = preference_predictions(pyfunc, recent)
+        except SCORING_ERRORS as exc:
+            triggers.append(_cannot_judge("performance_degradation", exc, perf_threshold))
+        else:
+            live = float(np.mean(np.abs(pred - recent[LABEL].to_numpy(dtype=float))))
+            triggers.append(degradation_trigger(mt, live, run.metrics.get("mae"), n, "new ratings"))
 
     drift_report = None
     if drift_settings is None:
@@ -674,15 +704,8 @@ def check_forecast(
         try:
             pyfunc = load_champion(champion)
             live, n_windows = forecast_recent_mae(pyfunc, stats, cutoff)
-        except (ViralabError, KeyError, AttributeError, TypeError, ValueError) as exc:
-            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            triggers.append(
-                _not_judged(
-                    "performance_degradation",
-                    f"cannot score the new rows: {detail}"[:300],
-                    threshold,
-                )
-            )
+        except SCORING_ERRORS as exc:
+            triggers.append(_cannot_judge("performance_degradation", exc, threshold))
         else:
             if n_windows < mt.min_scored:
                 triggers.append(
@@ -747,7 +770,13 @@ def check(
     now = now or datetime.now(UTC)
     log.info("Checking retrain triggers of %s v%s", model, champion.version)
     judge = check_preference if mt.family == "preference" else check_forecast
-    return judge(cfg, mt, client, champion, run, manual=manual, now=now)
+    result = judge(cfg, mt, client, champion, run, manual=manual, now=now)
+    from viralab.monitor.memory import judged_already
+
+    refusal = judged_already(client, result)
+    if refusal is not None:
+        result.already_judged = refusal.describe()
+    return result
 
 
 __all__ = [
