@@ -39,7 +39,7 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from omegaconf import DictConfig, OmegaConf
 
-from viralab.config import REDACTED, compose, config_dir
+from viralab.config import compose, config_dir
 from viralab.errors import ConfigError, ViralabError
 from viralab.monitor.champion_config import check_target, parse_champion_config
 from viralab.monitor.drift import log_report
@@ -54,6 +54,7 @@ from viralab.monitor.triggers import (
     load_champion,
     preference_predictions,
 )
+from viralab.redaction import is_redacted
 from viralab.registry.client import RunData, get_client, registry_errors
 from viralab.registry.gates import GateReport
 from viralab.registry.markers import RegistrySettings
@@ -108,16 +109,8 @@ def without_redacted(node: Any) -> Any:
     """A copy with every redacted value (`***`, or a URL with `:***@`) dropped, so the fresh
     config's value (from today's environment) applies instead."""
     if isinstance(node, Mapping):
-        return {k: without_redacted(v) for k, v in node.items() if not _is_redacted(v)}
+        return {k: without_redacted(v) for k, v in node.items() if not is_redacted(v)}
     return node
-
-
-def _is_redacted(value: Any) -> bool:
-    if isinstance(value, str):
-        return value == REDACTED or f":{REDACTED}@" in value
-    if isinstance(value, list | tuple):
-        return any(_is_redacted(v) for v in value)
-    return False
 
 
 def ignored_overrides(overrides: Sequence[str]) -> list[str]:
