@@ -9,6 +9,7 @@ from viralab.entrypoint import user_errors_exit
 from viralab.monitor.commands import app as retrain_app
 from viralab.registry.commands import app as registry_app
 from viralab.serve.commands import forecast, predict
+from viralab.service_limits import cli_limits_callback
 from viralab.sweeps.cli import app as sweep_app
 
 app = typer.Typer(
@@ -17,6 +18,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+app.callback()(cli_limits_callback)  # fail fast against unreachable services
 app.add_typer(data_app, name="data")
 app.add_typer(registry_app, name="registry")
 app.add_typer(retrain_app, name="retrain")
