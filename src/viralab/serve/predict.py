@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
@@ -59,7 +59,23 @@ _resolved: dict[tuple[str, str], _Held] = {}
 _loaded: dict[tuple[str, str], tuple[mlflow.pyfunc.PyFuncModel, ModelVersion]] = {}
 _outages: set[tuple[str, str]] = set()  # keys whose model load fell back (logged once)
 _lock = threading.Lock()
-_refresher = ThreadPoolExecutor(max_workers=2, thread_name_prefix="viralab-resolve")
+
+
+def _in_background(
+    name: str, ref: str | int | None, settings: RegistrySettings | Mapping[str, Any] | None
+) -> Future:
+    """`_lookup` on a daemon thread: a registry that hangs (MLflow retries for minutes by
+    default) must neither block callers past `REFRESH_WAIT` nor the process's exit."""
+    future: Future = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(_lookup(name, ref, settings))
+        except BaseException as exc:  # handed to the caller through the future
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name=f"viralab-resolve-{name}", daemon=True).start()
+    return future
 
 
 def _registry_settings(settings: RegistrySettings | Mapping[str, Any] | None) -> RegistrySettings:
@@ -125,7 +141,7 @@ def resolve(
         if held and now - held.checked < resolve_ttl:
             return held.version
         if held is not None and held.pending is None:
-            held.pending = _refresher.submit(_lookup, name, ref, settings)
+            held.pending = _in_background(name, ref, settings)
         future = held.pending if held is not None else None
     if held is None or future is None:
         version = _lookup(name, ref, settings)  # nothing to fall back to: errors propagate
