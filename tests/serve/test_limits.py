@@ -222,11 +222,10 @@ def test_cli_limits_apply_during_a_command_only(monkeypatch: pytest.MonkeyPatch)
 def test_cli_against_a_dead_tracking_server_fails_fast_with_one_line(
     monkeypatch: pytest.MonkeyPatch, tmp_path
 ) -> None:
+    import mlflow
     from typer.testing import CliRunner
 
     from viralab.cli import app
-
-    import mlflow
 
     serving.clear_caches()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")

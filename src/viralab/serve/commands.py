@@ -140,6 +140,9 @@ def predict(
     except (ViralabError, RequestLimitError) as exc:
         typer.echo(f"error: {exc.message if isinstance(exc, RequestLimitError) else exc}", err=True)
         raise typer.Exit(2) from None
+    except RecursionError:  # json.loads of a document nested ~1,000+ levels deep
+        typer.echo(f"error: {source}: a document nests too deeply to read", err=True)
+        raise typer.Exit(2) from None
 
 
 def forecast(
