@@ -158,7 +158,7 @@ def resolve(
         message = unreachable_message(exc)
         if message is None:
             raise
-        return _keep_held(key, held, message.removeprefix("error: "))
+        return _keep_held(key, held, message)
     with _lock:
         recovered = held.outage
         _resolved[key] = _Held(time.monotonic(), version)
