@@ -9,6 +9,7 @@ from viralab.entrypoint import install_guards, user_errors_exit
 from viralab.monitor.commands import app as retrain_app
 from viralab.registry.commands import app as registry_app
 from viralab.serve.commands import forecast, predict
+from viralab.service_limits import cli_limits_callback
 from viralab.sweeps.cli import app as sweep_app
 
 app = typer.Typer(
@@ -21,7 +22,15 @@ app.add_typer(data_app, name="data")
 app.add_typer(registry_app, name="registry")
 app.add_typer(retrain_app, name="retrain")
 app.add_typer(sweep_app, name="sweep")
-app.callback()(install_guards)  # every command: redacted logs, warnings and tracebacks
+
+
+@app.callback()
+def _every_command(ctx: typer.Context) -> None:
+    """Every command: redacted logs, warnings and tracebacks; fail fast on dead services."""
+    install_guards()
+    cli_limits_callback(ctx)
+
+
 app.command()(predict)
 app.command()(forecast)
 

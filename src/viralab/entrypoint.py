@@ -28,6 +28,7 @@ from viralab.redaction import (
     redact_text,
     url_passwords,
 )
+from viralab.service_limits import unreachable_message
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -78,6 +79,13 @@ def user_errors_exit(func: F) -> F:
         except ViralabError as exc:
             logging.getLogger("viralab").debug("user error", exc_info=True)
             print(f"error: {redact_text(str(exc))}", file=sys.stderr)
+            sys.exit(2)
+        except Exception as exc:  # a dead tracking server / database: one line, not a bug
+            message = unreachable_message(exc)
+            if message is None:
+                raise
+            logging.getLogger("viralab").debug("service unreachable", exc_info=True)
+            print(f"error: {message}", file=sys.stderr)
             sys.exit(2)
 
     return wrapper  # type: ignore[return-value]

@@ -56,7 +56,15 @@ from viralab.features.tabular import (
     AnalysisEncoder,
 )
 from viralab.milestones import TrainingDecision, decide_training, milestones_from_config
-from viralab.serve.preference_model import PIPELINE_ARTIFACT, PreferenceModel
+from viralab.serve import preference_model as preference_model_code
+from viralab.serve.limits import ServeLimits
+from viralab.serve.preference_model import (
+    PARAMS_EXAMPLE,
+    PIPELINE_ARTIFACT,
+    PIPELINE_FILE,
+    PreferenceModel,
+    save_pipeline,
+)
 from viralab.tracking import log_config, tracked_run
 
 log = logging.getLogger(__name__)
@@ -72,7 +80,7 @@ MODEL_REQUIREMENTS = (
     "pandas",
     "numpy",
     "joblib",
-    "cloudpickle",
+    "skops",  # the fitted pipeline's format (serve.preference_model)
     "shap",  # serve.explain: top factors of tree models
 )
 #: Spec 000 §6.2, overridable under `task.verdict`.
@@ -550,18 +558,23 @@ def log_preference(
 
 
 def log_model(cfg: DictConfig, result: PreferenceResult, tmp: Path) -> str | None:
-    """The pyfunc model (joblib pipeline inside), registered as `task.registered_model`."""
-    pipeline_path = tmp / "pipeline.joblib"
-    joblib.dump(result.pipeline, pipeline_path)
+    """The pyfunc model, registered as `task.registered_model`: models-from-code (the wrapper
+    is `serve/preference_model.py`, run at load time, not a pickle) with the fitted pipeline
+    as a skops artifact (see `viralab.serve.preference_model` for the trusted types)."""
+    pipeline_path = save_pipeline(result.pipeline, tmp / PIPELINE_FILE)
     example = result.test[[ANALYSIS_COLUMN]].head(2)
     # the test R2 scales the served confidence (spec §7.2: coverage x accuracy.r2)
-    model_config = {"r2": float(result.metrics["r2"])}
-    model = PreferenceModel(result.pipeline, r2=model_config["r2"])
-    signature = infer_signature(example, model.predict(None, example))
+    # serving limits set in the config travel with the model; unset ones stay the defaults
+    # (or VIRALAB_* environment variables) of the process that serves it
+    serve_cfg = OmegaConf.to_container(cfg.serve) if cfg.get("serve") else {}
+    model_config = {"r2": float(result.metrics["r2"]), **serve_cfg}
+    limits = ServeLimits.from_config(serve_cfg)
+    model = PreferenceModel(result.pipeline, r2=model_config["r2"], limits=limits)
+    signature = infer_signature(example, model.predict(None, example), params=PARAMS_EXAMPLE)
     registered = cfg.task.registered_model if cfg.get("register", True) else None
     info = mlflow.pyfunc.log_model(
         name="model",
-        python_model=model,
+        python_model=preference_model_code.__file__,
         artifacts={PIPELINE_ARTIFACT: str(pipeline_path)},
         code_paths=[str(Path(viralab.__file__).parent)],
         signature=signature,

@@ -144,3 +144,25 @@ def test_cli_predict_bad_input(champion: str, tmp_path: Path) -> None:
     assert res.exit_code == 2 and "file not found" in res.output
     res = runner.invoke(app, ["predict", str(bad.with_name("x.json")), "--model", "nope"])
     assert res.exit_code == 2
+
+
+def test_cli_predict_refuses_documents_over_the_limits(champion: str, tmp_path: Path) -> None:
+    runner = CliRunner()
+    big = tmp_path / "big.json"
+    big.write_text(json.dumps({**_docs(1)[0], "transcript": "x" * 1_000_000}))
+    res = runner.invoke(app, ["predict", str(big)])
+    assert res.exit_code == 2, res.output
+    assert res.output.startswith("error: document 0 is 1,0") and len(res.output.splitlines()) == 1
+    assert "the limit is 1,000,000 (max_document_bytes)" in res.output
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 5000 + "]" * 5000)
+    res = runner.invoke(app, ["predict", str(deep)])
+    assert res.exit_code == 2 and "nests too deeply" in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    # strict mode, per request: a list is refused instead of scored with confidence 0
+    model, _ = serving.load_model("preference")
+    frame = pd.DataFrame({"visual_analysis": ["[1, 2, 3]"]})
+    assert model.predict(frame)["confidence"].iloc[0] == 0
+    with pytest.raises(Exception, match="not a JSON object"):
+        model.predict(frame, params={"strict": "true"})
+    assert model.predict(frame, params={"top_factors": False})["top_factors"].iloc[0] == "[]"

@@ -60,5 +60,26 @@ def test_rest_round_trip_matches_the_python_function(mlflow_isolation: str, tmp_
             url, json={"dataframe_split": {"columns": ["nope"], "data": [[1]]}}, timeout=60
         )
         assert wrong.status_code == 400, wrong.text
+
+        # bounded serving: too large, too deep, not an object in strict mode, bad params
+        def invoke(doc_text: str, params: dict | None = None) -> requests.Response:
+            body: dict = {"dataframe_split": {"columns": ["visual_analysis"], "data": [[doc_text]]}}
+            if params is not None:
+                body["params"] = params
+            return requests.post(url, json=body, timeout=120)
+
+        too_large = invoke(json.dumps({**docs[0], "transcript": "x" * 1_000_000}))
+        assert too_large.status_code == 400, too_large.text
+        assert "the limit is 1,000,000" in too_large.json()["message"]
+        too_deep = invoke("[" * 5000 + "]" * 5000)
+        assert too_deep.status_code == 400, too_deep.text
+        assert "nests 5000 levels deep; the limit is 64" in too_deep.json()["message"]
+        assert invoke("[1, 2]").status_code == 200  # scored, confidence 0
+        refused = invoke("[1, 2]", {"strict": "true"})
+        assert refused.status_code == 400 and "not a JSON object" in refused.json()["message"]
+        assert invoke(json.dumps(docs[0]), {"top_factors": "maybe"}).status_code == 400
+        no_factors = invoke(json.dumps(docs[0]), {"top_factors": False})
+        assert no_factors.status_code == 200, no_factors.text
+        assert no_factors.json()["predictions"][0]["top_factors"] == "[]"
     finally:
         server.stop()

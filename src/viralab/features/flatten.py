@@ -25,10 +25,15 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import sys
+import threading
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
+
+from cachetools import LRUCache
 
 _NON_ALNUM = re.compile(r"[^a-z0-9]")
 
@@ -97,23 +102,79 @@ def _flatten_into(flat: dict[str, Any], node: Mapping[str, Any], prefix: str) ->
             flat[full_key] = coerce_scalar(value)
 
 
-@lru_cache(maxsize=2048)
-def _flatten_json_text(text: str) -> dict[str, Any]:
+class FlattenCache:
+    """LRU of flattened JSON texts bounded in BYTES (an estimate: the text plus the flat
+    dict's table, keys and values), not in entries: with 2,048 entries, 40 distinct 1.3 MB
+    documents grew a serving process by 535 MB (issue 14). Texts over `max_item_bytes` are
+    flattened every time: caching is for cross-validation's refits over small documents,
+    not for serving large one-off requests. Thread-safe (serving uses several threads)."""
+
+    def __init__(self, max_bytes: int, max_item_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.max_item_bytes = max_item_bytes
+        self._entries: LRUCache = LRUCache(maxsize=max_bytes, getsizeof=lambda entry: entry[0])
+        self._lock = threading.Lock()
+
+    @property
+    def bytes(self) -> int:
+        return int(self._entries.currsize)
+
+    @staticmethod
+    def estimate(text: str, flat: dict[str, Any]) -> int:
+        """Approximate bytes held by one entry (CPython object sizes; floats/ints ~32)."""
+        return (
+            sys.getsizeof(text)
+            + sys.getsizeof(flat)
+            + sum(map(len, flat))
+            + (sys.getsizeof("") + 32) * len(flat)
+        )
+
+    def get(self, text: str) -> dict[str, Any]:
+        with self._lock:
+            hit = self._entries.get(text)
+        if hit is not None:
+            return hit[1]
+        flat = _parse_and_flatten(text)
+        if len(text) <= self.max_item_bytes:
+            size = self.estimate(text, flat)
+            if size <= self.max_bytes:
+                with self._lock:
+                    self._entries[text] = (size, flat)  # evicts least recently used entries
+        return flat
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def _parse_and_flatten(text: str) -> dict[str, Any]:
     try:
         return flatten_analysis(json.loads(text))
     except (json.JSONDecodeError, RecursionError):
         return {}
 
 
+#: One per process; sizes from VIRALAB_FLATTEN_CACHE_BYTES (default 64 MB) and
+#: VIRALAB_FLATTEN_CACHE_ITEM_BYTES (default 256 KB of text).
+flatten_cache = FlattenCache(
+    int(os.environ.get("VIRALAB_FLATTEN_CACHE_BYTES") or 64 * 2**20),
+    int(os.environ.get("VIRALAB_FLATTEN_CACHE_ITEM_BYTES") or 256 * 2**10),
+)
+
+
 def flatten_document(document: Any) -> dict[str, Any]:
     """Flatten a document as the encoder receives it: a JSON string, a dict, or anything else.
 
-    JSON text is flattened once and memoised: cross-validation refits the encoder on every
-    fold and would otherwise re-parse the same documents each time. The returned dict may be
+    JSON text is flattened once and memoised (`flatten_cache`, bounded in bytes):
+    cross-validation refits the encoder on every fold and would otherwise re-parse the same
+    documents each time. The returned dict may be
     shared, so callers must not modify it. Text that is not valid JSON flattens to {}.
     """
     if isinstance(document, bytes):
         document = document.decode("utf-8", errors="replace")
     if isinstance(document, str):
-        return _flatten_json_text(document)
+        return flatten_cache.get(document)
     return flatten_analysis(document)

@@ -13,6 +13,7 @@ import typer
 
 from viralab.data.sources import read_json_file
 from viralab.errors import DataError, ViralabError
+from viralab.serve.limits import RequestLimitError
 
 
 def _analysis_of(item: Any) -> Any:
@@ -136,8 +137,11 @@ def predict(
                 )
                 table.add_row(r["id"], f"{r['score']:.2f}", f"{r['confidence']:.2f}", factors)
             Console().print(table)
-    except ViralabError as exc:
-        typer.echo(f"error: {exc}", err=True)
+    except (ViralabError, RequestLimitError) as exc:
+        typer.echo(f"error: {exc.message if isinstance(exc, RequestLimitError) else exc}", err=True)
+        raise typer.Exit(2) from None
+    except RecursionError:  # json.loads of a document nested ~1,000+ levels deep
+        typer.echo(f"error: {source}: a document nests too deeply to read", err=True)
         raise typer.Exit(2) from None
 
 

@@ -5,15 +5,28 @@ re-resolved from the registry (alias `champion`, or stage Production in stage mo
 every `resolve_ttl` seconds, so moving the alias — from the CLI or in the MLflow UI — takes
 effect in a running process without a restart, and a hot loop does not query the registry on
 every call.
+
+Keep serving: once a process holds a version, a registry that is down or slow never stops it
+answering. The re-resolution runs on a worker thread and a call waits for it at most
+`REFRESH_WAIT` seconds (not at all while an outage is known); when it fails with a
+connection error or does not answer, the held version keeps answering, the outage is logged
+once (a warning), and the next try comes after the TTL. When the registry answers again a
+second line says so. A registry that answers "no such alias/version" is not an outage: that
+error reaches the caller as before. The first resolution (nothing held yet) has nothing to
+fall back to and fails as the registry does.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import logging
 import threading
 import time
 from collections.abc import Mapping
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
 from typing import Any
 
 import mlflow
@@ -22,11 +35,47 @@ from mlflow.entities.model_registry import ModelVersion
 
 from viralab.registry.client import RegistryError, get_client, resolve_version
 from viralab.registry.markers import RegistrySettings, holder
+from viralab.serve.limits import check_horizon
+from viralab.service_limits import unreachable_message
+
+log = logging.getLogger(__name__)
 
 DEFAULT_RESOLVE_TTL = 5.0
+#: Seconds a call waits for a re-resolution before answering with the version it holds.
+REFRESH_WAIT = 5.0
 
-_resolved: dict[tuple[str, str], tuple[float, ModelVersion]] = {}
+
+@dataclass
+class _Held:
+    """The version a (model, ref) resolves to, when it was last checked, and outage state."""
+
+    checked: float
+    version: ModelVersion
+    pending: Future | None = None
+    outage: bool = False
+
+
+_resolved: dict[tuple[str, str], _Held] = {}
+_loaded: dict[tuple[str, str], tuple[mlflow.pyfunc.PyFuncModel, ModelVersion]] = {}
+_outages: set[tuple[str, str]] = set()  # keys whose model load fell back (logged once)
 _lock = threading.Lock()
+
+
+def _in_background(
+    name: str, ref: str | int | None, settings: RegistrySettings | Mapping[str, Any] | None
+) -> Future:
+    """`_lookup` on a daemon thread: a registry that hangs (MLflow retries for minutes by
+    default) must neither block callers past `REFRESH_WAIT` nor the process's exit."""
+    future: Future = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(_lookup(name, ref, settings))
+        except BaseException as exc:  # handed to the caller through the future
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name=f"viralab-resolve-{name}", daemon=True).start()
+    return future
 
 
 def _registry_settings(settings: RegistrySettings | Mapping[str, Any] | None) -> RegistrySettings:
@@ -39,14 +88,48 @@ def _registry_settings(settings: RegistrySettings | Mapping[str, Any] | None) ->
     return RegistrySettings.from_config(settings)
 
 
+def _lookup(
+    name: str, ref: str | int | None, settings: RegistrySettings | Mapping[str, Any] | None
+) -> ModelVersion:
+    client = get_client()
+    if ref not in (None, ""):
+        return resolve_version(client, name, ref)
+    reg = _registry_settings(settings)
+    version = holder(client, reg, name, "champion")
+    if version is None:
+        raise RegistryError(
+            f"model {name!r} has no active version ({reg.describe('champion')}); promote "
+            f"one first: viralab registry promote {name} <version> --to champion"
+        )
+    return version
+
+
+def _keep_held(key: tuple[str, str], held: _Held, reason: str) -> ModelVersion:
+    with _lock:
+        held.checked = time.monotonic()  # next try after the TTL, not on every call
+        first = not held.outage
+        held.outage = True
+    if first:
+        log.warning(
+            "registry unreachable (%s); %s keeps serving version %s until it answers",
+            reason,
+            key[0],
+            held.version.version,
+        )
+    return held.version
+
+
 def resolve(
     name: str,
     ref: str | int | None = None,
     *,
     settings: RegistrySettings | Mapping[str, Any] | None = None,
     resolve_ttl: float = DEFAULT_RESOLVE_TTL,
+    refresh_wait: float = REFRESH_WAIT,
 ) -> ModelVersion:
     """The version to use: `ref` (a number or alias) or else the active one.
+
+    Once a version is held, an unreachable registry keeps it (see the module docstring).
 
     Raises:
         RegistryError: unknown model/version/alias, or no version is active yet.
@@ -54,22 +137,33 @@ def resolve(
     key = (name, str(ref or ""))
     now = time.monotonic()
     with _lock:
-        cached = _resolved.get(key)
-        if cached and now - cached[0] < resolve_ttl:
-            return cached[1]
-    client = get_client()
-    if ref not in (None, ""):
-        version = resolve_version(client, name, ref)
-    else:
-        reg = _registry_settings(settings)
-        version = holder(client, reg, name, "champion")
-        if version is None:
-            raise RegistryError(
-                f"model {name!r} has no active version ({reg.describe('champion')}); promote "
-                f"one first: viralab registry promote {name} <version> --to champion"
-            )
+        held = _resolved.get(key)
+        if held and now - held.checked < resolve_ttl:
+            return held.version
+        if held is not None and held.pending is None:
+            held.pending = _in_background(name, ref, settings)
+        future = held.pending if held is not None else None
+    if held is None or future is None:
+        version = _lookup(name, ref, settings)  # nothing to fall back to: errors propagate
+        with _lock:
+            _resolved[key] = _Held(time.monotonic(), version)
+        return version
+    try:
+        version = future.result(timeout=0 if held.outage else refresh_wait)
+    except FutureTimeout:
+        return _keep_held(key, held, f"no answer within {refresh_wait:g} s")
+    except Exception as exc:
+        with _lock:
+            held.pending = None
+        message = unreachable_message(exc)
+        if message is None:
+            raise
+        return _keep_held(key, held, message)
     with _lock:
-        _resolved[key] = (now, version)
+        recovered = held.outage
+        _resolved[key] = _Held(time.monotonic(), version)
+    if recovered:
+        log.warning("registry reachable again; %s resolves to version %s", name, version.version)
     return version
 
 
@@ -83,14 +177,41 @@ def clear_caches() -> None:
     """Forget resolved versions and loaded models (tests, or after a store switch)."""
     with _lock:
         _resolved.clear()
+        _loaded.clear()
+        _outages.clear()
     load_version.cache_clear()
 
 
 def load_model(
     name: str, ref: str | int | None = None, **kwargs: Any
 ) -> tuple[mlflow.pyfunc.PyFuncModel, ModelVersion]:
+    """The model the registry names, or the one already held when a newly named version
+    cannot be downloaded because the store is unreachable (logged once)."""
+    key = (name, str(ref or ""))
     version = resolve(name, ref, **kwargs)
-    return load_version(name, str(version.version)), version
+    try:
+        model = load_version(name, str(version.version))
+    except Exception as exc:
+        held = _loaded.get(key)
+        message = unreachable_message(exc)
+        if held is None or message is None:
+            raise
+        with _lock:
+            first = key not in _outages
+            _outages.add(key)
+        if first:
+            log.warning(
+                "cannot load %s version %s (%s); keeps serving version %s",
+                name,
+                version.version,
+                message,
+                held[1].version,
+            )
+        return held
+    with _lock:
+        _loaded[key] = (model, version)
+        _outages.discard(key)
+    return model, version
 
 
 def score_documents(
@@ -133,5 +254,6 @@ def forecast(
     **kwargs: Any,
 ) -> pd.DataFrame:
     """Roll a forecaster forward `horizon` minutes from one video's recent rows."""
+    horizon = check_horizon(horizon)  # before any work: the cost grows with the horizon
     model, _ = load_model(f"{model_prefix}{target}", ref, **kwargs)
-    return pd.DataFrame(model.predict(rows, params={"horizon": int(horizon)}))
+    return pd.DataFrame(model.predict(rows, params={"horizon": horizon}))

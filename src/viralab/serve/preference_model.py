@@ -11,33 +11,82 @@ raw JSON the analysis service produces and answers with spec 000 §7.2's structu
 - `top_factors`: JSON list of {feature, contribution}, |contribution| > 0.02, top 10
   (see `serve.explain`).
 
-The pipeline is stored with joblib inside the model's artifacts: MLflow >= 3.14 would
-otherwise save scikit-learn objects with skops, which rejects our custom transformer unless
-every type is trusted by hand.
+Logged as models-from-code: MLflow is given this file's path as `python_model` and runs it
+at load time (`mlflow.models.set_model` at the bottom), so the wrapper is code, not a pickle.
+The fitted pipeline is an artifact in skops format, loaded with `TRUSTED_TYPES` listed here
+in code, not the allow-list the sklearn flavor would read back from the model's own MLmodel
+file (MLflow 3.17's own loader warns that a crafted model can whitelist anything there).
+Requests are bounded by `viralab.serve.limits` (size, depth, strict params, strict mode).
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
-import joblib
+import mlflow.models
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
+from viralab.errors import ConfigError
 from viralab.features.tabular import ANALYSIS_COLUMN, flatten_rows
+from viralab.serve.limits import RequestLimitError, ServeLimits, parse_bool
 
 PIPELINE_ARTIFACT = "pipeline"
+PIPELINE_FILE = "pipeline.skops"
+#: Types skops does not trust by default that our pipelines hold: our own transformers and
+#: the scikit-learn internals of the estimators `conf/model` names. Anything else in a saved
+#: pipeline is refused at logging time (`save_pipeline`) and at loading time (skops).
+TRUSTED_TYPES = [
+    "numpy.dtype",
+    "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
+    "sklearn.neural_network._stochastic_optimizers.SGDOptimizer",
+    "sklearn.tree._tree.Tree",
+    "viralab.features.selection.CorrelationSelector",
+    "viralab.features.tabular.AnalysisEncoder",
+    "viralab.features.tabular.FeatureMetadata",
+]
 OUTPUT_COLUMNS = ["prediction", "score", "confidence", "top_factors"]
+#: The params the signature declares (MLflow drops undeclared ones); "" = the model's setting.
+PARAMS_EXAMPLE = {"top_factors": True, "strict": ""}
 
 
-def _as_json_text(value: Any) -> str:
+def save_pipeline(pipeline: Any, path: str | Path) -> Path:
+    """Write the fitted pipeline in skops format, refusing types serving would not trust."""
+    import skops.io
+
+    data = skops.io.dumps(pipeline)
+    untrusted = sorted(set(skops.io.get_untrusted_types(data=data)) - set(TRUSTED_TYPES))
+    if untrusted:
+        raise ConfigError(
+            f"the pipeline holds types serving does not trust: {', '.join(untrusted)}; "
+            "review them and add them to viralab.serve.preference_model.TRUSTED_TYPES"
+        )
+    path = Path(path)
+    path.write_bytes(data)
+    return path
+
+
+def load_pipeline(path: str | Path) -> Any:
+    """Read a skops pipeline trusting only `TRUSTED_TYPES` (never the artifact's own list)."""
+    import skops.io
+
+    return skops.io.load(path, trusted=TRUSTED_TYPES)
+
+
+def _as_json_text(value: Any, index: int = 0) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
-    return json.dumps(value)
+    try:
+        return json.dumps(value)
+    except RecursionError:  # a dict nested thousands deep, passed in-process
+        raise RequestLimitError(f"document {index} nests too deeply to encode") from None
+    except (TypeError, ValueError) as exc:
+        raise RequestLimitError(f"document {index} is not JSON-like: {exc}") from None
 
 
 def documents_frame(documents: Any) -> pd.DataFrame:
@@ -52,7 +101,7 @@ def documents_frame(documents: Any) -> pd.DataFrame:
         values = [documents]
     else:
         values = list(documents)
-    texts = pd.Series([_as_json_text(v) for v in values], dtype=object)  # no Arrow copy
+    texts = pd.Series([_as_json_text(v, i) for i, v in enumerate(values)], dtype=object)
     return pd.DataFrame({ANALYSIS_COLUMN: texts})
 
 
@@ -60,16 +109,20 @@ class PreferenceModel(mlflow.pyfunc.PythonModel):
     """pyfunc: DataFrame[visual_analysis (JSON text)] -> prediction, score, confidence,
     top_factors (JSON text)."""
 
-    def __init__(self, pipeline: Any = None, r2: float | None = None) -> None:
+    def __init__(
+        self, pipeline: Any = None, r2: float | None = None, limits: ServeLimits | None = None
+    ) -> None:
         self.pipeline = pipeline
         self.r2 = r2
+        self.limits = limits or ServeLimits()
         self._explainer = None
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
-        self.pipeline = joblib.load(context.artifacts[PIPELINE_ARTIFACT])
+        self.pipeline = load_pipeline(context.artifacts[PIPELINE_ARTIFACT])
         config = context.model_config or {}
         if config.get("r2") is not None:
             self.r2 = float(config["r2"])
+        self.limits = ServeLimits.from_config(config)
         self._explainer = None
 
     @property
@@ -80,11 +133,20 @@ class PreferenceModel(mlflow.pyfunc.PythonModel):
             self._explainer = Explainer(self.pipeline)
         return self._explainer
 
-    def score(self, model_input: Any, with_factors: bool = True) -> pd.DataFrame:
-        """Score documents; the shared body of `predict` and `predict_virality_score`."""
+    def score(
+        self, model_input: Any, with_factors: bool = True, strict: bool | None = None
+    ) -> pd.DataFrame:
+        """Score documents; the shared body of `predict` and `predict_virality_score`.
+
+        Raises:
+            RequestLimitError: a document over the size/depth limits, or (strict mode) not
+                a JSON object; nothing of the batch is scored then.
+        """
         from viralab.serve.explain import top_factors
 
         frame = documents_frame(model_input)
+        for i, text in enumerate(frame[ANALYSIS_COLUMN]):
+            self.limits.check_text(text, i, strict=strict)
         encoder = self.pipeline.named_steps["features"]
         flat = flatten_rows(frame, encoder.column)  # once: encoding and coverage share it
         encoded, coverage = encoder.encode_with_coverage(flat)
@@ -111,5 +173,14 @@ class PreferenceModel(mlflow.pyfunc.PythonModel):
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict | None = None
     ) -> pd.DataFrame:
-        with_factors = bool((params or {}).get("top_factors", True))
-        return self.score(model_input, with_factors=with_factors)
+        params = params or {}
+        with_factors = parse_bool(params.get("top_factors", True), "top_factors")
+        # "" (the signature's default) keeps the model's own setting (model_config / env)
+        raw_strict = params.get("strict", "")
+        strict = None if raw_strict in ("", None) else parse_bool(raw_strict, "strict")
+        return self.score(model_input, with_factors=with_factors, strict=strict)
+
+
+# Models-from-code: MLflow runs this file at load time and serves the object set here; the
+# pipeline and the limits arrive through `load_context`.
+mlflow.models.set_model(PreferenceModel())
