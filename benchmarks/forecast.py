@@ -72,9 +72,7 @@ def main(argv: list[str]) -> int:
             print(f"{model}: whole run (3 targets) {results[model][1]:.1f} s wall", flush=True)
 
     any_metrics = next(iter(results.values()))[0]
-    horizons = sorted(
-        {int(k.split("_h")[-1]) for k in any_metrics if k.startswith("views.mae_h")}
-    )
+    horizons = sorted({int(k.split("_h")[-1]) for k in any_metrics if k.startswith("views.mae_h")})
     print("\nForecast benchmark (bundled sample; test origins every task.origin_stride minutes)")
     print("overrides:", " ".join(overrides) or "(none: default config)")
     print("cells: MAE (counts)  MASE  80 % coverage;  fit s = fit time of that target\n")
@@ -112,8 +110,10 @@ def main(argv: list[str]) -> int:
     if "lstm" in results:
         fit = sum(results["lstm"][0].get(f"{t}.training_time", 0.0) for t in TARGETS)
         wall = results["lstm"][1]
-        print(f"LSTM fit time, 3 targets: {fit:.1f} s (floor {LSTM_FIT_FLOOR_S:.0f} s); "
-              f"whole LSTM run {wall:.1f} s (floor {LSTM_WALL_FLOOR_S:.0f} s)")
+        print(
+            f"LSTM fit time, 3 targets: {fit:.1f} s (floor {LSTM_FIT_FLOOR_S:.0f} s); "
+            f"whole LSTM run {wall:.1f} s (floor {LSTM_WALL_FLOOR_S:.0f} s)"
+        )
         if fit > LSTM_FIT_FLOOR_S:
             failures.append(f"LSTM fit {fit:.1f} s > {LSTM_FIT_FLOOR_S:.0f} s")
         if wall > LSTM_WALL_FLOOR_S:

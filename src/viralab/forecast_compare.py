@@ -100,8 +100,13 @@ def mae_plot(target: str, rows: list[dict[str, Any]], horizons: Sequence[int]) -
         ys = [r["cells"][h][0] for h in horizons]
         style = "--" if r["name"].startswith("naive") else "-"
         ax.plot(horizons, ys, style, marker="o", label=r["name"])
-    ax.set(xscale="log", yscale="log", xlabel="horizon (minutes)", ylabel="MAE (counts)",
-           title=f"{target}: MAE against horizon (test origins)")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="horizon (minutes)",
+        ylabel="MAE (counts)",
+        title=f"{target}: MAE against horizon (test origins)",
+    )
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

@@ -75,10 +75,7 @@ def _quantile(values: np.ndarray, q: float) -> float:
     n = len(values)
     if n == 0:
         return float("nan")
-    if q >= 0.5:
-        rank = min(int(np.ceil((n + 1) * q)), n)
-    else:
-        rank = max(int(np.floor((n + 1) * q)), 1)
+    rank = min(int(np.ceil((n + 1) * q)), n) if q >= 0.5 else max(int(np.floor((n + 1) * q)), 1)
     return float(values[rank - 1])
 
 
@@ -88,8 +85,10 @@ def calibrate(
     """Per horizon, the (low, high) quantiles of the scaled validation residuals."""
     resid = (np.asarray(actual) - np.asarray(predicted)) / np.asarray(scales)
     tail = (1.0 - level) / 2.0
-    return [(_quantile(resid[:, j], tail), _quantile(resid[:, j], 1 - tail)) for j in
-            range(resid.shape[1])]
+    return [
+        (_quantile(resid[:, j], tail), _quantile(resid[:, j], 1 - tail))
+        for j in range(resid.shape[1])
+    ]
 
 
 def intervals(

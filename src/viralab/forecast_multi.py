@@ -50,7 +50,12 @@ def origins(cfg: DictConfig, data: Any) -> dict[str, hz.HorizonWindows]:
     stride = int(cfg.task.get("origin_stride", 5))
     return {
         part: hz.horizon_windows(
-            data.clean, data.parts, data.windows[part], part, horizons, 1 if part == "fit" else stride
+            data.clean,
+            data.parts,
+            data.windows[part],
+            part,
+            horizons,
+            1 if part == "fit" else stride,
         )
         for part in seq.PARTS
     }
@@ -300,8 +305,9 @@ def log_horizon_artifacts(judgement: HorizonJudgement, horizons: tuple[int, ...]
         {
             "horizons": list(horizons),
             "interval_level": fe.LEVEL,
-            "interval_quantiles": {str(h): list(q) for h, q in zip(horizons, judgement.quantiles,
-                                                                   strict=True)},
+            "interval_quantiles": {
+                str(h): list(q) for h, q in zip(horizons, judgement.quantiles, strict=True)
+            },
             "metrics": {k: v for k, v in judgement.metrics.items() if np.isfinite(v)},
         },
         "horizons.json",

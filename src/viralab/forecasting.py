@@ -68,9 +68,9 @@ from omegaconf import DictConfig, OmegaConf
 from sklearn.preprocessing import MinMaxScaler
 
 import viralab
+from viralab import forecast_multi as fm
 from viralab.data.sources import load_stats
 from viralab.errors import ConfigError, DataError
-from viralab import forecast_multi as fm
 from viralab.features import sequence as seq
 from viralab.models import baselines, lstm
 from viralab.monitor.training_alerts import AlertThresholds, alert_tags, training_alerts
@@ -88,7 +88,15 @@ log = logging.getLogger(__name__)
 
 #: What the logged model imports when loaded; listed, not inferred (inference reloads the
 #: model in a subprocess).
-MODEL_REQUIREMENTS = ("mlflow", "keras", "scikit-learn", "pandas", "numpy", "joblib", "statsforecast")
+MODEL_REQUIREMENTS = (
+    "mlflow",
+    "keras",
+    "scikit-learn",
+    "pandas",
+    "numpy",
+    "joblib",
+    "statsforecast",
+)
 
 
 # ------------------------------------------------------------------------------------------

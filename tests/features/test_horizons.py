@@ -103,7 +103,7 @@ def test_history_is_nan_before_the_segment_starts() -> None:
 
 @pytest.mark.parametrize("bad", [[], [0, 1], [15, 60], ["x"]])
 def test_horizons_must_be_positive_and_include_one(bad) -> None:
-    with pytest.raises(ConfigError, match="task.horizons"):
+    with pytest.raises(ConfigError, match=r"task\.horizons"):
         hz.check_horizons(bad)
 
 
@@ -112,5 +112,5 @@ def test_by_video_split_keeps_whole_videos_out() -> None:
     parts = seq.assign_parts(clean, 0.25, 0.25, split="by_video", seed=1)
     by_video = parts.groupby(clean["video_id"]).agg(set)
     assert sorted(map(sorted, by_video)) == [["fit", "val"], ["test"]]
-    with pytest.raises(ConfigError, match="data.split"):
+    with pytest.raises(ConfigError, match=r"data\.split"):
         seq.assign_parts(clean, split="random")

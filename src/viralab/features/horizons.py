@@ -137,9 +137,7 @@ def history_levels(clean: pd.DataFrame, origin_rows: np.ndarray, length: int) ->
     return out
 
 
-def direct_targets(
-    hw: HorizonWindows, k: int, predict: str, lo: float, rng: float
-) -> np.ndarray:
+def direct_targets(hw: HorizonWindows, k: int, predict: str, lo: float, rng: float) -> np.ndarray:
     """The network's scaled target per window and horizon, (n, n_h), NaN where unknown.
 
     Per-minute means keep every horizon on one scale: ``residual`` is the mean increment

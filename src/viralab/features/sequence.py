@@ -385,7 +385,7 @@ def assign_parts(
         videos = sorted(clean["video_id"].astype(str).unique())
         if len(videos) < 2:
             raise ConfigError("data.split=by_video needs at least two videos")
-        n_test = min(max(1, int(round(len(videos) * test_fraction))), len(videos) - 1)
+        n_test = min(max(1, round(len(videos) * test_fraction)), len(videos) - 1)
         order = np.random.default_rng(seed).permutation(len(videos))
         held_out = {videos[i] for i in order[:n_test]}
     for video, idx in clean.groupby("video_id", sort=False).groups.items():

@@ -85,8 +85,13 @@ class Peer:
 
     def config(self) -> dict[str, Any]:
         """What rebuilds this peer (JSON), beside any fitted estimator."""
-        return {"kind": self.kind, "name": self.name, "k": self.k,
-                "horizons": list(self.horizons), "window": self.window}
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "k": self.k,
+            "horizons": list(self.horizons),
+            "window": self.window,
+        }
 
 
 class NaivePeer(Peer):
@@ -103,7 +108,7 @@ class NaivePeer(Peer):
         self.method, self.name, self.lookback = method, name, int(lookback)
         self.chosen: dict[int, str] = {}
 
-    def fit(self, k, horizons, window, fit, val=None, seed=42) -> NaivePeer:  # noqa: ANN001
+    def fit(self, k, horizons, window, fit, val=None, seed=42) -> NaivePeer:
         super().fit(k, horizons, window, fit, val, seed)
         if self.method != "best":
             self.chosen = {h: self.method for h in self.horizons}
@@ -112,14 +117,15 @@ class NaivePeer(Peer):
         guesses = naive_forecasts(history[:, :, self.k], self.horizons, self.window)
         for j, h in enumerate(self.horizons):
             err = {
-                n: np.nanmean(np.abs(g[:, j] - future[:, j])) if np.any(~np.isnan(future[:, j]))
+                n: np.nanmean(np.abs(g[:, j] - future[:, j]))
+                if np.any(~np.isnan(future[:, j]))
                 else np.inf
                 for n, g in guesses.items()
             }
             self.chosen[h] = min(err, key=lambda n: err[n])
         return self
 
-    def predict(self, history, times, horizons=None) -> np.ndarray:  # noqa: ANN001
+    def predict(self, history, times, horizons=None) -> np.ndarray:
         horizons = self.horizons if horizons is None else tuple(int(h) for h in horizons)
         guesses = naive_forecasts(history[:, :, self.k], horizons, self.window)
         longest = max(self.chosen, default=None)
@@ -132,8 +138,12 @@ class NaivePeer(Peer):
         return np.column_stack(cols)
 
     def config(self) -> dict[str, Any]:
-        return {**super().config(), "method": self.method, "lookback": self.lookback,
-                "chosen": {str(h): m for h, m in self.chosen.items()}}
+        return {
+            **super().config(),
+            "method": self.method,
+            "lookback": self.lookback,
+            "chosen": {str(h): m for h, m in self.chosen.items()},
+        }
 
 
 class StatsPeer(Peer):
@@ -154,7 +164,7 @@ class StatsPeer(Peer):
 
         return AutoETS(season_length=1) if self.model == "ets" else AutoTheta(season_length=1)
 
-    def predict(self, history, times, horizons=None) -> np.ndarray:  # noqa: ANN001
+    def predict(self, history, times, horizons=None) -> np.ndarray:
         from statsforecast import StatsForecast
 
         horizons = self.horizons if horizons is None else tuple(int(h) for h in horizons)
@@ -166,8 +176,9 @@ class StatsPeer(Peer):
         usable = np.flatnonzero(lengths >= 10)
         if len(usable):
             frames = [
-                pd.DataFrame({"unique_id": i, "ds": np.arange(lengths[i]),
-                              "y": series[i, -lengths[i]:]})
+                pd.DataFrame(
+                    {"unique_id": i, "ds": np.arange(lengths[i]), "y": series[i, -lengths[i] :]}
+                )
                 for i in usable
             ]
             fc = StatsForecast(models=[self._estimator()], freq=1, n_jobs=1).forecast(
@@ -237,7 +248,7 @@ class BoostingPeer(Peer):
         cols += [np.sin(angle), np.cos(angle)]
         return np.column_stack(cols)
 
-    def fit(self, k, horizons, window, fit, val=None, seed=42) -> BoostingPeer:  # noqa: ANN001
+    def fit(self, k, horizons, window, fit, val=None, seed=42) -> BoostingPeer:
         from sklearn.ensemble import HistGradientBoostingRegressor
 
         super().fit(k, horizons, window, fit, val, seed)
@@ -253,7 +264,7 @@ class BoostingPeer(Peer):
             self.models.append(model.fit(X[known], z))
         return self
 
-    def predict(self, history, times, horizons=None) -> np.ndarray:  # noqa: ANN001
+    def predict(self, history, times, horizons=None) -> np.ndarray:
         horizons = self.horizons if horizons is None else tuple(int(h) for h in horizons)
         if len(history) == 0:
             return np.empty((0, len(horizons)))

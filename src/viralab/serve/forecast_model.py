@@ -178,7 +178,9 @@ def _usable_segment(rows: pd.DataFrame, settings: dict[str, Any]) -> tuple[str, 
     return video_id, segment
 
 
-def _peer_steps(peer: Any, settings: dict[str, Any], rows: pd.DataFrame, steps: int) -> pd.DataFrame:
+def _peer_steps(
+    peer: Any, settings: dict[str, Any], rows: pd.DataFrame, steps: int
+) -> pd.DataFrame:
     """A peer's forecast of every step 1..steps (the next-step contract's output)."""
     video_id, segment = _usable_segment(rows, settings)
     history = _history(segment, max(int(peer.lookback), int(settings["sequence_length"])))
