@@ -29,6 +29,7 @@ from viralab.forecast_eval import NAIVE, naive_forecasts, rate
 
 #: a per-minute rate below which a count is "not moving" (one count an hour)
 _FLOOR = 1.0 / 60.0
+DAY = 1440  # minutes
 
 
 class Peer:
@@ -196,6 +197,14 @@ class StatsPeer(Peer):
         return {**super().config(), "model": self.model, "history": self.lookback}
 
 
+def _one_thread() -> Any:
+    """One OpenMP thread for the trees: on a busy shared machine OpenMP's spinning workers
+    made a 5k-row fit minutes slow; one thread is fast enough at this size."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="openmp")
+
+
 def _hour_angle(times: np.ndarray) -> np.ndarray:
     ts = pd.to_datetime(pd.Series(np.asarray(times)), utc=True)
     return ((ts.dt.hour + ts.dt.minute / 60.0) / 24.0 * 2 * np.pi).to_numpy(dtype="float64")
@@ -218,9 +227,12 @@ class BoostingPeer(Peer):
         l2_regularization: float = 1.0,
         loss: str = "absolute_error",
         lookback: int = 240,
+        daily: bool = True,
     ) -> None:
         super().__init__()
-        self.name, self.lookback = name, int(lookback)
+        self.daily = bool(daily)
+        self.name = name
+        self.lookback = max(int(lookback), DAY + 61) if self.daily else int(lookback)
         self.params = {
             "max_iter": int(max_iter),
             "learning_rate": float(learning_rate),
@@ -248,21 +260,49 @@ class BoostingPeer(Peer):
         cols += [np.sin(angle), np.cos(angle)]
         return np.column_stack(cols)
 
-    def fit(self, k, horizons, window, fit, val=None, seed=42) -> BoostingPeer:
-        from sklearn.ensemble import HistGradientBoostingRegressor
+    def day_before(self, history: np.ndarray, h: int) -> np.ndarray:
+        """The same minutes a day earlier, relative to the last hour's rate: how fast the count
+        moved over the next ``h`` minutes then and over the hour before (NaN when the
+        history is shorter than a day; the trees treat NaN as "unknown")."""
+        y = history[:, :, self.k]
+        T = y.shape[1]
+        n = len(y)
+        base = np.maximum(rate(y, 60), 0.0) + _FLOOR
+        if not self.daily or T < DAY + 61 or h > DAY:
+            return np.full((n, 3), np.nan)
+        then = y[:, T - 1 - DAY]
+        ahead = (y[:, T - 1 - DAY + h] - then) / h
+        before = (then - y[:, T - 1 - DAY - 60]) / 60.0
+        return np.column_stack([ahead / base, before / base, (ahead + _FLOOR) / (before + _FLOOR)])
 
+    def fit(self, k, horizons, window, fit, val=None, seed=42) -> BoostingPeer:
         super().fit(k, horizons, window, fit, val, seed)
         history, times, future = fit
         X = self.features(history, times)
         base = np.maximum(rate(history[:, :, k], 60), 0.0) + _FLOOR
         last = history[:, -1, k]
         self.models = []
+        with _one_thread():
+            self._fit_each(history, X, base, last, future, seed)
+        return self
+
+    def _fit_each(
+        self,
+        history: np.ndarray,
+        X: np.ndarray,
+        base: np.ndarray,
+        last: np.ndarray,
+        future: np.ndarray,
+        seed: int,
+    ) -> None:
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
         for j, h in enumerate(self.horizons):
             known = ~np.isnan(future[:, j])
             z = ((future[known, j] - last[known]) / h) / base[known]
             model = HistGradientBoostingRegressor(random_state=seed, **self.params)
-            self.models.append(model.fit(X[known], z))
-        return self
+            Xh = np.hstack([X, self.day_before(history, h)])
+            self.models.append(model.fit(Xh[known], z))
 
     def predict(self, history, times, horizons=None) -> np.ndarray:
         horizons = self.horizons if horizons is None else tuple(int(h) for h in horizons)
@@ -277,12 +317,19 @@ class BoostingPeer(Peer):
             if h not in index:  # not fitted: interpolate between the fitted horizons
                 cols.append(self.predict_steps(history, times, h)[:, -1])
                 continue
-            z = np.maximum(self.models[index[h]].predict(X), 0.0)
+            with _one_thread():
+                Xh = np.hstack([X, self.day_before(history, h)])
+                z = np.maximum(self.models[index[h]].predict(Xh), 0.0)
             cols.append(last + h * z * base)
         return np.maximum(np.column_stack(cols), last[:, None])
 
     def config(self) -> dict[str, Any]:
-        return {**super().config(), "params": self.params, "lookback": self.lookback}
+        return {
+            **super().config(),
+            "params": self.params,
+            "lookback": self.lookback,
+            "daily": self.daily,
+        }
 
 
 def from_config(config: dict[str, Any], models: list[Any] | None = None) -> Peer:
@@ -294,7 +341,12 @@ def from_config(config: dict[str, Any], models: list[Any] | None = None) -> Peer
     elif kind == "stats":
         peer = StatsPeer(config["model"], config["name"], config["history"])
     elif kind == "boosting":
-        peer = BoostingPeer(config["name"], lookback=config["lookback"], **config["params"])
+        peer = BoostingPeer(
+            config["name"],
+            lookback=config["lookback"],
+            daily=config.get("daily", False),
+            **config["params"],
+        )
         peer.models = list(models or [])
     else:
         from viralab.errors import ConfigError
