@@ -15,8 +15,9 @@ import pytest
 
 from viralab.config import compose
 from viralab.data.sample import generate_stats
+from viralab.errors import DataError
 from viralab.models.peers import BoostingPeer, NaivePeer, StatsPeer, from_config
-from viralab.serve.forecast_model import HORIZON_COLUMNS, OUTPUT_COLUMNS
+from viralab.serve.forecast_model import HORIZON_COLUMNS, OUTPUT_COLUMNS, ForecastModel
 from viralab.train import train
 
 TINY = ["task.horizons=[1,5,10]", "task.max_plot_videos=1", "target=views"]
@@ -146,3 +147,57 @@ def test_lstm_pyfunc_multi_horizon_output_in_a_fresh_process(
     # no cloudpickled wrapper: the logged model is code (models-from-code)
     local = mlflow.artifacts.download_artifacts("models:/youtube-lstm-views/1")
     assert not list(Path(local).rglob("python_model.pkl"))
+
+
+def naive_model() -> ForecastModel:
+    peer = NaivePeer("mean_increment")
+    peer.fit(0, (1, 15), 5, (linear_history(), None, None))
+    settings = {
+        "sequence_length": 5,
+        "frequency": "1min",
+        "max_gap_steps": 5,
+        "round_forecasts": False,
+        "target": "views",
+        "target_column": "view_count",
+        "horizons": [1, 15],
+        "interval_quantiles": {"1": [-1.0, 1.0], "15": [-0.5, 0.5]},
+    }
+    return ForecastModel(settings=settings, peer=peer)
+
+
+def video_rows(video: str, n: int = 30) -> pd.DataFrame:
+    i = np.arange(n)
+    return pd.DataFrame(
+        {
+            "timestamp": pd.date_range("2025-07-01", periods=n, freq="min", tz="UTC"),
+            "video_id": video,
+            "view_count": 1000 + 2 * i,
+            "like_count": 50 + i,
+            "comment_count": np.full(n, 7),
+        }
+    )
+
+
+def test_direct_horizons_give_points_and_intervals_per_video() -> None:
+    frame = pd.concat([video_rows("a"), video_rows("b")], ignore_index=True)
+    out = naive_model().predict(None, frame, params={"horizons": [15, 1]})
+    assert list(out.columns) == HORIZON_COLUMNS
+    assert out["horizon"].tolist() == [1, 15, 1, 15]
+    np.testing.assert_allclose(out["prediction"], [1060.0, 1088.0] * 2)
+    assert (out["lower_80"] <= out["prediction"]).all()
+    assert (out["prediction"] <= out["upper_80"]).all()
+    # a horizon without a calibrated interval still gets its point forecast
+    odd = naive_model().predict(None, video_rows("a"), params={"horizons": [30]})
+    assert odd["prediction"].iloc[0] == pytest.approx(1118.0)
+    assert np.isnan(odd["lower_80"].iloc[0])
+
+
+def test_forecast_cost_is_capped_with_a_line_saying_what_to_do() -> None:
+    model = naive_model()
+    with pytest.raises(DataError, match="between 1 and 1440"):
+        model.predict(None, video_rows("a"), params={"horizon": 10_080})
+    frame = pd.concat([video_rows(v) for v in "abc"], ignore_index=True)
+    with pytest.raises(DataError, match=r"over the cap of 2880 per request.*horizons"):
+        model.predict(None, frame, params={"horizon": 1_000})
+    with pytest.raises(DataError, match="horizons must be between"):
+        model.predict(None, frame, params={"horizons": [1, 5_000]})

@@ -282,6 +282,8 @@ class BoostingPeer(Peer):
         base = np.maximum(rate(history[:, :, k], 60), 0.0) + _FLOOR
         last = history[:, -1, k]
         self.models = []
+        if np.isnan(self.day_before(history, self.horizons[0])).all():
+            self.daily = False  # no origin has a day of history: the trees would get no column
         with _one_thread():
             self._fit_each(history, X, base, last, future, seed)
         return self
@@ -301,7 +303,7 @@ class BoostingPeer(Peer):
             known = ~np.isnan(future[:, j])
             z = ((future[known, j] - last[known]) / h) / base[known]
             model = HistGradientBoostingRegressor(random_state=seed, **self.params)
-            Xh = np.hstack([X, self.day_before(history, h)])
+            Xh = np.hstack([X, self.day_before(history, h)]) if self.daily else X
             self.models.append(model.fit(Xh[known], z))
 
     def predict(self, history, times, horizons=None) -> np.ndarray:
@@ -318,7 +320,7 @@ class BoostingPeer(Peer):
                 cols.append(self.predict_steps(history, times, h)[:, -1])
                 continue
             with _one_thread():
-                Xh = np.hstack([X, self.day_before(history, h)])
+                Xh = np.hstack([X, self.day_before(history, h)]) if self.daily else X
                 z = np.maximum(self.models[index[h]].predict(Xh), 0.0)
             cols.append(last + h * z * base)
         return np.maximum(np.column_stack(cols), last[:, None])
