@@ -105,7 +105,8 @@ def main(argv: list[str]) -> int:
             for h in horizons:
                 mae = base.get(f"baseline_{name}_mae_h{h}", float("nan"))
                 pers = base.get(f"baseline_persistence_mae_h{h}", float("nan"))
-                cells.append(f"{mae:9.3f} {mae / pers if pers else float('nan'):5.3f}     ")
+                mase = base.get(f"baseline_{name}_mase_h{h}", mae / pers if pers else float("nan"))
+                cells.append(f"{mae:9.3f} {mase:5.3f}     ")
             print(f"{'naive ' + name:<18} {'':>6} " + " ".join(f"{c:>20}" for c in cells))
         if 60 in horizons:
             best_model = min(per, key=lambda k: per[k].get("mae_h60", float("inf")))

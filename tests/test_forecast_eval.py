@@ -67,6 +67,7 @@ def test_report_is_per_horizon_scale_free_and_against_the_best_naive() -> None:
         upper=model + 1,
     )
     assert report["mase_h60"] == pytest.approx(0.5)  # each video weighs the same
+    assert report["baseline_drift_mase_h60"] == pytest.approx(0.4)
     assert report["best_baseline_mae_h60"] == pytest.approx(np.mean([4, 40, 0.4, 0.8]))
     assert report["relative_mae_h60"] == pytest.approx(
         report["mae_h60"] / report["best_baseline_mae_h60"]

@@ -53,7 +53,8 @@ def table_rows(
         for h in horizons:
             mae = source.get(f"baseline_{name}_mae_h{h}", math.nan)
             pers = source.get(f"baseline_persistence_mae_h{h}", math.nan)
-            cells[h] = (mae, mae / pers if pers else math.nan, math.nan)
+            pooled = mae / pers if pers else math.nan  # runs logged before per-video MASE
+            cells[h] = (mae, source.get(f"baseline_{name}_mase_h{h}", pooled), math.nan)
         if any(not math.isnan(c[0]) for c in cells.values()):
             rows.append({"name": f"naive {name}", "cells": cells})
     for h in horizons:

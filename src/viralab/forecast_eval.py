@@ -156,6 +156,9 @@ def horizon_report(
         maes = {name: _mae(a, f[:, j]) for name, f in naive.items()}
         for name, value in maes.items():
             out[f"baseline_{name}_mae_h{h}"] = value
+            out[f"baseline_{name}_mase_h{h}"] = _per_video_ratio(
+                a, naive[name][:, j], naive["persistence"][:, j], videos
+            )
         finite = {k: v for k, v in maes.items() if np.isfinite(v)}
         best = min(finite.values()) if finite else float("nan")
         mae = _mae(a, p)
