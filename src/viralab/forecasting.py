@@ -6,6 +6,12 @@ run . -P model=lstm` reach. `target=all` opens one parent run (`LSTM_all_<timest
 the data and config, and one child run per target (`LSTM_views_<timestamp>`, ...), each with
 its own registered model `youtube-lstm-<target>`; a single target logs into one run.
 
+Issue 16: every family (the LSTM here; naive, boosting, ETS, Theta peers from `conf/model/`,
+whose ``_target_`` is instantiated) forecasts each of `task.horizons` directly and is judged
+per horizon on the same test origins with 80 % conformal intervals (`forecast_multi`,
+`forecast_eval`, `features.horizons`); the next-step figures below predate that (one output).
+The raw stats frame is loaded in one place, `prepare`, before cleaning.
+
 Computing lives in `features.sequence` (cleaning, split, scaler, windows), `models.lstm`
 (network, fit loop, permutation importance), `models.baselines` (naive forecasts and the
 metrics report) and `monitor.training_alerts`; this module calls them and is the only one that
