@@ -6,6 +6,12 @@ run . -P model=lstm` reach. `target=all` opens one parent run (`LSTM_all_<timest
 the data and config, and one child run per target (`LSTM_views_<timestamp>`, ...), each with
 its own registered model `youtube-lstm-<target>`; a single target logs into one run.
 
+Issue 16: every family (the LSTM here; naive, boosting, ETS, Theta peers from `conf/model/`,
+whose ``_target_`` is instantiated) forecasts each of `task.horizons` directly and is judged
+per horizon on the same test origins with 80 % conformal intervals (`forecast_multi`,
+`forecast_eval`, `features.horizons`); the next-step figures below predate that (one output).
+The raw stats frame is loaded in one place, `prepare`, before cleaning.
+
 Computing lives in `features.sequence` (cleaning, split, scaler, windows), `models.lstm`
 (network, fit loop, permutation importance), `models.baselines` (naive forecasts and the
 metrics report) and `monitor.training_alerts`; this module calls them and is the only one that
@@ -68,6 +74,7 @@ from omegaconf import DictConfig, OmegaConf
 from sklearn.preprocessing import MinMaxScaler
 
 import viralab
+from viralab import forecast_multi as fm
 from viralab.data.sources import load_stats
 from viralab.errors import ConfigError, DataError
 from viralab.features import sequence as seq
@@ -75,9 +82,9 @@ from viralab.models import baselines, lstm
 from viralab.monitor.training_alerts import AlertThresholds, alert_tags, training_alerts
 from viralab.serve.forecast_model import (
     NETWORK_ARTIFACT,
+    PEER_ARTIFACT,
     PREPROCESSING_ARTIFACT,
     SCALER_ARTIFACT,
-    ForecastModel,
     forecast_series,
     model_signature,
 )
@@ -87,7 +94,15 @@ log = logging.getLogger(__name__)
 
 #: What the logged model imports when loaded; listed, not inferred (inference reloads the
 #: model in a subprocess).
-MODEL_REQUIREMENTS = ("mlflow", "keras", "scikit-learn", "pandas", "numpy", "joblib", "cloudpickle")
+MODEL_REQUIREMENTS = (
+    "mlflow",
+    "keras",
+    "scikit-learn",
+    "pandas",
+    "numpy",
+    "joblib",
+    "statsforecast",
+)
 
 
 # ------------------------------------------------------------------------------------------
@@ -147,6 +162,7 @@ def settings_from(cfg: DictConfig) -> dict[str, Any]:
         "predict": predict,
         "counts_as": counts_as(predict),
         "round_forecasts": bool(cfg.task.get("round_forecasts", True)),
+        "horizons": list(fm.horizons_of(cfg)),
     }
 
 
@@ -175,6 +191,8 @@ def prepare(cfg: DictConfig, frame: pd.DataFrame | None = None) -> Prepared:
         clean,
         test_fraction=float(cfg.task.get("test_fraction", 0.2)),
         validation_fraction=float(cfg.task.get("validation_fraction", 0.2)),
+        split=str(cfg.data.get("split", "by_time")),
+        seed=int(cfg.seed),
     )
     inputs = seq.model_inputs(clean, settings["counts_as"], settings["time_features"])
     scaler, windows = scale_and_window(clean, inputs, parts, settings["sequence_length"])
@@ -209,6 +227,7 @@ class TargetResult:
     predictions: np.ndarray  # test forecasts in counts, one per test window
     importance: dict[str, float] = field(default_factory=dict)
     cv: dict[str, list[float]] = field(default_factory=dict)
+    judgement: fm.HorizonJudgement | None = None
 
 
 def _forecast_counts(
@@ -219,7 +238,7 @@ def _forecast_counts(
     k: int,
     X: np.ndarray | None = None,
 ) -> np.ndarray:
-    scaled = lstm.predict_scaled(network, windows.X if X is None else X)
+    scaled = lstm.predict_scaled(network, windows.X if X is None else X, n_outputs=-1)[:, 0]
     counts = seq.predictions_to_counts(
         scaled, windows.levels[:, :, k], settings["predict"], data_scaler, k
     )
@@ -235,14 +254,37 @@ def fit_and_evaluate(
     settings: Mapping[str, Any],
     level_range: float,
     label: str | None = None,
+    parts: pd.Series | None = None,
 ) -> tuple[Any, lstm.FitResult, dict[str, float], np.ndarray]:
-    """Build, fit (early stopping on `val`) and judge one network on the `test` windows."""
+    """Build, fit (early stopping on `val`) and judge one network on the `test` windows.
+
+    With ``parts`` (the rows' split) the network has one output per `task.horizons` and
+    learns the direct targets (`features.horizons`); column 0 (H = 1) is the next-step
+    forecast judged here. Without, one output: the next step only.
+    """
     k = seq.COUNT_COLUMNS.index(seq.target_column(target))
-    y = {
-        p: seq.window_targets(windows[p], target, settings["predict"], scaler, k)
-        for p in ("fit", "val")
-    }
-    network = lstm.build_lstm(cfg.model, windows["fit"].X.shape[1:], seed=int(cfg.seed))
+    if parts is None:
+        y = {
+            p: seq.window_targets(windows[p], target, settings["predict"], scaler, k)
+            for p in ("fit", "val")
+        }
+        n_outputs = 1
+    else:
+        horizons = settings.get("horizons", [1])
+        y = {
+            p: fm.lstm_targets(
+                fm.hz.horizon_windows(clean, parts, windows[p], p, horizons),
+                k,
+                settings["predict"],
+                scaler,
+                k,
+            )
+            for p in ("fit", "val")
+        }
+        n_outputs = len(horizons)
+    network = lstm.build_lstm(
+        cfg.model, windows["fit"].X.shape[1:], seed=int(cfg.seed), n_outputs=n_outputs
+    )
     fit = lstm.fit_network(
         network,
         (windows["fit"].X, y["fit"]),
@@ -273,7 +315,10 @@ def fit_target(cfg: DictConfig, data: Prepared, target: str) -> TargetResult:
         data.windows,
         data.settings,
         data.level_range(target),
+        parts=data.parts,
     )
+    judgement = fm.judge_lstm(network, data, target, fm.origins(cfg, data))
+    metrics.update(judgement.metrics)
     hist = fit.history
     best = max(fit.best_epoch, 1)
     metrics.update(
@@ -289,18 +334,15 @@ def fit_target(cfg: DictConfig, data: Prepared, target: str) -> TargetResult:
             "peak_ram_percent": fit.peak_ram_percent,
         }
     )
-    thresholds = cfg.task.get("thresholds", {})
-    mae_ok = metrics["mae_scaled"] <= float(thresholds.get("mae_max", 0.005))
-    meets = mae_ok and metrics["mse_scaled"] <= float(thresholds.get("mse_max", 1e-4))
     best_name, _ = baselines.best_baseline(
         {n: metrics[f"baseline_{n}_mae"] for n in baselines.BASELINES}
     )
     tags = {
         "viralab.target": target,
         "viralab.predict": data.settings["predict"],
-        "viralab.meets_spec_thresholds": str(meets).lower(),
         "viralab.beats_naive": str(metrics["mae"] < metrics["best_baseline_mae"]).lower(),
         "viralab.best_baseline": best_name,
+        **fm.threshold_tags(cfg, metrics),
     }
     alerts = training_alerts(
         hist,
@@ -313,7 +355,7 @@ def fit_target(cfg: DictConfig, data: Prepared, target: str) -> TargetResult:
         log.warning("Training alert (%s) %s: %s", target, name, message)
     tags.update(alert_tags(alerts))
 
-    result = TargetResult(target, network, fit, metrics, tags, predictions)
+    result = TargetResult(target, network, fit, metrics, tags, predictions, judgement=judgement)
     pi_cfg = cfg.task.get("permutation_importance", {}) or {}
     if pi_cfg.get("enabled", True):
         test = data.windows["test"]
@@ -362,6 +404,7 @@ def cross_validate(
             data.settings,
             data.level_range(target, parts),
             label=f"{target} cv{i + 1}/{n_splits}",
+            parts=parts,
         )
         out["mae"].append(metrics["mae"])
         out["best_baseline_mae"].append(metrics["best_baseline_mae"])
@@ -493,10 +536,11 @@ def log_history(fit: lstm.FitResult) -> None:
 
 def _plots(cfg: DictConfig, data: Prepared, result: TargetResult) -> None:
     target = result.target
-    mlflow.log_figure(
-        learning_curve(result.fit.history, result.fit.best_epoch, f"LSTM {target}"),
-        "plots/learning_curve.png",
-    )
+    if result.fit is not None:
+        mlflow.log_figure(
+            learning_curve(result.fit.history, result.fit.best_epoch, f"LSTM {target}"),
+            "plots/learning_curve.png",
+        )
     test = data.windows["test"]
     k = data.input_index(target)
     best_name = result.tags["viralab.best_baseline"]
@@ -522,42 +566,64 @@ def _plots(cfg: DictConfig, data: Prepared, result: TargetResult) -> None:
 
 
 def log_forecast_model(
-    cfg: DictConfig, data: Prepared, result: TargetResult, tmp: Path
+    cfg: DictConfig, data: Prepared, result: Any, tmp: Path
 ) -> tuple[str | None, float]:
-    """Log the pyfunc (Keras-flavor network + scaler + settings); register it if asked.
+    """Log the pyfunc (network + scaler, or a peer, + settings); register it if asked.
 
-    Returns the registered version (or None) and the network file's size in MB.
+    The wrapper is models-from-code (`serve/forecast_model.py` given as a path). Returns the
+    registered version (or None) and the network's (or the peer's) file size in MB.
     """
     import mlflow.keras
     from mlflow.models import ModelSignature
     from mlflow.types import Schema, TensorSpec
 
+    from viralab.serve import forecast_model
+
     target = result.target
+    judgement = result.judgement
+    horizons = list(data.settings["horizons"])
     settings = {
         **data.settings,
+        "kind": "lstm" if getattr(result, "network", None) is not None else "peer",
         "target": target,
         "target_column": seq.target_column(target),
         "input_index": data.input_index(target),
         "input_columns": list(data.inputs.columns),
+        "interval_level": fm.fe.LEVEL,
+        "interval_quantiles": {}
+        if judgement is None
+        else {str(h): list(q) for h, q in zip(horizons, judgement.quantiles, strict=True)},
     }
-    network_dir = tmp / "network"
-    shape = (-1, *data.windows["fit"].X.shape[1:])
-    mlflow.keras.save_model(
-        result.network,
-        str(network_dir),
-        signature=ModelSignature(
-            inputs=Schema([TensorSpec(np.dtype("float32"), shape)]),
-            outputs=Schema([TensorSpec(np.dtype("float32"), (-1, 1))]),
-        ),
-        pip_requirements=model_requirements(),
-    )
-    size_mb = sum(p.stat().st_size for p in network_dir.rglob("*.keras")) / 2**20
-    scaler_path = tmp / "scaler.pkl"
-    joblib.dump(data.scaler, scaler_path)
+    artifacts: dict[str, str] = {}
+    if settings["kind"] == "lstm":
+        network_dir = tmp / "network"
+        shape = (-1, *data.windows["fit"].X.shape[1:])
+        mlflow.keras.save_model(
+            result.network,
+            str(network_dir),
+            signature=ModelSignature(
+                inputs=Schema([TensorSpec(np.dtype("float32"), shape)]),
+                outputs=Schema([TensorSpec(np.dtype("float32"), (-1, len(horizons)))]),
+            ),
+            pip_requirements=model_requirements(),
+        )
+        size_mb = sum(p.stat().st_size for p in network_dir.rglob("*.keras")) / 2**20
+        scaler_path = tmp / "scaler.pkl"
+        joblib.dump(data.scaler, scaler_path)
+        mlflow.log_artifact(str(scaler_path))
+        artifacts = {NETWORK_ARTIFACT: str(network_dir), SCALER_ARTIFACT: str(scaler_path)}
+    else:
+        settings["peer"] = result.peer.config()
+        size_mb = 0.0
+        if getattr(result.peer, "models", None):
+            peer_path = tmp / "peer_models.joblib"
+            joblib.dump(result.peer.models, peer_path)
+            size_mb = peer_path.stat().st_size / 2**20
+            artifacts[PEER_ARTIFACT] = str(peer_path)
     settings_path = tmp / "preprocessing.json"
     settings_path.write_text(json.dumps(settings, indent=2), encoding="utf-8")
-    mlflow.log_artifact(str(scaler_path))
     mlflow.log_artifact(str(settings_path))
+    artifacts[PREPROCESSING_ARTIFACT] = str(settings_path)
 
     example = _input_example(data)
     registered = (
@@ -565,14 +631,10 @@ def log_forecast_model(
     )
     info = mlflow.pyfunc.log_model(
         name="model",
-        python_model=ForecastModel(),
-        artifacts={
-            NETWORK_ARTIFACT: str(network_dir),
-            SCALER_ARTIFACT: str(scaler_path),
-            PREPROCESSING_ARTIFACT: str(settings_path),
-        },
+        python_model=forecast_model.__file__,
+        artifacts=artifacts,
         code_paths=[str(Path(viralab.__file__).parent)],
-        signature=model_signature(),
+        signature=model_signature(multi_horizon=True),
         input_example=example,
         pip_requirements=model_requirements(),
         registered_model_name=registered,
@@ -602,10 +664,17 @@ def _input_example(data: Prepared) -> pd.DataFrame:
 
 
 def log_target(cfg: DictConfig, data: Prepared, result: TargetResult) -> dict[str, float]:
-    """Everything one target's run holds; returns the metrics logged."""
-    _log_params(_spec_params(cfg, data, result.target))
+    """Everything one target's run holds (LSTM or peer); returns the metrics logged."""
+    lstm_run = result.fit is not None
+    _log_params(
+        _spec_params(cfg, data, result.target) if lstm_run else fm.peer_params(cfg, data, result)
+    )
     mlflow.set_tags(result.tags)
-    log_history(result.fit)
+    fm.log_dataset(cfg, data)
+    if result.judgement is not None:
+        fm.log_horizon_artifacts(result.judgement, tuple(data.settings["horizons"]))
+    if lstm_run:
+        log_history(result.fit)
     metrics = dict(result.metrics)
     metrics.update({f"importance.{k}": v for k, v in result.importance.items()})
     if result.cv.get("mae"):
@@ -619,14 +688,15 @@ def log_target(cfg: DictConfig, data: Prepared, result: TargetResult) -> dict[st
             }
         )
         mlflow.log_dict(cv, "cross_validation.json")
-    mlflow.log_dict(
-        {
-            "history": result.fit.history,
-            "epoch_seconds": result.fit.epoch_seconds,
-            "best_epoch": result.fit.best_epoch,
-        },
-        "history.json",
-    )
+    if lstm_run:
+        mlflow.log_dict(
+            {
+                "history": result.fit.history,
+                "epoch_seconds": result.fit.epoch_seconds,
+                "best_epoch": result.fit.best_epoch,
+            },
+            "history.json",
+        )
     mlflow.log_dict(
         {
             "model": OmegaConf.to_container(cfg.model, resolve=True),
@@ -666,8 +736,12 @@ def log_target(cfg: DictConfig, data: Prepared, result: TargetResult) -> dict[st
 
 
 def run_name_for(cfg: DictConfig, target: str, stamp: str) -> str:
+    """`LSTM_<target>_<timestamp>`; a peer's runs start with its model name instead."""
     template = str(cfg.task.get("run_name_template", "LSTM_{target}_{timestamp}"))
-    return template.format(target=target, timestamp=stamp)
+    name = template.format(target=target, timestamp=stamp)
+    if cfg.model.get("_target_") is not None and name.startswith("LSTM_"):
+        name = f"{cfg.model.name}_{name[len('LSTM_') :]}"
+    return name
 
 
 def train_forecast(cfg: DictConfig) -> dict[str, float]:
@@ -678,7 +752,10 @@ def train_forecast(cfg: DictConfig) -> dict[str, float]:
         DataError: no video long enough for one window.
     """
     targets = resolve_targets(cfg.get("target", "all"))
-    lstm.configure_threads(cfg.model.get("threads"))
+    is_peer = cfg.model.get("_target_") is not None  # conf/model/<peer>.yaml
+    fit_one = fm.fit_peer_target if is_peer else fit_target
+    if not is_peer:
+        lstm.configure_threads(cfg.model.get("threads"))
     stamp = datetime.now(UTC).strftime("%Y%m%d_%H%M%S")
     experiment = str(cfg.task.experiment)
     tags = {"viralab.task": "forecast", "viralab.model": str(cfg.model.name)}
@@ -689,7 +766,7 @@ def train_forecast(cfg: DictConfig) -> dict[str, float]:
         with tracked_run(experiment=experiment, run_name=name, tags=tags):
             log_config(cfg)
             log_data(data)
-            return log_target(cfg, data, fit_target(cfg, data, targets[0]))
+            return log_target(cfg, data, fit_one(cfg, data, targets[0]))
 
     summary: dict[str, float] = {}
     with tracked_run(
@@ -708,7 +785,7 @@ def train_forecast(cfg: DictConfig) -> dict[str, float]:
                 nested=True,
                 tags={**tags, "viralab.target": target},
             ):
-                result = fit_target(cfg, data, target)
+                result = fit_one(cfg, data, target)
                 metrics = log_target(cfg, data, result)
             beats[target] = result.tags["viralab.beats_naive"]
             summary.update(
@@ -730,6 +807,10 @@ _SUMMARY_METRICS = (
     "epochs_trained",
     "training_time",
     "seconds_per_epoch",
+    "mae_h60",
+    "mase_h60",
+    "relative_mae_h60",
+    "coverage80_h60",
 )
 
 

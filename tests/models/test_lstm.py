@@ -17,9 +17,13 @@ def model_cfg():
     return compose(["model=lstm", "target=views"]).model
 
 
-def test_default_architecture_is_the_spec(model_cfg) -> None:
+SPEC = ["model.lstm_units_1=50", "model.lstm_units_2=50", "model.dense_units=25"]
+
+
+def test_the_spec_architecture_is_three_overrides_away() -> None:
     import keras
 
+    model_cfg = compose(["model=lstm", "target=views", *SPEC]).model
     model = lstm.build_lstm(model_cfg, (20, 6), seed=1)
     kinds = [(type(layer).__name__, getattr(layer, "units", None)) for layer in model.layers]
     assert kinds == [
@@ -37,6 +41,21 @@ def test_default_architecture_is_the_spec(model_cfg) -> None:
     assert float(model.optimizer.learning_rate) == pytest.approx(1e-3)
     # 11,400 + 20,200 + 1,275 + 26: spec 002 says "~27,000" for this very layout
     assert model.count_params() == 32_901
+
+
+def test_default_is_one_small_layer_with_one_output_per_horizon(model_cfg) -> None:
+    model = lstm.build_lstm(model_cfg, (20, 6), seed=1, n_outputs=4)
+    kinds = [(type(layer).__name__, getattr(layer, "units", None)) for layer in model.layers]
+    assert kinds == [("LSTM", 32), ("Dropout", None), ("Dense", 16), ("Dense", 4)]
+    assert not model.layers[0].return_sequences
+    assert model.output_shape == (None, 4)
+
+
+def test_masked_loss_ignores_unknown_horizons() -> None:
+    y_true = np.array([[1.0, np.nan], [2.0, 5.0]], dtype="float32")
+    y_pred = np.array([[0.0, 100.0], [2.0, 4.0]], dtype="float32")
+    assert float(lstm.masked_loss("mae")(y_true, y_pred)) == pytest.approx(2 / 3)
+    assert float(lstm.masked_loss("mse")(y_true, y_pred)) == pytest.approx(2 / 3)
 
 
 def test_every_number_is_overridable() -> None:

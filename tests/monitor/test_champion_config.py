@@ -115,3 +115,24 @@ def test_retrain_of_a_champion_with_a_foreign_target_runs_nothing(tmp_path: Path
         2,
     ]
     assert not client.search_runs([exp], filter_string="tags.mlflow.runName LIKE '%retrain%'")
+
+
+def test_every_project_model_target_is_allowed_for_retraining() -> None:
+    """A model the project can train must also be retrainable: its `_target_` is allowlisted."""
+    import glob
+
+    import yaml
+
+    from viralab.config import config_dir
+
+    allowed = set(
+        yaml.safe_load((config_dir() / "retrain" / "default.yaml").read_text())["allowed_targets"]
+    )
+    targets = set()
+    for path in glob.glob(str(config_dir() / "model" / "*.yaml")):
+        text = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        target = (text.get("model") or {}).get("_target_")
+        if target:
+            targets.add(target)
+    assert targets, "no model config names a _target_"
+    assert targets <= allowed, f"not allowlisted: {sorted(targets - allowed)}"

@@ -32,6 +32,8 @@ GOOD_FORECAST = {
     "mse_scaled": 5.0e-5,
     "mae": 12.0,
     "best_baseline_mae": 15.0,
+    "mase_h60": 0.5,
+    "relative_mae_h60": 0.9,
 }
 WEIGHTS = {"script.replicability.score": 0.82, "trends.memeDependent": -0.68}
 

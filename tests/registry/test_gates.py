@@ -27,15 +27,15 @@ def test_project_config_sets_spec_thresholds_for_every_model(settings: RegistryS
     for name in ("youtube-lstm-views", "youtube-lstm-likes"):
         spec = settings.gate_spec(name)
         labels = {t.label for t in spec.thresholds}
-        assert labels == {"mae_scaled <= 0.005", "mse_scaled <= 0.0001"}
+        assert labels == {"mase_h60 < 1", "relative_mae_h60 <= 1"}
         assert spec.beats_baseline == BaselineRule(
             "mae", "best_baseline_mae", "viralab.beats_naive"
         )
     # comments can at best tie persistence: "no worse than the best naive baseline"
     comments = settings.gate_spec("youtube-lstm-comments")
     assert {t.label for t in comments.thresholds} == {
-        "mae_scaled <= 0.005",
-        "mse_scaled <= 0.0001",
+        "mase_h60 < 1",
+        "relative_mae_h60 <= 1",
         "relative_mae <= 1",
     }
     assert comments.beats_baseline is None
@@ -71,13 +71,13 @@ def test_missing_or_nan_metric_fails(settings: RegistrySettings):
 def test_forecaster_bounds_are_inclusive(settings: RegistrySettings):
     spec = settings.gate_spec("youtube-lstm-views")
     at_bound = check_metrics(
-        {"mae_scaled": 0.005, "mse_scaled": 1e-4, "mae": 10.0, "best_baseline_mae": 11.0}, {}, spec
+        {"mase_h60": 0.9, "relative_mae_h60": 1.0, "mae": 10, "best_baseline_mae": 11}, {}, spec
     )
     assert at_bound.passed
     over = check_metrics(
-        {"mae_scaled": 0.0051, "mse_scaled": 1e-4, "mae": 10.0, "best_baseline_mae": 11.0}, {}, spec
+        {"mase_h60": 0.9, "relative_mae_h60": 1.01, "mae": 10, "best_baseline_mae": 11}, {}, spec
     )
-    assert [r.gate for r in over.failures] == ["mae_scaled <= 0.005"]
+    assert [r.gate for r in over.failures] == ["relative_mae_h60 <= 1"]
 
 
 def test_baseline_gate_uses_metrics_then_tag():

@@ -351,8 +351,15 @@ def column_scale(scaler: MinMaxScaler, column_index: int) -> tuple[float, float]
 # ------------------------------------------------------------------------------------------
 
 
+SPLITS = ("by_time", "by_video")
+
+
 def assign_parts(
-    clean: pd.DataFrame, test_fraction: float = 0.2, validation_fraction: float = 0.2
+    clean: pd.DataFrame,
+    test_fraction: float = 0.2,
+    validation_fraction: float = 0.2,
+    split: str = "by_time",
+    seed: int = 42,
 ) -> pd.Series:
     """Label each cleaned row `fit`, `val` or `test`, by time within its own video.
 
@@ -360,13 +367,36 @@ def assign_parts(
     those are the validation rows (early stopping), the rest are the fit rows (weights and
     scaler). Split on the video, not the segment, so no training row is later than a test
     row of the same video.
+
+    ``split="by_video"`` (``data.split``): whole videos are held out instead: a seeded
+    ``test_fraction`` of the videos (at least one, and at least one left to train) is all
+    `test`; the others are split into fit/val by time as above, without a test part. The
+    models never see a test video: the hardest honest test.
     """
     if not 0.0 < test_fraction < 1.0:
         raise ConfigError(f"task.test_fraction must be in (0, 1), got {test_fraction}")
     if not 0.0 <= validation_fraction < 1.0:
         raise ConfigError(f"task.validation_fraction must be in [0, 1), got {validation_fraction}")
+    if split not in SPLITS:
+        raise ConfigError(f"data.split must be one of {SPLITS}, got {split!r}")
     parts = pd.Series("fit", index=clean.index, dtype=object)
-    for _, idx in clean.groupby("video_id", sort=False).groups.items():
+    held_out: set[str] = set()
+    if split == "by_video":
+        videos = sorted(clean["video_id"].astype(str).unique())
+        if len(videos) < 2:
+            raise ConfigError("data.split=by_video needs at least two videos")
+        n_test = min(max(1, round(len(videos) * test_fraction)), len(videos) - 1)
+        order = np.random.default_rng(seed).permutation(len(videos))
+        held_out = {videos[i] for i in order[:n_test]}
+    for video, idx in clean.groupby("video_id", sort=False).groups.items():
+        if str(video) in held_out:
+            parts.loc[idx] = "test"
+            continue
+        if split == "by_video":
+            order = clean.loc[idx, "timestamp"].sort_values(kind="stable").index
+            n_fit = len(order) - int(np.floor(len(order) * validation_fraction))
+            parts.loc[order[n_fit:]] = "val"
+            continue
         order = clean.loc[idx, "timestamp"].sort_values(kind="stable").index
         n = len(order)
         n_train = int(np.floor(n * (1.0 - test_fraction)))

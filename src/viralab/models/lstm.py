@@ -40,14 +40,44 @@ def configure_threads(threads: int | None) -> None:
         pass
 
 
+def masked_loss(loss: str, huber_delta: float = 1.0) -> Any:
+    """``loss`` over the known targets only: a horizon past the end of a window's part is NaN.
+
+    Direct multi-horizon targets (one output per horizon) are unknown for origins near the
+    end of a part; masking keeps those windows for the horizons they do have.
+    """
+    from keras import ops
+
+    def masked(y_true: Any, y_pred: Any) -> Any:
+        known = ops.logical_not(ops.isnan(y_true))
+        err = ops.where(known, y_true, 0.0) - ops.where(known, y_pred, 0.0)
+        if loss == "mae":
+            per = ops.abs(err)
+        elif loss == "mse":
+            per = ops.square(err)
+        else:
+            a = ops.abs(err)
+            per = ops.where(a <= huber_delta, 0.5 * a * a, huber_delta * (a - 0.5 * huber_delta))
+        weight = ops.cast(known, per.dtype)
+        return ops.sum(per * weight) / ops.maximum(ops.sum(weight), 1.0)
+
+    masked.__name__ = f"masked_{loss}"
+    return masked
+
+
 def build_lstm(
-    model_cfg: Mapping[str, Any], input_shape: tuple[int, int], seed: int | None = None
+    model_cfg: Mapping[str, Any],
+    input_shape: tuple[int, int],
+    seed: int | None = None,
+    n_outputs: int = 1,
 ) -> Any:
     """A compiled Keras model for windows of ``input_shape`` = (sequence_length, n_inputs).
 
     Clears the Keras session first so repeated builds (three targets, CV folds) do not pile
     up graph state, then seeds every generator (weights, dropout, shuffling) for repeatable
-    runs.
+    runs. ``n_outputs`` > 1: one output per forecast horizon (direct multi-horizon), trained
+    with a loss that skips unknown (NaN) targets. ``model.lstm_units_2: 0`` drops the second
+    recurrent layer (faster).
     """
     import keras
 
@@ -61,26 +91,31 @@ def build_lstm(
         keras.utils.set_random_seed(int(seed))
     unroll = bool(model_cfg.get("unroll", False))
     dropout = float(model_cfg.get("dropout_rate", 0.2))
+    units_2 = int(model_cfg.get("lstm_units_2", 50) or 0)
     layers = [
         keras.Input(shape=input_shape),
         keras.layers.LSTM(
-            int(model_cfg.get("lstm_units_1", 50)), return_sequences=True, unroll=unroll
+            int(model_cfg.get("lstm_units_1", 50)), return_sequences=units_2 > 0, unroll=unroll
         ),
         keras.layers.Dropout(dropout),
-        keras.layers.LSTM(int(model_cfg.get("lstm_units_2", 50)), unroll=unroll),
-        keras.layers.Dropout(dropout),
+    ]
+    if units_2 > 0:
+        layers += [keras.layers.LSTM(units_2, unroll=unroll), keras.layers.Dropout(dropout)]
+    layers += [
         keras.layers.Dense(int(model_cfg.get("dense_units", 25)), activation="relu"),
-        keras.layers.Dense(1, activation="linear"),
+        keras.layers.Dense(int(n_outputs), activation="linear"),
     ]
     model = keras.Sequential(layers, name="lstm_forecaster")
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=float(model_cfg.get("learning_rate", 1e-3))),
-        loss={
+        loss=masked_loss(loss, float(model_cfg.get("huber_delta", 1.0)))
+        if n_outputs > 1
+        else {
             "mse": "mse",
             "mae": "mae",
             "huber": keras.losses.Huber(delta=float(model_cfg.get("huber_delta", 1.0))),
         }[loss],
-        metrics=["mae"],
+        metrics=[] if n_outputs > 1 else ["mae"],
         jit_compile=bool(model_cfg.get("jit_compile", False)),
     )
     return model
@@ -193,15 +228,19 @@ def fit_network(
     )
 
 
-def predict_scaled(model: Any, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """Network outputs for windows ``X`` as a flat float64 array (no per-call Keras overhead)."""
+def predict_scaled(
+    model: Any, X: np.ndarray, batch_size: int = 1024, n_outputs: int | None = None
+) -> np.ndarray:
+    """Network outputs for windows ``X`` (no per-call Keras overhead): a flat float64 array,
+    or (n, n_outputs) when ``n_outputs`` is given (one column per horizon)."""
     if len(X) == 0:
-        return np.empty(0)
+        return np.empty(0) if n_outputs is None else np.empty((0, max(n_outputs, 1)))
     out = [
         np.asarray(model(X[i : i + batch_size], training=False))
         for i in range(0, len(X), batch_size)
     ]
-    return np.concatenate(out).reshape(-1).astype("float64")
+    flat = np.concatenate(out).astype("float64")
+    return flat.reshape(-1) if n_outputs is None else flat.reshape(len(X), -1)
 
 
 def permutation_importance(

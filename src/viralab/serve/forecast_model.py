@@ -3,7 +3,22 @@
 An MLflow pyfunc around the network (saved in MLflow's Keras flavor, native ``.keras``), the
 scaler fitted on training rows (joblib) and the preprocessing settings (JSON), so that
 ``models:/youtube-lstm-views@champion`` takes what ``video_stats_processed`` holds and answers
-in original units (DESIGN principle 2: the logged model is the whole model).
+in original units (DESIGN principle 2: the logged model is the whole model). A peer forecaster
+(``models.peers``: naive, AutoETS/AutoTheta, gradient boosting) replaces the network and
+scaler by its JSON config and, for gradient boosting, its fitted trees (joblib).
+
+The wrapper is logged as *code* (MLflow models-from-code: ``python_model`` is this file's
+path and the last line calls ``mlflow.models.set_model``), not as a cloudpickle. What is still
+unpickled on load: the scaler and the boosting trees (joblib). Trust boundary: whoever can
+write a model's artifacts can run code in whatever loads it; load models only from a tracking
+server whose artifact store only training jobs can write.
+
+**Multi-horizon (the documented way):** ``params={"horizons": [1, 15, 60, 240]}`` returns one
+row per video and horizon: ``video_id``, ``timestamp`` (origin + H), ``horizon``, ``target``,
+``prediction`` and the 80 % interval ``lower_80``/``upper_80`` (split conformal, calibrated on
+the validation part per horizon; NaN for a horizon the model was not calibrated at). Direct
+forecasts: one network call per video whatever the horizons. Pass at least 61 rows (peers:
+241) for the same history the run was judged with.
 
 Input: rows of one video (several videos are forecast one by one), the spec's columns
 ``timestamp``, ``video_id`` (optional), ``view_count``, ``like_count``, ``comment_count``;
@@ -13,18 +28,23 @@ row than that for exact first increments, else the oldest step's increment and g
 0, as at the start of a series. A gap longer than ``max_gap_steps`` starts a new segment: only
 the rows after the last such gap are used.
 
-Output: one row per forecast step: ``video_id``, ``timestamp`` (the forecast minute),
-``step``, ``target``, ``prediction`` (the count). ``params={"horizon": H}`` rolls forward H
-steps, feeding each forecast back as the newest row; the two counts this model does not
-forecast move on by their mean increment over the window (the mean-increment baseline).
+Output (``params={"horizon": H}``, the next-step contract): one row per forecast step:
+``video_id``, ``timestamp`` (the forecast minute), ``step``, ``target``, ``prediction`` (the
+count). The LSTM rolls forward H steps, feeding each forecast back as the newest row; the two
+counts this model does not forecast move on by their mean increment over the window (the
+mean-increment baseline). Peers answer each step directly (gradient boosting interpolates
+between its horizons). Cost is capped: H x videos <= ``MAX_ROLLED_STEPS`` per request, and H
+<= ``MAX_HORIZON``; beyond that the request is refused with a line saying what to do.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import joblib
+import mlflow.models
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
@@ -32,19 +52,45 @@ import pandas as pd
 NETWORK_ARTIFACT = "network"
 SCALER_ARTIFACT = "scaler"
 PREPROCESSING_ARTIFACT = "preprocessing"
+PEER_ARTIFACT = "peer"
 OUTPUT_COLUMNS = ["video_id", "timestamp", "step", "target", "prediction"]
-MAX_HORIZON = 10_080  # one week of minutes
+HORIZON_COLUMNS = [
+    "video_id",
+    "timestamp",
+    "horizon",
+    "target",
+    "prediction",
+    "lower_80",
+    "upper_80",
+]
+MAX_HORIZON = 1_440  # one day of minutes (was a week: a request could hold a worker for minutes)
+MAX_ROLLED_STEPS = 2_880  # network steps per request for params={"horizon": H}: H x videos
 
 
 class ForecastModel(mlflow.pyfunc.PythonModel):
     """pyfunc: recent raw stats rows -> the next count(s) of one target."""
 
-    def __init__(self, network: Any = None, scaler: Any = None, settings: dict | None = None):
+    def __init__(
+        self,
+        network: Any = None,
+        scaler: Any = None,
+        settings: dict | None = None,
+        peer: Any = None,
+    ):
         self.network = network
         self.scaler = scaler
         self.settings = settings or {}
+        self.peer = peer
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        with open(context.artifacts[PREPROCESSING_ARTIFACT], encoding="utf-8") as f:
+            self.settings = json.load(f)
+        if self.settings.get("kind", "lstm") != "lstm":
+            from viralab.models.peers import from_config
+
+            path = context.artifacts.get(PEER_ARTIFACT)
+            self.peer = from_config(self.settings["peer"], joblib.load(path) if path else None)
+            return
         import mlflow.keras
 
         # inference only: no optimizer state to restore
@@ -52,26 +98,169 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
             context.artifacts[NETWORK_ARTIFACT], load_model_kwargs={"compile": False}
         )
         self.scaler = joblib.load(context.artifacts[SCALER_ARTIFACT])
-        with open(context.artifacts[PREPROCESSING_ARTIFACT], encoding="utf-8") as f:
-            self.settings = json.load(f)
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
         from viralab.errors import DataError
 
-        horizon = (params or {}).get("horizon")
-        horizon = 1 if horizon is None else int(horizon)
-        if not 1 <= horizon <= MAX_HORIZON:
-            raise DataError(f"horizon must be between 1 and {MAX_HORIZON}, got {horizon}")
+        params = params or {}
         frame = pd.DataFrame(model_input).copy()
         if "video_id" not in frame.columns:
             frame["video_id"] = "video"
-        frames = [
-            forecast_series(self.network, self.scaler, self.settings, rows, horizon)
-            for _, rows in frame.groupby(frame["video_id"].astype(str), sort=False)
-        ]
+        videos = frame.groupby(frame["video_id"].astype(str), sort=False)
+        horizons = params.get("horizons")
+        if horizons is not None and len(horizons) > 0:
+            wanted = _check_horizons(horizons)
+            frames = [self._direct(rows, wanted) for _, rows in videos]
+            return pd.concat(frames, ignore_index=True)[HORIZON_COLUMNS]
+        horizon = params.get("horizon")
+        horizon = 1 if horizon is None else int(horizon)
+        if not 1 <= horizon <= MAX_HORIZON:
+            raise DataError(f"horizon must be between 1 and {MAX_HORIZON}, got {horizon}")
+        if horizon * videos.ngroups > MAX_ROLLED_STEPS:
+            raise DataError(
+                f"horizon {horizon} x {videos.ngroups} video(s) = {horizon * videos.ngroups} "
+                f"forecast steps, over the cap of {MAX_ROLLED_STEPS} per request; ask for "
+                'direct forecasts instead: params={"horizons": [1, 15, 60, 240]}'
+            )
+        if self.peer is not None:
+            frames = [_peer_steps(self.peer, self.settings, rows, horizon) for _, rows in videos]
+        else:
+            frames = [
+                forecast_series(self.network, self.scaler, self.settings, rows, horizon)
+                for _, rows in videos
+            ]
         return pd.concat(frames, ignore_index=True)[OUTPUT_COLUMNS]
+
+    def _direct(self, rows: pd.DataFrame, horizons: tuple[int, ...]) -> pd.DataFrame:
+        return forecast_horizons(
+            self.settings, rows, horizons, network=self.network, scaler=self.scaler, peer=self.peer
+        )
+
+
+def _check_horizons(horizons: Sequence[Any]) -> tuple[int, ...]:
+    from viralab.errors import DataError
+
+    try:
+        out = tuple(sorted({int(h) for h in horizons}))
+    except (TypeError, ValueError):
+        raise DataError(f"horizons must be whole minutes, got {list(horizons)!r}") from None
+    if out[0] < 1 or out[-1] > MAX_HORIZON:
+        raise DataError(f"horizons must be between 1 and {MAX_HORIZON}, got {list(out)}")
+    return out
+
+
+def _history(segment: pd.DataFrame, length: int) -> np.ndarray:
+    """(1, length, 3) raw counts of the newest rows, NaN-padded in front."""
+    from viralab.features.sequence import COUNT_COLUMNS
+
+    values = segment[list(COUNT_COLUMNS)].to_numpy(dtype="float64")[-length:]
+    out = np.full((1, length, len(COUNT_COLUMNS)), np.nan)
+    out[0, length - len(values) :] = values
+    return out
+
+
+def _usable_segment(rows: pd.DataFrame, settings: dict[str, Any]) -> tuple[str, pd.DataFrame]:
+    from viralab.errors import DataError
+
+    L = int(settings["sequence_length"])
+    video_id = str(rows["video_id"].iloc[0]) if len(rows) else "video"
+    try:
+        segment = _last_segment(rows, settings)
+    except DataError:
+        segment = rows.iloc[:0]
+    if len(segment) < L:
+        raise DataError(
+            f"video {video_id}: need at least {L} consecutive rows (sequence_length) after "
+            f"cleaning, got {len(rows)} row(s)"
+        )
+    return video_id, segment
+
+
+def _peer_steps(
+    peer: Any, settings: dict[str, Any], rows: pd.DataFrame, steps: int
+) -> pd.DataFrame:
+    """A peer's forecast of every step 1..steps (the next-step contract's output)."""
+    video_id, segment = _usable_segment(rows, settings)
+    history = _history(segment, max(int(peer.lookback), int(settings["sequence_length"])))
+    last_ts = segment["timestamp"].iloc[-1]
+    counts = peer.predict_steps(history, np.array([last_ts]), steps)[0]
+    if settings.get("round_forecasts", False):
+        counts = np.round(counts)
+    step = pd.Timedelta(pd.tseries.frequencies.to_offset(settings.get("frequency", "1min")))
+    return pd.DataFrame(
+        {
+            "video_id": video_id,
+            "timestamp": [last_ts + step * h for h in range(1, steps + 1)],
+            "step": np.arange(1, steps + 1),
+            "target": settings["target"],
+            "prediction": counts.astype("float64"),
+        }
+    )
+
+
+def forecast_horizons(
+    settings: dict[str, Any],
+    rows: pd.DataFrame,
+    horizons: Sequence[int],
+    network: Any = None,
+    scaler: Any = None,
+    peer: Any = None,
+) -> pd.DataFrame:
+    """Direct forecasts of one video at each horizon, with 80 % intervals.
+
+    Raises:
+        DataError: too few usable rows, or a horizon the network has no output for.
+    """
+    from viralab.errors import DataError
+    from viralab.features.horizons import direct_to_counts
+    from viralab.features.sequence import column_scale
+    from viralab.forecast_eval import intervals, scale
+
+    video_id, segment = _usable_segment(rows, settings)
+    k = ["view_count", "like_count", "comment_count"].index(settings["target_column"])
+    last_ts = segment["timestamp"].iloc[-1]
+    horizons = tuple(int(h) for h in horizons)
+    if peer is not None:
+        history = _history(segment, max(int(peer.lookback), 61))
+        point = peer.predict(history, np.array([last_ts]), horizons)
+    else:
+        trained = [int(h) for h in settings.get("horizons", [1])]
+        missing = [h for h in horizons if h not in trained]
+        if missing:
+            raise DataError(
+                f"this network forecasts horizons {trained} directly; {missing} not among "
+                'them (params={"horizon": H} rolls forward step by step instead)'
+            )
+        L = int(settings["sequence_length"])
+        history = _history(segment, max(L, 61))
+        X, levels = _window(segment[["timestamp", *_COUNTS]], scaler, settings)
+        out = np.asarray(network(X, training=False)).reshape(1, -1)
+        out = out[:, [trained.index(h) for h in horizons]]
+        lo, rng = column_scale(scaler, int(settings["input_index"]))
+        point = direct_to_counts(out, levels[None, :, k], horizons, settings["predict"], lo, rng)
+    if settings.get("round_forecasts", False):
+        point = np.round(point)
+    calibrated = settings.get("interval_quantiles", {})
+    q = [calibrated.get(str(h), [np.nan, np.nan]) for h in horizons]
+    last = history[0, -1, k]
+    lower, upper = intervals(point, scale(history[:, :, k], horizons), q, np.array([last]))
+    step = pd.Timedelta(pd.tseries.frequencies.to_offset(settings.get("frequency", "1min")))
+    return pd.DataFrame(
+        {
+            "video_id": video_id,
+            "timestamp": [last_ts + step * h for h in horizons],
+            "horizon": list(horizons),
+            "target": settings["target"],
+            "prediction": point[0],
+            "lower_80": np.where(np.isnan(lower[0]), np.nan, np.minimum(lower[0], point[0])),
+            "upper_80": np.where(np.isnan(upper[0]), np.nan, np.maximum(upper[0], point[0])),
+        }
+    )
+
+
+_COUNTS = ["view_count", "like_count", "comment_count"]
 
 
 def _last_segment(rows: pd.DataFrame, settings: dict[str, Any]) -> pd.DataFrame:
@@ -139,7 +328,8 @@ def forecast_series(
     out = []
     for h in range(1, horizon + 1):
         X, levels = _window(history, scaler, settings)
-        scaled = np.asarray(network(X, training=False)).reshape(-1)
+        # column 0: the next step (a multi-horizon network has one column per horizon)
+        scaled = np.asarray(network(X, training=False)).reshape(-1)[:1]
         nxt = mean_increment_forecast(levels.T)  # the covariates' naive next values
         nxt = np.maximum(nxt, levels[-1])
         nxt[k] = predictions_to_counts(
@@ -163,8 +353,11 @@ def forecast_series(
     return pd.DataFrame(out, columns=OUTPUT_COLUMNS)
 
 
-def model_signature() -> Any:
-    """Input/output schema and the `horizon` param (growth rates optional, recomputed)."""
+def model_signature(multi_horizon: bool = False) -> Any:
+    """Input/output schema and the `horizon` param (growth rates optional, recomputed).
+
+    ``multi_horizon``: also the ``horizons`` param (a list; empty = the next-step output).
+    """
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
     from mlflow.types.schema import AnyType
@@ -188,5 +381,11 @@ def model_signature() -> Any:
             ColSpec("double", "prediction"),
         ]
     )
-    params = ParamSchema([ParamSpec("horizon", "long", 1)])
-    return ModelSignature(inputs=inputs, outputs=outputs, params=params)
+    specs = [ParamSpec("horizon", "long", 1)]
+    if multi_horizon:
+        specs.append(ParamSpec("horizons", "long", [], shape=(-1,)))
+    return ModelSignature(inputs=inputs, outputs=outputs, params=ParamSchema(specs))
+
+
+# models-from-code: `mlflow.pyfunc.log_model(python_model=<this file>)` runs this file on load
+mlflow.models.set_model(ForecastModel())
