@@ -36,6 +36,8 @@ def mlflow_isolation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
     monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
     monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+    # frozen gate sets (registry/gate_set.py) of one test never reach another, or data/
+    monkeypatch.setenv("VIRALAB_GATE_SETS_URL", f"sqlite:///{tmp_path}/gate_sets.db")
     mlflow.set_tracking_uri(uri)
     yield uri
     while mlflow.active_run() is not None:

@@ -73,6 +73,7 @@ from viralab.errors import ConfigError, DataError
 from viralab.features import sequence as seq
 from viralab.models import baselines, lstm
 from viralab.monitor.training_alerts import AlertThresholds, alert_tags, training_alerts
+from viralab.registry.holdout import hold_out_gate_stretch
 from viralab.serve.forecast_model import (
     NETWORK_ARTIFACT,
     PREPROCESSING_ARTIFACT,
@@ -163,6 +164,7 @@ def prepare(cfg: DictConfig, frame: pd.DataFrame | None = None) -> Prepared:
     """Load (unless ``frame`` is given), clean, split per video, scale and window."""
     settings = settings_from(cfg)
     raw = load_stats(cfg.data) if frame is None else frame
+    raw = hold_out_gate_stretch(cfg, raw)  # the frozen gate stretch is never trained on
     clean, report = seq.clean_stats(
         raw,
         sequence_length=settings["sequence_length"],

@@ -56,6 +56,7 @@ from viralab.features.tabular import (
     AnalysisEncoder,
 )
 from viralab.milestones import TrainingDecision, decide_training, milestones_from_config
+from viralab.registry.holdout import hold_out_gate_ratings
 from viralab.serve.preference_model import PIPELINE_ARTIFACT, PreferenceModel
 from viralab.tracking import log_config, tracked_run
 
@@ -99,6 +100,7 @@ def extract_usable(cfg: DictConfig) -> tuple[list[dict[str, Any]], ExtractionRep
 def load_preference_data(cfg: DictConfig) -> tuple[pd.DataFrame, ExtractionReport]:
     """Extract usable ratings into a frame; fail if none."""
     kept, report = extract_usable(cfg)
+    kept = hold_out_gate_ratings(cfg, kept, report)  # the frozen gate set is never trained on
     log.info("Extraction: %s", report.summary())
     if not kept:
         raise DataError(f"no usable ratings after extraction: {report.summary()}")

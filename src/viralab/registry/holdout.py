@@ -1,0 +1,168 @@
+"""Every training holds its model's gate set back, and says so on the candidate run.
+
+Two one-line hooks in the data loading (`preference.load_preference_data`,
+`forecasting.prepare`) drop the gate rows, freezing the gate set first when this training
+registers the model's first version. `log_gate_set`, inside the candidate's run, records what
+was held back: a `gate` dataset with the gate set's digest, a digest tag (the champion
+comparison refuses a candidate whose training did not hold the current gate set out) and the
+count of rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pandas as pd
+
+from viralab.errors import DataError
+from viralab.registry.gate_set import (
+    GateSet,
+    Kind,
+    choose_ratings,
+    choose_stretch,
+    current_gate_set,
+    current_user,
+    freeze_gate_set,
+    in_stretch,
+)
+from viralab.registry.gates import GateSetSettings, gate_set_settings
+from viralab.registry.vocabulary import (
+    GATE_CONTEXT,
+    METRIC_GATE_HELD_BACK,
+    NO_GATE_SET,
+    TAG_GATE_SET_DIGEST,
+    TAG_GATE_SET_HELD_BACK,
+)
+
+log = logging.getLogger(__name__)
+
+
+#: What this process's training held back, per registered model: (gate set, rows held).
+#: The hooks run before the run opens; `log_gate_set` reads it inside the candidate's run.
+_APPLIED: dict[str, tuple[GateSet | None, int]] = {}
+
+
+def settings_from_cfg(cfg: Any) -> GateSetSettings:
+    registry = cfg.get("registry") or {}
+    section = (registry.get("champion_comparison") or {}).get("gate_set")
+    if section is not None and hasattr(section, "items"):
+        section = {k: section[k] for k in section}
+    return gate_set_settings(section)
+
+
+def _gate_or_freeze(
+    cfg: Any, model: str, kind: Kind, members_of: Any, settings: GateSetSettings, enough: bool
+) -> GateSet | None:
+    """The current gate set; frozen now when this training registers and none exists yet.
+
+    An unreachable store is a warning, not a failure: the run is tagged as trained without a
+    gate set, and the champion comparison refuses such a candidate.
+    """
+    try:
+        gate = current_gate_set(model, settings)
+        if gate is None and cfg.get("register", True) and enough:
+            gate, _ = freeze_gate_set(
+                model,
+                kind,
+                members_of(),
+                settings,
+                by=current_user(),
+                reason="first registration",
+            )
+    except DataError as exc:
+        log.warning("Training %s without a gate set: %s", model, exc)
+        return None
+    return gate
+
+
+def hold_out_gate_ratings(cfg: Any, records: list[dict[str, Any]], report: Any) -> list[dict]:
+    """The usable ratings minus the preference model's gate set (frozen now if due).
+
+    Sets `report.held_back` (the extraction report says how many rows the gate kept).
+    """
+    settings = settings_from_cfg(cfg)
+    model = str(cfg.task.get("registered_model", "preference"))
+    if not settings.enabled:
+        return records
+    gate = _gate_or_freeze(
+        cfg,
+        model,
+        "ratings",
+        lambda: choose_ratings((r.get("id") for r in records), settings.fraction, settings.seed),
+        settings,
+        len(records) >= settings.min_members,
+    )
+    if gate is None:
+        _APPLIED[model] = (None, 0)
+        return records
+    held = set(gate.members)
+    kept = [r for r in records if str(r.get("id")) not in held]
+    report.held_back = len(records) - len(kept)
+    _APPLIED[model] = (gate, report.held_back)
+    log.info("Gate set %s held back %d of %d ratings", gate.digest, report.held_back, len(records))
+    return kept
+
+
+def forecast_models(cfg: Any) -> list[str]:
+    """The registered forecasters this config trains (`target=all`: all three)."""
+    from viralab.features.sequence import TARGETS
+
+    target = str(cfg.get("target", "all"))
+    prefix = str(cfg.task.get("registered_model_prefix", "youtube-lstm-"))
+    return [f"{prefix}{t}" for t in (TARGETS if target == "all" else [target])]
+
+
+def hold_out_gate_stretch(cfg: Any, stats: pd.DataFrame) -> pd.DataFrame:
+    """The stats rows minus the gate stretches of the forecasters being trained.
+
+    The models trained together share one data preparation, so the union of their stretches
+    is held back (each model's own stretch is part of it).
+    """
+    settings = settings_from_cfg(cfg)
+    if not settings.enabled:
+        return stats
+    gates = []
+    for model in forecast_models(cfg):
+        gate = _gate_or_freeze(
+            cfg,
+            model,
+            "stretch",
+            lambda: choose_stretch(stats, settings.fraction),
+            settings,
+            len(stats) > 0,
+        )
+        gates.append((model, gate))
+    mask = in_stretch(stats, [g for _, g in gates if g is not None])
+    held = int(mask.sum())
+    for model, gate in gates:
+        _APPLIED[model] = (gate, held if gate is not None else 0)
+    if held:
+        log.info("Gate stretches held back %d of %d stats rows", held, len(stats))
+    return stats.loc[~mask].reset_index(drop=True)
+
+
+def applied_gate_set(model: str) -> tuple[GateSet | None, int]:
+    """What this process's training held back for `model` (None, 0 when nothing)."""
+    return _APPLIED.get(model, (None, 0))
+
+
+def log_gate_set(model: str) -> GateSet | None:
+    """On the active run: the gate set held back as a `gate` dataset, its digest as a tag
+    ("none" when training held nothing back) and the count of rows held back."""
+    import mlflow
+
+    gate, held = applied_gate_set(model)
+    mlflow.set_tags(
+        {
+            TAG_GATE_SET_DIGEST: gate.digest if gate else NO_GATE_SET,
+            TAG_GATE_SET_HELD_BACK: str(held),
+        }
+    )
+    mlflow.log_metric(METRIC_GATE_HELD_BACK, float(held))
+    if gate is not None:
+        dataset = mlflow.data.from_pandas(
+            gate.members_frame(), name=f"gate-set-{model}", digest=gate.digest
+        )
+        mlflow.log_input(dataset, context=GATE_CONTEXT)
+    return gate
