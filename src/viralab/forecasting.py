@@ -73,6 +73,7 @@ from viralab.errors import ConfigError, DataError
 from viralab.features import sequence as seq
 from viralab.models import baselines, lstm
 from viralab.monitor.training_alerts import AlertThresholds, alert_tags, training_alerts
+from viralab.registry.evidence import record_registration
 from viralab.registry.holdout import hold_out_gate_stretch
 from viralab.serve.forecast_model import (
     NETWORK_ARTIFACT,
@@ -646,7 +647,8 @@ def log_target(cfg: DictConfig, data: Prepared, result: TargetResult) -> dict[st
     if cfg.task.get("plots", True):
         _plots(cfg, data, result)
     with tempfile.TemporaryDirectory() as tmp:
-        _, size_mb = log_forecast_model(cfg, data, result, Path(tmp))
+        version, size_mb = log_forecast_model(cfg, data, result, Path(tmp))
+    record_registration(cfg, f"{cfg.task.registered_model_prefix}{result.target}", version)
     metrics["model_size_mb"] = size_mb
     metrics = {k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)}
     mlflow.log_metrics(metrics)

@@ -56,6 +56,7 @@ from viralab.features.tabular import (
     AnalysisEncoder,
 )
 from viralab.milestones import TrainingDecision, decide_training, milestones_from_config
+from viralab.registry.evidence import record_registration
 from viralab.registry.holdout import hold_out_gate_ratings
 from viralab.serve.preference_model import PIPELINE_ARTIFACT, PreferenceModel
 from viralab.tracking import log_config, tracked_run
@@ -682,6 +683,7 @@ def train_preference(cfg: DictConfig) -> dict[str, float]:
         log.info("Training %s on %d ratings", cfg.model.name, len(frame))
         result = fit_preference(cfg, frame)
         version = log_preference(cfg, result, frame, report)
+        record_registration(cfg, str(cfg.task.registered_model), version)  # gate set, evidence
         m, v = result.metrics, result.verdict
         if result.correlations is not None:
             _print_correlations(result.correlations)

@@ -85,10 +85,13 @@ def compare_with_champion(
     candidate: ModelVersion,
     champion: ModelVersion,
     settings: ComparisonSettings,
+    *,
+    data_cfg: Any = None,
 ) -> tuple[GateResult, list[str]]:
     """Judge `candidate` against `champion`; returns the verdict and notes for the report.
 
-    On the model's gate set when it has one; otherwise on the champion's eval artifact.
+    On the model's gate set when it has one (rows from `data_cfg`, default the project
+    config's `data`); otherwise on the champion's eval artifact.
     """
     model = candidate.name
     gate = None
@@ -106,7 +109,7 @@ def compare_with_champion(
         )
         return result, [note, *notes]
     try:
-        rows = load_gate_rows(gate)
+        rows = load_gate_rows(gate, data_cfg)
     except ViralabError as exc:
         return GateResult(GATE, False, f"cannot load gate set {gate.digest}: {exc}"), []
     return compare_on_gate_set(client, candidate, champion, settings, gate, rows)
