@@ -250,7 +250,16 @@ def check_thresholds(metrics: Mapping[str, float], spec: GateSpec) -> list[GateR
             results.append(GateResult(t.label, False, f"{t.metric} was not logged by the run"))
             continue
         passed = OPERATORS[t.op][1](value, t.value)
-        results.append(GateResult(t.label, passed, f"{t.metric} = {value:.6g}"))
+        results.append(
+            GateResult(
+                t.label,
+                passed,
+                f"{t.metric} = {value:.6g}",
+                figure=value,
+                threshold=t.value,
+                metric=t.metric,
+            )
+        )
     return results
 
 
