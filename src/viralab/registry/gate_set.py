@@ -169,10 +169,11 @@ def in_stretch(stats: pd.DataFrame, gates: Iterable[GateSet]) -> np.ndarray:
     if not len(stats):
         return mask
     videos = stats["video_id"].astype(str).to_numpy()
-    times = _utc(stats["timestamp"]).to_numpy()
+    times = _utc(stats["timestamp"]).dt.tz_convert(None).to_numpy()  # naive UTC
     for gate in gates:
         for video, (start, end) in gate.members.items():
-            lo, hi = pd.Timestamp(start).to_datetime64(), pd.Timestamp(end).to_datetime64()
+            lo = _utc([start]).dt.tz_convert(None).to_numpy()[0]
+            hi = _utc([end]).dt.tz_convert(None).to_numpy()[0]
             mask |= (videos == video) & (times >= lo) & (times <= hi)
     return mask
 
