@@ -108,7 +108,8 @@ def test_store_url_prefers_config_then_environment(monkeypatch, tmp_path):
 
 
 def test_freeze_once_then_refresh_is_audited(store: GateSetSettings):
-    first, created = freeze_gate_set("preference", "ratings", ["a", "b"], store, by="ann", reason="x")
+    kw = {"model": "preference", "kind": "ratings", "settings": store}
+    first, created = freeze_gate_set(members=["a", "b"], by="ann", reason="x", **kw)
     assert created
     again, created = freeze_gate_set("preference", "ratings", ["c"], store, by="bob", reason="y")
     assert not created and again.digest == first.digest  # freezing twice changes nothing
