@@ -150,6 +150,13 @@ def test_no_freeze_without_registration_or_with_too_few_ratings(store: GateSetSe
     assert current_gate_set("preference", store) is None and report.held_back == 0
 
 
+def test_a_model_registered_before_gate_sets_gets_none_by_accident(kit, store):
+    """Its versions saw every row: a set drawn at a later registration would favour them."""
+    kit.quick_version("preference", {"mae": 0.1})
+    kept = hold_out_gate_ratings(cfg_for(store), ratings(50), ExtractionReport())
+    assert len(kept) == 50 and current_gate_set("preference", store) is None
+
+
 def test_forecast_training_drops_the_stretch_and_no_window_spans_it(store: GateSetSettings):
     frame = stats(minutes=50)
     kept = hold_out_gate_stretch(cfg_for(store), frame)

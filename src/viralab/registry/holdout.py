@@ -54,14 +54,25 @@ def settings_from_cfg(cfg: Any) -> GateSetSettings:
 def _gate_or_freeze(
     cfg: Any, model: str, kind: Kind, members_of: Any, settings: GateSetSettings, enough: bool
 ) -> GateSet | None:
-    """The current gate set; frozen now when this training registers and none exists yet.
+    """The current gate set; frozen now when this training registers the model's first
+    version. A model registered before gate sets existed gets none here: its versions saw
+    those rows, so a set drawn now would favour them; `viralab registry gate-set freeze`
+    draws one on purpose.
 
     An unreachable store is a warning, not a failure: the run is tagged as trained without a
     gate set, and the champion comparison refuses such a candidate.
     """
     try:
         gate = current_gate_set(model, settings)
-        if gate is None and cfg.get("register", True) and enough:
+        due = gate is None and cfg.get("register", True) and enough
+        if due and not _first_registration(model):
+            log.warning(
+                "%s has versions but no gate set: comparisons use the champion's eval set "
+                "until `viralab registry gate-set freeze %s`",
+                model,
+                model,
+            )
+        elif due:
             gate, _ = freeze_gate_set(
                 model,
                 kind,
@@ -74,6 +85,17 @@ def _gate_or_freeze(
         log.warning("Training %s without a gate set: %s", model, exc)
         return None
     return gate
+
+
+def _first_registration(model: str) -> bool:
+    """True when the registry has no version of `model` yet (False when it cannot tell)."""
+    from mlflow import MlflowClient
+
+    try:
+        return not MlflowClient().search_model_versions(f"name='{model}'", max_results=1)
+    except Exception as exc:  # an unreachable registry: do not freeze on a guess
+        log.warning("Cannot tell whether %s is registered yet: %s", model, exc)
+        return False
 
 
 def hold_out_gate_ratings(cfg: Any, records: list[dict[str, Any]], report: Any) -> list[dict]:
