@@ -195,3 +195,18 @@ def test_cli_freeze_show_refresh(monkeypatch, tmp_path):
     assert lines[1].startswith("[replaced ") and "(frozen by hand)" in lines[1]
     out = runner.invoke(app, ["registry", "gate-set", "show", "mystery"])
     assert out.exit_code == 2 and "error: unknown model 'mystery'" in out.output
+
+
+@pytest.mark.integration
+def test_gate_sets_on_postgresql(pg_url: str):
+    """The same table on a real PostgreSQL: JSONB members, one current set per model."""
+    pg = GateSetSettings(database_url=pg_url)
+    stretch = choose_stretch(stats(minutes=20), 0.25)
+    first, _ = freeze_gate_set("youtube-lstm-views", "stretch", stretch, pg, by="ann", reason="a")
+    assert current_gate_set("youtube-lstm-views", pg).members == stretch
+    freeze_gate_set(
+        "youtube-lstm-views", "stretch", {"a": stretch["a"]}, pg, by="bob", reason="b", replace=True
+    )
+    history = gate_set_history("youtube-lstm-views", pg)
+    assert [g.size for g in history] == [2, 1] and history[0].digest == first.digest
+    assert current_gate_set("youtube-lstm-views", pg).frozen_by == "bob"
