@@ -652,7 +652,7 @@ def train_preference(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("register", True) and not cfg.get("log_model", True):
         raise ConfigError("register=true needs log_model=true (nothing to register otherwise)")
     frame, report = load_preference_data(cfg)
-    decision = training_decision(cfg, len(frame))
+    decision = training_decision(cfg, len(frame) + report.held_back)  # gate rows count too
     print(f"extraction: {report.summary()}")
     print(f"milestone {decision.milestone}: {decision.reason}")
     with tracked_run(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -26,7 +27,13 @@ from viralab.registry.gate_set import (
     store_url,
 )
 from viralab.registry.gates import GateSetSettings
-from viralab.registry.holdout import applied_gate_set, hold_out_gate_ratings, hold_out_gate_stretch
+from viralab.registry.holdout import (
+    applied_gate_set,
+    hold_out_gate_ratings,
+    hold_out_gate_stretch,
+    log_gate_set,
+)
+from viralab.registry.vocabulary import TAG_GATE_SET_DIGEST
 
 
 @pytest.fixture
@@ -127,20 +134,40 @@ def test_freeze_once_then_refresh_is_audited(store: GateSetSettings):
 
 
 def test_first_registration_freezes_and_every_training_holds_back(store: GateSetSettings):
+    cfg = cfg_for(store)
     report = ExtractionReport(total=50, kept=50)
-    kept = hold_out_gate_ratings(cfg_for(store), ratings(50), report)
-    gate = current_gate_set("preference", store)
-    assert gate is not None and gate.size == 10 and gate.reason == "first registration"
+    kept = hold_out_gate_ratings(cfg, ratings(50), report)
+    gate, held = applied_gate_set("preference")
+    assert gate.size == 10 and gate.reason == "first registration" and held == 10
     assert len(kept) == 40 and not {r["id"] for r in kept} & set(gate.members)
     assert report.held_back == 10
     assert "10 held back for the gate set" in report.summary()
     assert report.as_metrics()["extract_held_back_gate_set"] == 10.0
-    assert applied_gate_set("preference") == (gate, 10)
+    # drawn and held back, stored once the training registers a version (inside its run)
+    assert current_gate_set("preference", store) is None
+    with mlflow.start_run() as run:
+        assert log_gate_set("preference", registered=True, cfg=cfg) == gate
+    assert current_gate_set("preference", store).digest == gate.digest
+    logged = mlflow.get_run(run.info.run_id)
+    assert logged.data.tags[TAG_GATE_SET_DIGEST] == gate.digest
+    assert logged.data.metrics["gate_set_held_back"] == 10
+    (dataset,) = logged.inputs.dataset_inputs
+    assert dataset.dataset.digest == gate.digest and dataset.dataset.name == "gate-set-preference"
+    assert [t.value for t in dataset.tags if t.key == "mlflow.data.context"] == ["gate"]
     # a later training on more data (a sweep trial: no registration) holds the same ids back
     report = ExtractionReport(total=80, kept=80)
     kept = hold_out_gate_ratings(cfg_for(store, register=False), ratings(80), report)
     assert len(kept) == 70 and report.held_back == 10
     assert current_gate_set("preference", store).digest == gate.digest
+
+
+def test_a_run_that_registers_nothing_stores_no_gate_set(store: GateSetSettings):
+    """A correlation-only run (under the training milestone) holds rows back, fixes nothing."""
+    cfg = cfg_for(store)
+    hold_out_gate_ratings(cfg, ratings(50), ExtractionReport())
+    with mlflow.start_run():
+        log_gate_set("preference", registered=False, cfg=cfg)
+    assert current_gate_set("preference", store) is None
 
 
 def test_no_freeze_without_registration_or_with_too_few_ratings(store: GateSetSettings):
@@ -159,9 +186,13 @@ def test_a_model_registered_before_gate_sets_gets_none_by_accident(kit, store):
 
 def test_forecast_training_drops_the_stretch_and_no_window_spans_it(store: GateSetSettings):
     frame = stats(minutes=50)
-    kept = hold_out_gate_stretch(cfg_for(store), frame)
-    gate = current_gate_set("youtube-lstm-views", store)
+    cfg = cfg_for(store)
+    kept = hold_out_gate_stretch(cfg, frame)
+    gate, _ = applied_gate_set("youtube-lstm-views")
     assert gate is not None and gate.kind == "stretch"
+    with mlflow.start_run():
+        log_gate_set("youtube-lstm-views", registered=True, cfg=cfg)
+    assert current_gate_set("youtube-lstm-views", store).digest == gate.digest
     assert len(kept) == 80 and not in_stretch(kept, [gate]).any()
     # rows arriving after the freeze train again; the hole where the stretch was splits the
     # series, so no training window reaches across the gate rows

@@ -236,7 +236,7 @@ def record_registration(cfg: Any, model: str, version: str | int | None) -> None
 
     from viralab.registry.holdout import log_gate_set
 
-    log_gate_set(model)
+    log_gate_set(model, registered=version is not None, cfg=cfg)
     if version is None:
         return
     try:

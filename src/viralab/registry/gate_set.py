@@ -251,6 +251,29 @@ def gate_set_history(model: str, settings: GateSetSettings) -> list[GateSet]:
     return _read(model, settings, current_only=False)
 
 
+def new_gate_set(
+    model: str,
+    kind: Kind,
+    members: Any,
+    settings: GateSetSettings,
+    *,
+    by: str,
+    reason: str = "first registration",
+) -> GateSet:
+    """A gate set drawn now and not stored yet (training stores it once it registers)."""
+    return GateSet(
+        model=model,
+        kind=kind,
+        members=members,
+        digest=gate_digest(kind, members),
+        frozen_at=datetime.now(UTC),
+        frozen_by=by,
+        reason=reason,
+        fraction=settings.fraction,
+        seed=settings.seed if kind == "ratings" else None,
+    )
+
+
 def freeze_gate_set(
     model: str,
     kind: Kind,

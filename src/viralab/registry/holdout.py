@@ -25,6 +25,7 @@ from viralab.registry.gate_set import (
     current_user,
     freeze_gate_set,
     in_stretch,
+    new_gate_set,
 )
 from viralab.registry.gates import GateSetSettings, gate_set_settings
 from viralab.registry.vocabulary import (
@@ -38,9 +39,10 @@ from viralab.registry.vocabulary import (
 log = logging.getLogger(__name__)
 
 
-#: What this process's training held back, per registered model: (gate set, rows held).
-#: The hooks run before the run opens; `log_gate_set` reads it inside the candidate's run.
-_APPLIED: dict[str, tuple[GateSet | None, int]] = {}
+#: What this process's training held back, per registered model: (gate set, rows held,
+#: whether the set still has to be stored). The hooks run before the run opens; `log_gate_set`
+#: reads it inside the candidate's run and stores a pending set once a version is registered.
+_APPLIED: dict[str, tuple[GateSet | None, int, bool]] = {}
 
 
 def settings_from_cfg(cfg: Any) -> GateSetSettings:
@@ -51,40 +53,34 @@ def settings_from_cfg(cfg: Any) -> GateSetSettings:
     return gate_set_settings(section)
 
 
-def _gate_or_freeze(
+def _gate_or_pending(
     cfg: Any, model: str, kind: Kind, members_of: Any, settings: GateSetSettings, enough: bool
-) -> GateSet | None:
-    """The current gate set; frozen now when this training registers the model's first
-    version. A model registered before gate sets existed gets none here: its versions saw
-    those rows, so a set drawn now would favour them; `viralab registry gate-set freeze`
-    draws one on purpose.
+) -> tuple[GateSet | None, bool]:
+    """The current gate set, or — when this training may register the model's first version —
+    a new one drawn now and held back, stored only once that version is registered (a
+    correlation-only run registers nothing). A model registered before gate sets existed
+    gets none here: its versions saw those rows, so a set drawn now would favour them;
+    `viralab registry gate-set freeze` draws one on purpose.
 
     An unreachable store is a warning, not a failure: the run is tagged as trained without a
     gate set, and the champion comparison refuses such a candidate.
     """
     try:
         gate = current_gate_set(model, settings)
-        due = gate is None and cfg.get("register", True) and enough
-        if due and not _first_registration(model):
-            log.warning(
-                "%s has versions but no gate set: comparisons use the champion's eval set "
-                "until `viralab registry gate-set freeze %s`",
-                model,
-                model,
-            )
-        elif due:
-            gate, _ = freeze_gate_set(
-                model,
-                kind,
-                members_of(),
-                settings,
-                by=current_user(),
-                reason="first registration",
-            )
     except DataError as exc:
         log.warning("Training %s without a gate set: %s", model, exc)
-        return None
-    return gate
+        return None, False
+    if gate is not None or not (cfg.get("register", True) and enough):
+        return gate, False
+    if not _first_registration(model):
+        log.warning(
+            "%s has versions but no gate set: comparisons use the champion's eval set until "
+            "`viralab registry gate-set freeze %s`",
+            model,
+            model,
+        )
+        return None, False
+    return new_gate_set(model, kind, members_of(), settings, by=current_user()), True
 
 
 def _first_registration(model: str) -> bool:
@@ -107,7 +103,7 @@ def hold_out_gate_ratings(cfg: Any, records: list[dict[str, Any]], report: Any) 
     model = str(cfg.task.get("registered_model", "preference"))
     if not settings.enabled:
         return records
-    gate = _gate_or_freeze(
+    gate, pending = _gate_or_pending(
         cfg,
         model,
         "ratings",
@@ -116,12 +112,12 @@ def hold_out_gate_ratings(cfg: Any, records: list[dict[str, Any]], report: Any) 
         len(records) >= settings.min_members,
     )
     if gate is None:
-        _APPLIED[model] = (None, 0)
+        _APPLIED[model] = (None, 0, False)
         return records
     held = set(gate.members)
     kept = [r for r in records if str(r.get("id")) not in held]
     report.held_back = len(records) - len(kept)
-    _APPLIED[model] = (gate, report.held_back)
+    _APPLIED[model] = (gate, report.held_back, pending)
     log.info("Gate set %s held back %d of %d ratings", gate.digest, report.held_back, len(records))
     return kept
 
@@ -146,7 +142,7 @@ def hold_out_gate_stretch(cfg: Any, stats: pd.DataFrame) -> pd.DataFrame:
         return stats
     gates = []
     for model in forecast_models(cfg):
-        gate = _gate_or_freeze(
+        gate, pending = _gate_or_pending(
             cfg,
             model,
             "stretch",
@@ -154,11 +150,11 @@ def hold_out_gate_stretch(cfg: Any, stats: pd.DataFrame) -> pd.DataFrame:
             settings,
             len(stats) > 0,
         )
-        gates.append((model, gate))
-    mask = in_stretch(stats, [g for _, g in gates if g is not None])
+        gates.append((model, gate, pending))
+    mask = in_stretch(stats, [g for _, g, _ in gates if g is not None])
     held = int(mask.sum())
-    for model, gate in gates:
-        _APPLIED[model] = (gate, held if gate is not None else 0)
+    for model, gate, pending in gates:
+        _APPLIED[model] = (gate, held if gate is not None else 0, pending)
     if held:
         log.info("Gate stretches held back %d of %d stats rows", held, len(stats))
     return stats.loc[~mask].reset_index(drop=True)
@@ -166,15 +162,37 @@ def hold_out_gate_stretch(cfg: Any, stats: pd.DataFrame) -> pd.DataFrame:
 
 def applied_gate_set(model: str) -> tuple[GateSet | None, int]:
     """What this process's training held back for `model` (None, 0 when nothing)."""
-    return _APPLIED.get(model, (None, 0))
+    gate, held, _ = _APPLIED.get(model, (None, 0, False))
+    return gate, held
 
 
-def log_gate_set(model: str) -> GateSet | None:
+def log_gate_set(model: str, registered: bool = False, cfg: Any = None) -> GateSet | None:
     """On the active run: the gate set held back as a `gate` dataset, its digest as a tag
-    ("none" when training held nothing back) and the count of rows held back."""
+    ("none" when training held nothing back) and the count of rows held back.
+
+    When this training drew the model's first gate set and `registered` (a version now
+    exists), the set is stored: from now on every training holds it back.
+    """
     import mlflow
 
-    gate, held = applied_gate_set(model)
+    gate, held, pending = _APPLIED.get(model, (None, 0, False))
+    if gate is not None and pending and registered:
+        settings = settings_from_cfg(cfg) if cfg is not None else GateSetSettings()
+        try:
+            stored, created = freeze_gate_set(
+                model, gate.kind, gate.members, settings, by=gate.frozen_by, reason=gate.reason
+            )
+        except DataError as exc:
+            log.warning("Gate set of %s not stored: %s", model, exc)
+        else:
+            _APPLIED[model] = (gate, held, False)
+            if not created and stored.digest != gate.digest:
+                log.warning(
+                    "%s got gate set %s from a concurrent registration; this run held out %s",
+                    model,
+                    stored.digest,
+                    gate.digest,
+                )
     mlflow.set_tags(
         {
             TAG_GATE_SET_DIGEST: gate.digest if gate else NO_GATE_SET,
