@@ -86,7 +86,7 @@ def _fail(exc: ViralabError) -> typer.Exit:
 def freeze(model: ModelArg, set_: SetOption = None) -> None:
     """Fix MODEL's gate set from the current data (no-op when it already has one)."""
     from viralab.registry.gate_set import current_user, freeze_gate_set
-    from viralab.registry.holdout import settings_from_cfg
+    from viralab.registry.holdout import first_registration, settings_from_cfg
 
     try:
         cfg, kind = _compose(model, set_)
@@ -103,6 +103,11 @@ def freeze(model: ModelArg, set_: SetOption = None) -> None:
         raise _fail(exc) from None
     done = "froze" if created else "already frozen (refresh replaces it):"
     typer.echo(f"{done} {gate.describe()}")
+    if created and not first_registration(model):
+        typer.echo(
+            f"note: {model} already has versions trained on some of these rows: their figures "
+            "on the gate set are in-sample (favouring them) until the next retrain"
+        )
 
 
 @app.command()

@@ -72,7 +72,7 @@ def _gate_or_pending(
         return None, False
     if gate is not None or not (cfg.get("register", True) and enough):
         return gate, False
-    if not _first_registration(model):
+    if not first_registration(model):
         log.warning(
             "%s has versions but no gate set: comparisons use the champion's eval set until "
             "`viralab registry gate-set freeze %s`",
@@ -83,7 +83,7 @@ def _gate_or_pending(
     return new_gate_set(model, kind, members_of(), settings, by=current_user()), True
 
 
-def _first_registration(model: str) -> bool:
+def first_registration(model: str) -> bool:
     """True when the registry has no version of `model` yet (False when it cannot tell)."""
     from mlflow import MlflowClient
 
