@@ -648,10 +648,10 @@ def log_target(cfg: DictConfig, data: Prepared, result: TargetResult) -> dict[st
         _plots(cfg, data, result)
     with tempfile.TemporaryDirectory() as tmp:
         version, size_mb = log_forecast_model(cfg, data, result, Path(tmp))
-    record_registration(cfg, f"{cfg.task.registered_model_prefix}{result.target}", version)
     metrics["model_size_mb"] = size_mb
     metrics = {k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)}
     mlflow.log_metrics(metrics)
+    record_registration(cfg, f"{cfg.task.registered_model_prefix}{result.target}", version)
     log.info(
         "%s: MAE %.4g (scaled %.3g) vs best naive %s %.4g -> beats naive: %s",
         result.target,
