@@ -128,7 +128,7 @@ class GateSetSettings:
     fraction: float = 0.2
     seed: int = 13
     min_members: int = 20
-    max_origins: int = 100
+    max_origins: int = 300
     database_url: str | None = None
 
 
@@ -216,7 +216,7 @@ def gate_set_settings(section: Mapping[str, Any] | None) -> GateSetSettings:
         fraction=fraction,
         seed=int(_number(section.get("seed", 13), where, "seed")),
         min_members=int(_number(section.get("min_members", 20), where, "min_members")),
-        max_origins=int(_number(section.get("max_origins", 100), where, "max_origins")),
+        max_origins=int(_number(section.get("max_origins", 300), where, "max_origins")),
         database_url=str(url) if url else None,
     )
 
