@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,11 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+# frozen gate sets (registry/gate_set.py) never land in data/; each test gets its own store
+# (mlflow_isolation), module-scoped fixtures that train share this one
+os.environ.setdefault(
+    "VIRALAB_GATE_SETS_URL", f"sqlite:///{tempfile.mkdtemp(prefix='viralab-gates-')}/gates.db"
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,6 +42,7 @@ def mlflow_isolation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
     monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
     monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+    monkeypatch.setenv("VIRALAB_GATE_SETS_URL", f"sqlite:///{tmp_path}/gate_sets.db")
     mlflow.set_tracking_uri(uri)
     yield uri
     while mlflow.active_run() is not None:

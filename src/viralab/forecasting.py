@@ -80,6 +80,8 @@ from viralab.errors import ConfigError, DataError
 from viralab.features import sequence as seq
 from viralab.models import baselines, lstm
 from viralab.monitor.training_alerts import AlertThresholds, alert_tags, training_alerts
+from viralab.registry.evidence import record_registration
+from viralab.registry.holdout import hold_out_gate_stretch
 from viralab.serve.forecast_model import (
     NETWORK_ARTIFACT,
     PEER_ARTIFACT,
@@ -179,6 +181,7 @@ def prepare(cfg: DictConfig, frame: pd.DataFrame | None = None) -> Prepared:
     """Load (unless ``frame`` is given), clean, split per video, scale and window."""
     settings = settings_from(cfg)
     raw = load_stats(cfg.data) if frame is None else frame
+    raw = hold_out_gate_stretch(cfg, raw)  # the frozen gate stretch is never trained on
     clean, report = seq.clean_stats(
         raw,
         sequence_length=settings["sequence_length"],
@@ -714,10 +717,11 @@ def log_target(cfg: DictConfig, data: Prepared, result: TargetResult) -> dict[st
     if cfg.task.get("plots", True):
         _plots(cfg, data, result)
     with tempfile.TemporaryDirectory() as tmp:
-        _, size_mb = log_forecast_model(cfg, data, result, Path(tmp))
+        version, size_mb = log_forecast_model(cfg, data, result, Path(tmp))
     metrics["model_size_mb"] = size_mb
     metrics = {k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)}
     mlflow.log_metrics(metrics)
+    record_registration(cfg, f"{cfg.task.registered_model_prefix}{result.target}", version)
     log.info(
         "%s: MAE %.4g (scaled %.3g) vs best naive %s %.4g -> beats naive: %s",
         result.target,

@@ -56,6 +56,8 @@ from viralab.features.tabular import (
     AnalysisEncoder,
 )
 from viralab.milestones import TrainingDecision, decide_training, milestones_from_config
+from viralab.registry.evidence import record_registration
+from viralab.registry.holdout import hold_out_gate_ratings
 from viralab.serve import preference_model as preference_model_code
 from viralab.serve.limits import ServeLimits
 from viralab.serve.preference_model import (
@@ -107,6 +109,7 @@ def extract_usable(cfg: DictConfig) -> tuple[list[dict[str, Any]], ExtractionRep
 def load_preference_data(cfg: DictConfig) -> tuple[pd.DataFrame, ExtractionReport]:
     """Extract usable ratings into a frame; fail if none."""
     kept, report = extract_usable(cfg)
+    kept = hold_out_gate_ratings(cfg, kept, report)  # the frozen gate set is never trained on
     log.info("Extraction: %s", report.summary())
     if not kept:
         raise DataError(f"no usable ratings after extraction: {report.summary()}")
@@ -662,7 +665,7 @@ def train_preference(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("register", True) and not cfg.get("log_model", True):
         raise ConfigError("register=true needs log_model=true (nothing to register otherwise)")
     frame, report = load_preference_data(cfg)
-    decision = training_decision(cfg, len(frame))
+    decision = training_decision(cfg, len(frame) + report.held_back)  # gate rows count too
     print(f"extraction: {report.summary()}")
     print(f"milestone {decision.milestone}: {decision.reason}")
     with tracked_run(
@@ -693,6 +696,7 @@ def train_preference(cfg: DictConfig) -> dict[str, float]:
         log.info("Training %s on %d ratings", cfg.model.name, len(frame))
         result = fit_preference(cfg, frame)
         version = log_preference(cfg, result, frame, report)
+        record_registration(cfg, str(cfg.task.registered_model), version)  # gate set, evidence
         m, v = result.metrics, result.verdict
         if result.correlations is not None:
             _print_correlations(result.correlations)

@@ -40,15 +40,19 @@ class ExtractionReport:
     total: int = 0
     kept: int = 0
     dropped: Counter = field(default_factory=Counter)
+    held_back: int = 0  # kept, but in the registry's frozen gate set: never trained on
 
     def as_metrics(self) -> dict[str, float]:
         out = {"extract_total": float(self.total), "extract_kept": float(self.kept)}
         out.update({f"extract_dropped_{k}": float(v) for k, v in self.dropped.items()})
+        if self.held_back:
+            out["extract_held_back_gate_set"] = float(self.held_back)
         return out
 
     def summary(self) -> str:
         reasons = ", ".join(f"{v} {k}" for k, v in sorted(self.dropped.items())) or "none"
-        return f"kept {self.kept} of {self.total} ratings (dropped: {reasons})"
+        held = f"; {self.held_back} held back for the gate set" if self.held_back else ""
+        return f"kept {self.kept} of {self.total} ratings (dropped: {reasons}){held}"
 
 
 def whole_number(value: Any) -> int | None:

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from viralab.errors import ConfigError, ViralabError
+from viralab.registry import gate_set_commands
 from viralab.registry.markers import TARGETS, RegistrySettings
 from viralab.registry.promotion import Outcome, PromotionRefused
 
@@ -236,6 +237,7 @@ def _print_sync(result: SyncResult, table: bool = True) -> None:
 
 
 app.command("sync")(sync)
+app.add_typer(gate_set_commands.app, name="gate-set")
 
 # `python -m viralab.registry.sync`: the same command as a standalone program.
 sync_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)

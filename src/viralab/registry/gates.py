@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 import operator
+import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from viralab.errors import ConfigError
@@ -24,16 +25,39 @@ OPERATORS: dict[str, tuple[str, Callable[[float, float], bool]]] = {
 }
 
 
+_SYMBOLS = {"<=": "le", ">=": "ge", "<": "lt", ">": "gt"}
+
+
 @dataclass(frozen=True)
 class GateResult:
-    """One gate's verdict; `detail` carries the figures a reviewer needs to judge it."""
+    """One gate's verdict; `detail` carries the figures a reviewer needs to judge it.
+
+    The optional fields hold the same figures as numbers for the version page (evidence):
+    `figure` is what was judged (the candidate's value, or the difference with the champion),
+    `threshold` the limit it was held to, `interval` the confidence interval of `figure`,
+    `n` the rows it rests on, `reference` the champion's value, `metric` its name.
+    """
 
     gate: str
     passed: bool
     detail: str
+    figure: float | None = None
+    threshold: float | None = None
+    interval: tuple[float, float] | None = None
+    n: int | None = None
+    reference: float | None = None
+    metric: str | None = None
 
     def line(self) -> str:
         return f"{'PASS' if self.passed else 'FAIL'} {self.gate}: {self.detail}"
+
+    @property
+    def key(self) -> str:
+        """The gate's name as an MLflow tag key part: `mae < 0.15` -> `mae_lt_0.15`."""
+        text = self.gate.lower()
+        for symbol, word in _SYMBOLS.items():
+            text = text.replace(symbol, f" {word} ")
+        return re.sub(r"[^\w.\-]+", "_", text).strip("_") or "gate"
 
 
 @dataclass(frozen=True)
@@ -94,6 +118,21 @@ class GateSpec:
 
 
 @dataclass(frozen=True)
+class GateSetSettings:
+    """The frozen gate set (`champion_comparison.gate_set:`): how it is drawn and where kept.
+
+    `database_url` None means `$VIRALAB_GATE_SETS_URL`, else the application database.
+    """
+
+    enabled: bool = True
+    fraction: float = 0.2
+    seed: int = 13
+    min_members: int = 20
+    max_origins: int = 300
+    database_url: str | None = None
+
+
+@dataclass(frozen=True)
 class ComparisonSettings:
     """How a new champion is compared with the current one (`champion_comparison:`)."""
 
@@ -102,6 +141,10 @@ class ComparisonSettings:
     label_column: str = "__label__"
     fallback_metric: str = "mae"
     tolerance: float = 0.0
+    confidence: float = 0.95
+    resamples: int = 2000
+    seed: int = 0
+    gate_set: GateSetSettings = field(default_factory=GateSetSettings)
 
 
 def gate_spec(gates: Mapping[str, Any] | None, model: str) -> GateSpec:
@@ -137,13 +180,44 @@ def gate_spec(gates: Mapping[str, Any] | None, model: str) -> GateSpec:
 
 
 def comparison_settings(section: Mapping[str, Any] | None) -> ComparisonSettings:
+    """Parse `registry.champion_comparison`.
+
+    Raises:
+        ConfigError: a number that is not one, or a confidence/fraction outside (0, 1).
+    """
     section = section or {}
+    where = "champion_comparison"
+    confidence = _number(section.get("confidence", 0.95), where, "confidence")
+    if not 0.0 < confidence < 1.0:
+        raise ConfigError(f"registry.{where}.confidence must be in (0, 1), got {confidence:g}")
     return ComparisonSettings(
         enabled=bool(section.get("enabled", True)),
         eval_artifact=str(section.get("eval_artifact", "eval/test_set.parquet")),
         label_column=str(section.get("label_column", "__label__")),
         fallback_metric=str(section.get("fallback_metric", "mae")),
-        tolerance=_number(section.get("tolerance", 0.0), "champion_comparison", "tolerance"),
+        tolerance=_number(section.get("tolerance", 0.0), where, "tolerance"),
+        confidence=confidence,
+        resamples=int(_number(section.get("resamples", 2000), where, "resamples")),
+        seed=int(_number(section.get("seed", 0), where, "seed")),
+        gate_set=gate_set_settings(section.get("gate_set")),
+    )
+
+
+def gate_set_settings(section: Mapping[str, Any] | None) -> GateSetSettings:
+    """Parse `registry.champion_comparison.gate_set`."""
+    section = section or {}
+    where = "champion_comparison.gate_set"
+    fraction = _number(section.get("fraction", 0.2), where, "fraction")
+    if not 0.0 < fraction < 1.0:
+        raise ConfigError(f"registry.{where}.fraction must be in (0, 1), got {fraction:g}")
+    url = section.get("database_url")
+    return GateSetSettings(
+        enabled=bool(section.get("enabled", True)),
+        fraction=fraction,
+        seed=int(_number(section.get("seed", 13), where, "seed")),
+        min_members=int(_number(section.get("min_members", 20), where, "min_members")),
+        max_origins=int(_number(section.get("max_origins", 300), where, "max_origins")),
+        database_url=str(url) if url else None,
     )
 
 
@@ -176,7 +250,16 @@ def check_thresholds(metrics: Mapping[str, float], spec: GateSpec) -> list[GateR
             results.append(GateResult(t.label, False, f"{t.metric} was not logged by the run"))
             continue
         passed = OPERATORS[t.op][1](value, t.value)
-        results.append(GateResult(t.label, passed, f"{t.metric} = {value:.6g}"))
+        results.append(
+            GateResult(
+                t.label,
+                passed,
+                f"{t.metric} = {value:.6g}",
+                figure=value,
+                threshold=t.value,
+                metric=t.metric,
+            )
+        )
     return results
 
 
