@@ -474,7 +474,15 @@ def retrain(
 
         reason = f"retrained by {parent.info.run_name} (triggers: {fired})"
         try:
-            done = promote(client, registry, model, outcome.version, "challenger", reason=reason)
+            done = promote(
+                client,
+                registry,
+                model,
+                outcome.version,
+                "challenger",
+                reason=reason,
+                source="retrain",
+            )
             outcome.challenger_gates = done.report
             outcome.status = CHALLENGER
         except PromotionRefused as exc:
@@ -503,6 +511,7 @@ def retrain(
                     outcome.version,
                     "champion",
                     reason=f"auto-promoted: {reason} (retrain.auto_promote)",
+                    source="retrain",
                 )
                 outcome.champion_gates = done.report
                 outcome.status = CHAMPION
