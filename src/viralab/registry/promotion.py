@@ -166,6 +166,8 @@ def promote(
     report = check_gates(client, settings, candidate, champion, compare=to == "champion")
     previous = str(current.version) if current is not None else None
     overridden = (force or flag) and not report.passed
+    if flag and not report.passed and not reason:
+        reason = "let through with failing gates (registry.guard.policy=warn)"
     tags = _promotion_tags(
         to, "promotion", report, force=force and not report.passed, reason=reason, user=user
     )
