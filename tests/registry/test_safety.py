@@ -4,6 +4,7 @@ and registry commands that refuse a tracking store that does not exist."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import subprocess
@@ -139,13 +140,13 @@ def test_two_concurrent_cli_promotions(kit, settings, fast_store, app_db):
     }
     results = {v: (p.wait(timeout=300), p.stderr.read()) for v, p in procs.items()}
     succeeded = [v for v, (code, _) in results.items() if code == 0]
-    for version, (code, stderr) in results.items():
+    for _version, (code, stderr) in results.items():
         if code != 0:
             assert code == EXIT_ERROR and "moved from version 1 to version" in stderr, stderr
     assert succeeded, results
     history = read_events("preference", "champion")
     assert len(history) == 1 + len(succeeded)
-    for before, after in zip(history, history[1:], strict=False):
+    for before, after in itertools.pairwise(history):
         assert after["from_version"] == before["to_version"]
     champion = aliases(kit)["champion"]
     assert history[-1]["to_version"] == champion and str(champion) in succeeded
