@@ -96,6 +96,19 @@ def require_store(uri: str | None = None) -> None:
         )
 
 
+def set_version_tags(client: MlflowClient, name: str, version: str, tags: dict[str, str]) -> None:
+    """Set several version tags. `MlflowClient.set_model_version_tag` first loads the whole
+    registered model (a prompt check) for every tag, which made a promotion's tags cost more
+    than everything else it does; the registry client behind it writes the tag alone."""
+    registry = getattr(client, "_get_registry_client", None)
+    with registry_errors(f"tagging {name} version {version}"):
+        for key, value in tags.items():
+            if registry is not None:
+                registry().set_model_version_tag(name, str(version), key, value)
+            else:  # pragma: no cover - a future MLflow without the private accessor
+                client.set_model_version_tag(name, str(version), key, value)
+
+
 def versions_filter(model: str) -> str:
     """A `search_model_versions` filter for every version of one model."""
     escaped = model.replace("'", "\\'")

@@ -27,6 +27,7 @@ from viralab.registry.client import (
     require_model,
     resolve_version,
     run_data,
+    set_version_tags,
 )
 from viralab.registry.evaluation import compare_with_champion
 from viralab.registry.events import Change, previous_holder, read_events, record_change
@@ -420,6 +421,4 @@ def _promotion_tags(
 
 
 def _set_tags(client: MlflowClient, version: ModelVersion, tags: Mapping[str, str]) -> None:
-    with registry_errors(f"tagging {version.name} version {version.version}"):
-        for key, value in tags.items():
-            client.set_model_version_tag(version.name, str(version.version), key, value)
+    set_version_tags(client, version.name, str(version.version), dict(tags))
