@@ -37,7 +37,7 @@ from sqlalchemy import (
     Text,
     select,
 )
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from viralab.data.database import describe_db_error
@@ -112,6 +112,22 @@ def ensure_events_schema(conn: Connection) -> None:
     metadata.create_all(conn, checkfirst=True)
 
 
+_engines: dict[str, Engine] = {}
+KEEP_ENGINES = False  # the server app sets it: one long-lived engine per database
+
+
+def _engine(url: str) -> Engine:
+    """A fresh engine (disposed after the change) for one-off commands; in the server app one
+    engine per application database for the process, since connecting per change was a large
+    share of the guard's cost."""
+    if not KEEP_ENGINES:
+        return mirror_engine(url)
+    engine = _engines.get(url)
+    if engine is None:
+        engine = _engines[url] = mirror_engine(url)
+    return engine
+
+
 def _holder_version(client: MlflowClient, settings: RegistrySettings, model: str, marker: str):
     found = marker_holder(client, settings, model, marker)
     return None if found is None else int(found.version)
@@ -136,7 +152,7 @@ def record_change(
     from viralab.registry.sync import mirror_url, sync_in
 
     url = mirror_url(database_url)
-    engine = mirror_engine(url)
+    engine = _engine(url)
     undo: Callable[[], None] | None = None
     try:
         with locked_transaction(engine) as conn:
@@ -183,7 +199,8 @@ def record_change(
             raise RegistryError(_describe(exc, url)) from None
         raise
     finally:
-        engine.dispose()
+        if not KEEP_ENGINES:
+            engine.dispose()
 
 
 def _describe(exc: BaseException, url: str) -> str:
