@@ -41,7 +41,7 @@ run: setup
 	@echo "Open the UI:    make ui   (or: source $(BIN)/activate && mlflow ui --port 5000)"
 
 ui: setup
-	$(BIN)/mlflow ui --backend-store-uri "$(MLFLOW_TRACKING_URI)" --host 127.0.0.1 --port 5000
+	$(BIN)/mlflow ui --app-name viralab --backend-store-uri "$(MLFLOW_TRACKING_URI)" --host 127.0.0.1 --port 5000
 
 # Integration tests start their own PostgreSQL from the Debian package's binaries.
 system-deps:

@@ -36,6 +36,14 @@ def fast_store(mlflow_isolation: str, mlflow_template: Path) -> str:
     return mlflow_isolation
 
 
+@pytest.fixture(autouse=True)
+def app_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """This test's application database (mirror + registry_events), never the project's."""
+    url = f"sqlite:///{tmp_path}/viralab.db"
+    monkeypatch.setenv("VIRALAB_DATABASE_URL", url)
+    return url
+
+
 @pytest.fixture
 def kit(fast_store: str) -> RegistryKit:
     experiment_id = ensure_experiment("registry-tests")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from datetime import datetime
 
@@ -12,6 +11,7 @@ from typer.testing import CliRunner
 from tests.registry.kit import GOOD_FORECAST, GOOD_PREFERENCE, RegistryKit
 from viralab.registry.client import RegistryError
 from viralab.registry.commands import EXIT_ERROR, EXIT_REFUSED, app
+from viralab.registry.events import read_events
 from viralab.registry.promotion import PromotionRefused, promote, rollback
 from viralab.registry.sync import sync_registry
 
@@ -41,8 +41,10 @@ def test_promote_records_who_when_why(kit, settings, user):
     assert datetime.fromisoformat(t["viralab.promoted_at"]).utcoffset().total_seconds() == 0
     assert t["viralab.promotion_reason"] == "gates passed"
     assert t["viralab.promotion_forced"] == "false"
-    assert "viralab.previous_champion" not in t
-    assert json.loads(t["viralab.promotion_history"])[0]["by"] == user
+    (event,) = read_events("preference")
+    assert (event["actor"], event["source"], event["kind"]) == (user, "cli", "promotion")
+    assert (event["from_version"], event["to_version"], event["marker"]) == (None, 1, "champion")
+    assert event["gates"]["passed"] and event["reason"] == "gates passed"
 
 
 def test_threshold_refusal_names_gate_and_figures(kit):
@@ -100,7 +102,8 @@ def test_challenger_beats_champion_on_champion_eval_set(kit, settings, user):
     assert "champion version 1 MAE" in comparison.detail
     assert "on the champion's eval/test_set.parquet (n=40)" in comparison.detail
     assert aliases(kit) == {"champion": 2}  # the challenger alias left with the promotion
-    assert tags(kit, 2)["viralab.previous_champion"] == "1"
+    last = read_events("preference", "champion")[-1]
+    assert (last["from_version"], last["to_version"]) == (1, 2)
 
     # the old champion, now worse, cannot come back through promote without --force
     with pytest.raises(PromotionRefused, match="not worse than champion"):
@@ -136,7 +139,7 @@ def test_rollback_returns_to_previous_champion(kit, settings, user):
         kit.quick_version("preference", {**GOOD_PREFERENCE, "mae": mae})
     for version in (1, 2, 3):
         promote(kit.client, settings, "preference", version, "champion")
-    assert tags(kit, 3)["viralab.previous_champion"] == "2"
+    assert read_events("preference", "champion")[-1]["from_version"] == 2
 
     result = runner.invoke(app, ["rollback", "preference", "--reason", "bad live MAE"])
     assert result.exit_code == 0, result.output
@@ -149,8 +152,9 @@ def test_rollback_returns_to_previous_champion(kit, settings, user):
     assert t2["viralab.promotion_reason"] == "bad live MAE"
     assert t3["viralab.rolled_back_reason"] == "bad live MAE"
     assert t3["viralab.rolled_back_by"] == user
-    history = json.loads(t2["viralab.promotion_history"])
-    assert [h["kind"] for h in history] == ["promotion", "rollback"]
+    history = [(e["kind"], e["to_version"]) for e in read_events("preference")]
+    assert history == [("promotion", 1), ("promotion", 2), ("promotion", 3), ("rollback", 2)]
+    assert read_events("preference")[-1]["reason"] == "bad live MAE"
 
     rollback(kit.client, settings, "preference")  # walks further back: 2 replaced 1
     assert aliases(kit) == {"champion": 1}
@@ -158,13 +162,27 @@ def test_rollback_returns_to_previous_champion(kit, settings, user):
         rollback(kit.client, settings, "preference")
 
 
-def test_rollback_after_a_reviewer_promoted_in_the_ui(kit, settings):
+def test_rollback_follows_events_not_stale_tags(kit, settings):
+    for _ in range(3):
+        kit.quick_version("preference", GOOD_PREFERENCE)
+    for version in (1, 2):
+        promote(kit.client, settings, "preference", version, "champion")
+    # a reviewer (through the server app: source ui) re-promotes 1, then the CLI promotes 3
+    promote(kit.client, settings, "preference", 1, "champion", source="ui", user="ann")
+    promote(kit.client, settings, "preference", 3, "champion")
+    kit.client.set_model_version_tag("preference", "3", "viralab.previous_champion", "2")
+    outcome = rollback(kit.client, settings, "preference")
+    assert outcome.version == "1" and aliases(kit) == {"champion": 1}
+
+
+def test_rollback_without_a_recorded_move_is_refused(kit, settings):
     kit.quick_version("preference", GOOD_PREFERENCE)
     kit.quick_version("preference", GOOD_PREFERENCE)
     promote(kit.client, settings, "preference", 1, "champion")
-    kit.client.set_registered_model_alias("preference", "champion", "2")  # UI: no tags
-    outcome = rollback(kit.client, settings, "preference")
-    assert outcome.version == "1" and aliases(kit) == {"champion": 1}
+    kit.client.set_registered_model_alias("preference", "champion", "2")  # unguarded UI
+    with pytest.raises(RegistryError, match="no event shows what version 2 replaced"):
+        rollback(kit.client, settings, "preference")
+    assert aliases(kit) == {"champion": 2}
 
 
 def test_stage_mode_promotion_archives_the_previous_production(kit, stage_settings, user):
@@ -180,7 +198,8 @@ def test_stage_mode_promotion_archives_the_previous_production(kit, stage_settin
     promote(kit.client, stage_settings, "preference", 2, "champion")
     stages = {v.version: v.current_stage for v in kit.client.search_model_versions()}
     assert stages == {1: "Archived", 2: "Production"}
-    assert tags(kit, 2)["viralab.previous_champion"] == "1"
+    last = read_events("preference", "Production")[-1]
+    assert (last["from_version"], last["to_version"]) == (1, 2)
     rollback(kit.client, stage_settings, "preference")
     assert kit.client.get_model_version("preference", "1").current_stage == "Production"
     assert aliases(kit) == {}  # stage mode never touches aliases

@@ -559,7 +559,15 @@ def _retrain_locked(
 
         reason = f"retrained by {parent.info.run_name} (triggers: {fired})"
         try:
-            done = promote(client, registry, model, outcome.version, "challenger", reason=reason)
+            done = promote(
+                client,
+                registry,
+                model,
+                outcome.version,
+                "challenger",
+                reason=reason,
+                source="retrain",
+            )
             outcome.challenger_gates = done.report
             outcome.status = CHALLENGER
         except PromotionRefused as exc:
@@ -594,6 +602,7 @@ def _retrain_locked(
                     outcome.version,
                     "champion",
                     reason=f"auto-promoted: {reason} (retrain.auto_promote)",
+                    source="retrain",
                 )
                 outcome.champion_gates = done.report
                 outcome.status = CHAMPION

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -65,6 +66,47 @@ def _is_connection_error(exc: BaseException) -> bool:
 def store_uri() -> str:
     """The registry URI, safe to print."""
     return redact_text(mlflow.get_registry_uri() or mlflow.get_tracking_uri())
+
+
+def require_store(uri: str | None = None) -> None:
+    """Refuse a local tracking store that does not exist yet instead of letting MLflow create
+    an empty one: a registry command started from the wrong directory would otherwise see
+    "no models" and act on that (a sync deleting the whole mirror).
+
+    Raises:
+        RegistryError: a `sqlite:///` file or a file-store folder that is not there.
+    """
+    from urllib.parse import urlparse
+
+    uri = uri or mlflow.get_registry_uri() or mlflow.get_tracking_uri()
+    path: str | None = None
+    if uri.startswith("sqlite:///"):
+        path = uri.removeprefix("sqlite:///").split("?", 1)[0]
+        if path in ("", ":memory:"):
+            return
+    elif uri.startswith("file:"):
+        path = urlparse(uri).path
+    elif "://" not in uri:
+        path = uri
+    if path is not None and not os.path.exists(os.path.expanduser(path)):
+        raise RegistryError(
+            f"no MLflow store at {redact_text(uri)} (it does not exist yet): run from the "
+            "project root, or point MLFLOW_TRACKING_URI (or tracking.uri) at the store that "
+            "holds your models"
+        )
+
+
+def set_version_tags(client: MlflowClient, name: str, version: str, tags: dict[str, str]) -> None:
+    """Set several version tags. `MlflowClient.set_model_version_tag` first loads the whole
+    registered model (a prompt check) for every tag, which made a promotion's tags cost more
+    than everything else it does; the registry client behind it writes the tag alone."""
+    registry = getattr(client, "_get_registry_client", None)
+    with registry_errors(f"tagging {name} version {version}"):
+        for key, value in tags.items():
+            if registry is not None:
+                registry().set_model_version_tag(name, str(version), key, value)
+            else:  # pragma: no cover - a future MLflow without the private accessor
+                client.set_model_version_tag(name, str(version), key, value)
 
 
 def versions_filter(model: str) -> str:

@@ -38,7 +38,7 @@ ModeOption = Annotated[
     typer.Option(
         "--mode",
         help="Active marker: alias (champion/challenger) or stage (Production/Staging). "
-        "Default: registry.mode from conf/registry/.",
+        "Default (also for an empty value): registry.mode from conf/registry/.",
         show_default=False,
     ),
 ]
@@ -72,7 +72,11 @@ def load_settings(mode: str | None = None) -> RegistrySettings:
         raise ConfigError(f"cannot compose the config: {detail}") from None
     configure_tracking(cfg)
     section = OmegaConf.to_container(cfg.registry, resolve=True)
-    return RegistrySettings.from_config(section)  # type: ignore[arg-type]
+    settings = RegistrySettings.from_config(section)  # type: ignore[arg-type]
+    from viralab.registry.client import require_store
+
+    require_store()
+    return settings
 
 
 def _fail(exc: ViralabError) -> typer.Exit:
@@ -195,6 +199,13 @@ def sync(
         ),
     ] = None,
     mode: ModeOption = None,
+    prune: Annotated[
+        bool,
+        typer.Option(
+            "--prune",
+            help="Empty the mirror when the registry has no models (refused without it).",
+        ),
+    ] = False,
 ) -> None:
     """Make the model_versions table mirror the Model Registry (idempotent, one transaction)."""
     from viralab.registry.sync import describe_target, sync_registry
@@ -207,7 +218,7 @@ def sync(
     out.print(f"mirror: {describe_target(database_url)}", markup=False)
     if watch is None:
         try:
-            result = sync_registry(settings, database_url)
+            result = sync_registry(settings, database_url, prune=prune)
         except ViralabError as exc:
             raise _fail(exc) from None
         _print_sync(result)
@@ -216,7 +227,7 @@ def sync(
         while True:
             stamp = datetime.now(UTC).strftime("%H:%M:%S")
             try:
-                result = sync_registry(settings, database_url)
+                result = sync_registry(settings, database_url, prune=prune)
                 out.print(f"[{stamp}] ", end="", markup=False)
                 _print_sync(result, table=False)
             except ViralabError as exc:  # keep watching: the next round may succeed

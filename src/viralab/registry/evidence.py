@@ -19,7 +19,7 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
 from viralab.errors import ViralabError
-from viralab.registry.client import registry_errors, run_data
+from viralab.registry.client import registry_errors, run_data, set_version_tags
 from viralab.registry.comparison import GATE
 from viralab.registry.evaluation import compare_with_champion
 from viralab.registry.gate_set import current_gate_set
@@ -213,8 +213,7 @@ def write_version_evidence(
         for key in (mv.tags or {}).keys() - tags.keys():
             if key.startswith(TAG_GATE_PREFIX):
                 client.delete_model_version_tag(model, str(version), key)
-        for key, value in tags.items():
-            client.set_model_version_tag(model, str(version), key, value)
+        set_version_tags(client, model, str(version), tags)  # one registry read, not one per tag
     return text
 
 

@@ -9,7 +9,8 @@ MLflow UI needs nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import contextlib
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -22,6 +23,8 @@ from viralab.registry.gates import ComparisonSettings, GateSpec, comparison_sett
 
 Mode = Literal["alias", "stage"]
 Target = Literal["champion", "challenger"]
+Policy = Literal["enforce", "warn", "off"]
+POLICIES: tuple[Policy, ...] = ("enforce", "warn", "off")
 TARGETS: tuple[Target, ...] = ("champion", "challenger")
 
 
@@ -36,6 +39,7 @@ class RegistrySettings:
     candidate_stage: str = "Staging"
     gates: Mapping[str, Any] = field(default_factory=dict)
     champion_comparison: ComparisonSettings = field(default_factory=ComparisonSettings)
+    guard_policy: Policy = "enforce"
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any] | None) -> RegistrySettings:
@@ -44,6 +48,11 @@ class RegistrySettings:
         mode = str(section.get("mode", "alias"))
         if mode not in ("alias", "stage"):
             raise ConfigError(f"registry.mode must be 'alias' or 'stage', got {mode!r}")
+        policy = str((section.get("guard") or {}).get("policy", "enforce"))
+        if policy not in POLICIES:
+            raise ConfigError(
+                f"registry.guard.policy must be one of {', '.join(POLICIES)}, got {policy!r}"
+            )
         return cls(
             mode=mode,  # type: ignore[arg-type]
             active_alias=str(section.get("active_alias", "champion")),
@@ -52,7 +61,12 @@ class RegistrySettings:
             candidate_stage=str(section.get("candidate_stage", "Staging")),
             gates=dict(section.get("gates") or {}),
             champion_comparison=comparison_settings(section.get("champion_comparison")),
+            guard_policy=policy,  # type: ignore[arg-type]
         )
+
+    def guarded(self, model: str) -> bool:
+        """The server app checks marker moves of models that have gates configured."""
+        return self.guard_policy != "off" and model in self.gates
 
     def gate_spec(self, model: str) -> GateSpec:
         return gate_spec(self.gates, model)
@@ -86,8 +100,14 @@ def holder(
     client: MlflowClient, settings: RegistrySettings, model: str, target: Target
 ) -> ModelVersion | None:
     """The version currently marked as `target` (champion/challenger), or None."""
-    marker = settings.marker(target)
-    with registry_errors(f"reading the {target} of {model}"):
+    return marker_holder(client, settings, model, settings.marker(target))
+
+
+def marker_holder(
+    client: MlflowClient, settings: RegistrySettings, model: str, marker: str
+) -> ModelVersion | None:
+    """The version holding alias (or, in stage mode, stage) `marker`, or None."""
+    with registry_errors(f"reading who holds {marker!r} of {model}"):
         if settings.mode == "alias":
             aliases = client.get_registered_model(model).aliases
             version = aliases.get(marker)
@@ -120,3 +140,53 @@ def mark(
             aliases = client.get_registered_model(model).aliases
             if str(aliases.get(settings.candidate_alias)) == number:
                 client.delete_registered_model_alias(model, settings.candidate_alias)
+
+
+def target_of(settings: RegistrySettings, marker: str) -> Target | None:
+    """champion/challenger for a marker name of this mode, None for any other alias/stage."""
+    for target in TARGETS:
+        if settings.marker(target) == marker:
+            return target
+    return None
+
+
+def restore_point(
+    client: MlflowClient, settings: RegistrySettings, model: str
+) -> Callable[[], None]:
+    """Remember how `model`'s markers stand now; calling the result puts them back.
+
+    Used when a marker moved but the event that records it could not be committed: the
+    registry must not keep a move nobody can account for.
+    """
+    names = (settings.marker("champion"), settings.marker("challenger"))
+    with registry_errors(f"reading the markers of {model}"):
+        if settings.mode == "alias":
+            aliases = dict(client.get_registered_model(model).aliases)
+            saved = {name: aliases.get(name) for name in names}
+
+            def restore_aliases() -> None:
+                for name, version in saved.items():
+                    if version is None:
+                        with contextlib.suppress(Exception):
+                            client.delete_registered_model_alias(model, name)
+                    else:
+                        client.set_registered_model_alias(model, name, str(version))
+
+            return restore_aliases
+        stages = {
+            str(v.version): v.current_stage
+            for v in client.search_model_versions(versions_filter(model))
+        }
+
+    def restore_stages() -> None:
+        now = {
+            str(v.version): v.current_stage
+            for v in client.search_model_versions(versions_filter(model))
+        }
+        for version, stage in stages.items():
+            if now.get(version) not in (None, stage):
+                client.transition_model_version_stage(
+                    model, version, stage or "None", archive_existing_versions=False
+                )
+
+    return restore_stages

@@ -1,18 +1,20 @@
-"""Promotion and rollback from the CLI: check the gates, move the marker, record who/when/why.
+"""Promotion, rollback and removal of the champion/challenger markers, with gates and a record.
 
-A reviewer may move `champion` in the MLflow UI instead; the CLI path adds the gates and an
-audit trail, all of it stored as version tags in the registry itself (no second database to
-keep consistent): `viralab.promoted_*` for the latest promotion, `viralab.previous_champion`
-so `rollback` knows where to go back to, and `viralab.promotion_history` for the whole story.
+Every move, from the CLI, a retrain or the MLflow UI (the server app), goes through
+`promote` / `rollback` / `remove`, which check the gates and hand the move to
+`events.record_change`: compare-and-set on the marker, one `registry_events` row, the move and
+a mirror sync commit together or not at all. `rollback` reads that event history (the
+version-tag trail was stale after a UI promotion). Convenience tags (`viralab.promoted_*`)
+are still written on the version, inside the same transaction, for readers of the UI.
 """
 
 from __future__ import annotations
 
 import getpass
-import json
+import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal, cast
 
@@ -25,11 +27,15 @@ from viralab.registry.client import (
     require_model,
     resolve_version,
     run_data,
-    versions_filter,
+    set_version_tags,
 )
 from viralab.registry.evaluation import compare_with_champion
+from viralab.registry.events import Change, previous_holder, read_events, record_change
+from viralab.registry.evidence import write_version_evidence
 from viralab.registry.gates import GateReport, check_metrics
 from viralab.registry.markers import TARGETS, RegistrySettings, Target, holder, mark
+
+log = logging.getLogger(__name__)
 
 USER_ENV = "VIRALAB_USER"
 
@@ -41,13 +47,11 @@ TAG_KIND = "viralab.promotion_kind"
 TAG_FORCED = "viralab.promotion_forced"
 TAG_FORCE_REASON = "viralab.force_reason"
 TAG_GATES = "viralab.gates"
-TAG_PREVIOUS = "viralab.previous_champion"
 TAG_ROLLED_BACK_FROM = "viralab.rolled_back_from"
 TAG_ROLLED_BACK_AT = "viralab.rolled_back_at"
 TAG_ROLLED_BACK_BY = "viralab.rolled_back_by"
 TAG_ROLLED_BACK_REASON = "viralab.rolled_back_reason"
-TAG_HISTORY = "viralab.promotion_history"
-HISTORY_LIMIT = 4000  # characters; MLflow caps a version tag value at 5000
+TAG_FLAGGED = "viralab.promotion_flagged"
 
 Kind = Literal["promotion", "rollback"]
 
@@ -79,6 +83,7 @@ class Outcome:
     changed: bool = True
     dry_run: bool = False
     tags: Mapping[str, str] = field(default_factory=dict)
+    event_id: int | None = None
 
 
 def current_user() -> str:
@@ -132,12 +137,19 @@ def promote(
     reason: str | None = None,
     user: str | None = None,
     dry_run: bool = False,
+    source: str = "cli",
+    flag: bool = False,
+    database_url: str | None = None,
 ) -> Outcome:
     """Make version `ref` (a number or an alias) of `model` the champion or the challenger.
 
+    `flag` (the server's `warn` policy) lets failing gates through like `force`, and tags the
+    version `viralab.promotion_flagged` instead of calling it an override.
+
     Raises:
         RegistryError: unknown model/version/alias/target, or `force` without a reason.
-        PromotionRefused: a gate failed and `force` is False.
+        PromotionRefused: a gate failed and neither `force` nor `flag` is set.
+        MarkerMoved: the marker moved while the gates were checked (nothing changed).
     """
     if target not in TARGETS:
         raise RegistryError(f"unknown alias {target!r}: promote to {' or '.join(TARGETS)}")
@@ -155,17 +167,14 @@ def promote(
         )
     report = check_gates(client, settings, candidate, champion, compare=to == "champion")
     previous = str(current.version) if current is not None else None
+    overridden = (force or flag) and not report.passed
+    if flag and not report.passed and not reason:
+        reason = "let through with failing gates (registry.guard.policy=warn)"
     tags = _promotion_tags(
-        candidate,
-        to,
-        "promotion",
-        report,
-        force=force and not report.passed,
-        reason=reason,
-        user=user,
+        to, "promotion", report, force=force and not report.passed, reason=reason, user=user
     )
-    if to == "champion" and previous is not None:
-        tags[TAG_PREVIOUS] = previous
+    if flag and not report.passed:
+        tags[TAG_FLAGGED] = f"{len(report.failures)} gate(s) failed: {report.summary()}"[:5000]
     outcome = Outcome(
         model,
         version,
@@ -173,16 +182,35 @@ def promote(
         "promotion",
         previous,
         report,
-        forced=force and not report.passed,
+        forced=overridden,
         dry_run=dry_run,
         tags=tags,
     )
-    if not report.passed and not force:
+    if not report.passed and not (force or flag):
         raise PromotionRefused(model, version, to, report)
-    if not dry_run:
+    if dry_run:
+        return outcome
+    change = Change(
+        model=model,
+        version=int(version),
+        marker=settings.marker(to),
+        kind="promotion",
+        expected=None if previous is None else int(previous),
+        to_version=int(version),
+        actor=tags[TAG_PROMOTED_BY],
+        source=source,
+        report=report,
+        reason=tags[TAG_REASON],
+        forced=overridden,
+    )
+
+    def move() -> None:
         mark(client, settings, candidate, to)
         _set_tags(client, candidate, tags)
-    return outcome
+
+    event_id = record_change(client, settings, change, move, database_url=database_url)
+    refresh_evidence(client, settings, model, version, report)
+    return replace(outcome, event_id=event_id)
 
 
 def rollback(
@@ -194,8 +222,10 @@ def rollback(
     reason: str | None = None,
     user: str | None = None,
     dry_run: bool = False,
+    source: str = "cli",
+    database_url: str | None = None,
 ) -> Outcome:
-    """Give `champion` back to the version that held it before the current champion.
+    """Give `champion` back to the version the current champion replaced (event history).
 
     The threshold gates still apply (a tightened gate may now refuse the old version); the
     champion comparison does not: a rollback leaves the current champion on purpose.
@@ -203,6 +233,7 @@ def rollback(
     Raises:
         RegistryError: unknown model, no champion, or no recorded previous champion.
         PromotionRefused: a gate failed and `force` is False.
+        MarkerMoved: the champion moved while the gates were checked (nothing changed).
     """
     _require_reason(force, reason)
     require_model(client, model)
@@ -211,13 +242,12 @@ def rollback(
         raise RegistryError(
             f"model {model!r} has no champion ({settings.describe('champion')}) to roll back from"
         )
-    target = previous_champion(client, model, current)
+    target = previous_champion(client, settings, model, current, database_url=database_url)
     version = str(target.version)
     report = check_gates(client, settings, target, current, compare=False)
     report = report.extend([], ["champion comparison skipped: rolling back on purpose"])
     forced = force and not report.passed
     tags = _promotion_tags(
-        target,
         "champion",
         "rollback",
         report,
@@ -239,7 +269,23 @@ def rollback(
     )
     if not report.passed and not force:
         raise PromotionRefused(model, version, "champion (rollback)", report)
-    if not dry_run:
+    if dry_run:
+        return outcome
+    change = Change(
+        model=model,
+        version=int(version),
+        marker=settings.marker("champion"),
+        kind="rollback",
+        expected=int(current.version),
+        to_version=int(version),
+        actor=tags[TAG_PROMOTED_BY],
+        source=source,
+        report=report,
+        reason=tags[TAG_REASON],
+        forced=forced,
+    )
+
+    def move() -> None:
         mark(client, settings, target, "champion")
         _set_tags(client, target, tags)
         _set_tags(
@@ -251,49 +297,96 @@ def rollback(
                 TAG_ROLLED_BACK_REASON: tags[TAG_REASON],
             },
         )
-    return outcome
+
+    event_id = record_change(client, settings, change, move, database_url=database_url)
+    refresh_evidence(client, settings, model, version, report)
+    return replace(outcome, event_id=event_id)
 
 
-def previous_champion(client: MlflowClient, model: str, current: ModelVersion) -> ModelVersion:
-    """The version `current` replaced: its `viralab.previous_champion` tag, or — when a
-    reviewer made `current` champion in the UI, leaving no tags — the latest other version
-    the CLI made champion and nobody rolled back from.
+def remove(
+    client: MlflowClient,
+    settings: RegistrySettings,
+    model: str,
+    target: Target,
+    *,
+    user: str | None = None,
+    reason: str | None = None,
+    source: str = "cli",
+    database_url: str | None = None,
+) -> Outcome:
+    """Take the `target` marker away from its holder (no gates: nothing gets promoted), and
+    record it like any other move. A model without that marker is left as it is."""
+    current = holder(client, settings, model, target)
+    if current is None:
+        return Outcome(model, "", target, "promotion", None, changed=False)
+    version = str(current.version)
+    who = user or current_user()
+    change = Change(
+        model=model,
+        version=int(version),
+        marker=settings.marker(target),
+        kind="removal",
+        expected=int(version),
+        to_version=None,
+        actor=who,
+        source=source,
+        reason=(reason or "").strip() or f"{target} removed",
+    )
+
+    def move() -> None:
+        with registry_errors(f"removing {settings.describe(target)} from {model} {version}"):
+            if settings.mode == "alias":
+                client.delete_registered_model_alias(model, settings.marker(target))
+            else:
+                client.transition_model_version_stage(model, version, "Archived")
+
+    event_id = record_change(client, settings, change, move, database_url=database_url)
+    return Outcome(model, version, target, "promotion", version, event_id=event_id)
+
+
+def refresh_evidence(
+    client: MlflowClient,
+    settings: RegistrySettings,
+    model: str,
+    version: str,
+    report: GateReport | None,
+) -> None:
+    """Rewrite the version page's evidence after a move. The move is already committed, so a
+    failure here is logged, not raised: the evidence can be rewritten, the move stands."""
+    try:
+        write_version_evidence(client, model, version, report=report, settings=settings)
+    except Exception as exc:
+        log.warning("could not write the evidence of %s version %s: %s", model, version, exc)
+
+
+def previous_champion(
+    client: MlflowClient,
+    settings: RegistrySettings,
+    model: str,
+    current: ModelVersion,
+    *,
+    database_url: str | None = None,
+) -> ModelVersion:
+    """The version `current` replaced as champion, from `registry_events`.
 
     Raises:
-        RegistryError: nothing recorded, or the recorded version was deleted.
+        RegistryError: no recorded promotion of `current` names a predecessor (e.g. it was
+            made champion in a UI without the viralab server app), or that version is gone.
     """
-    current_tags = current.tags or {}
-    recorded = current_tags.get(TAG_PREVIOUS)
-    if recorded:
-        try:
-            return resolve_version(client, model, recorded)
-        except RegistryError:
-            raise RegistryError(
-                f"previous champion of {model} (version {recorded}) no longer exists; "
-                "promote a version explicitly"
-            ) from None
-    promoted: list[ModelVersion] = []
-    if current_tags.get(TAG_PROMOTED_TO) != "champion":  # made champion outside the CLI
-        with registry_errors(f"reading the promotion history of {model}"):
-            versions = client.search_model_versions(versions_filter(model))
-        promoted = [
-            v
-            for v in versions
-            if str(v.version) != str(current.version) and _was_cli_champion(v.tags or {})
-        ]
-    if not promoted:
+    events = read_events(model, settings.marker("champion"), database_url=database_url)
+    recorded = previous_holder(events, int(current.version))
+    if recorded is None:
         raise RegistryError(
-            f"no previous champion recorded for {model} (version {current.version} holds "
-            f"champion without a {TAG_PREVIOUS} tag); promote a version explicitly"
+            f"no previous champion recorded for {model}: no event shows what version "
+            f"{current.version} replaced; promote a version explicitly"
         )
-    return max(promoted, key=lambda v: v.tags[TAG_PROMOTED_AT])
-
-
-def _was_cli_champion(tags: Mapping[str, str]) -> bool:
-    promoted_at = tags.get(TAG_PROMOTED_AT)
-    if tags.get(TAG_PROMOTED_TO) != "champion" or not promoted_at:
-        return False
-    return tags.get(TAG_ROLLED_BACK_AT, "") < promoted_at
+    try:
+        return resolve_version(client, model, recorded)
+    except RegistryError:
+        raise RegistryError(
+            f"previous champion of {model} (version {recorded}) no longer exists; "
+            "promote a version explicitly"
+        ) from None
 
 
 def _require_reason(force: bool, reason: str | None) -> None:
@@ -302,7 +395,6 @@ def _require_reason(force: bool, reason: str | None) -> None:
 
 
 def _promotion_tags(
-    version: ModelVersion,
     target: Target,
     kind: Kind,
     report: GateReport,
@@ -312,12 +404,11 @@ def _promotion_tags(
     user: str | None,
 ) -> dict[str, str]:
     who = user or current_user()
-    when = utc_now()
     why = (reason or "").strip() or "gates passed"
     tags = {
         TAG_PROMOTED_TO: target,
         TAG_PROMOTED_BY: who,
-        TAG_PROMOTED_AT: when,
+        TAG_PROMOTED_AT: utc_now(),
         TAG_REASON: why[:5000],
         TAG_KIND: kind,
         TAG_FORCED: "true" if force else "false",
@@ -325,28 +416,8 @@ def _promotion_tags(
     }
     if force:
         tags[TAG_FORCE_REASON] = why[:5000]
-    entry = {"to": target, "kind": kind, "by": who, "at": when, "why": why[:200], "forced": force}
-    tags[TAG_HISTORY] = _append_history((version.tags or {}).get(TAG_HISTORY), entry)
     return tags
 
 
-def _append_history(existing: str | None, entry: dict) -> str:
-    """The version's promotion log as JSON, oldest entries dropped to fit one tag."""
-    try:
-        history = json.loads(existing) if existing else []
-        if not isinstance(history, list):
-            history = []
-    except ValueError:
-        history = []
-    history.append(entry)
-    text = json.dumps(history, separators=(",", ":"))
-    while len(text) > HISTORY_LIMIT and len(history) > 1:
-        history.pop(0)
-        text = json.dumps(history, separators=(",", ":"))
-    return text
-
-
 def _set_tags(client: MlflowClient, version: ModelVersion, tags: Mapping[str, str]) -> None:
-    with registry_errors(f"tagging {version.name} version {version.version}"):
-        for key, value in tags.items():
-            client.set_model_version_tag(version.name, str(version.version), key, value)
+    set_version_tags(client, version.name, str(version.version), dict(tags))

@@ -36,6 +36,7 @@ from viralab.registry.client import (
     json_safe_metrics,
     load_json_artifact,
     registry_errors,
+    store_uri,
 )
 from viralab.registry.markers import RegistrySettings, stage_precedence
 from viralab.registry.mirror import (
@@ -403,12 +404,30 @@ def apply_plan(conn: Connection, plan: SyncPlan) -> None:
     )
 
 
-def sync_in(conn: Connection, client: MlflowClient, settings: RegistrySettings) -> SyncResult:
-    """One sync inside an open, locked transaction (see `locked_transaction`)."""
+class EmptyRegistryRefused(ViralabError):
+    """The registry shows no models while the mirror holds rows: probably the wrong store."""
+
+
+def sync_in(
+    conn: Connection, client: MlflowClient, settings: RegistrySettings, *, prune: bool = False
+) -> SyncResult:
+    """One sync inside an open, locked transaction (see `locked_transaction`).
+
+    Raises:
+        EmptyRegistryRefused: the registry has no models but the mirror has rows and `prune`
+            is False (a cron job started elsewhere would otherwise read a fresh, empty store
+            and delete every row, active ones included).
+    """
     started = time.perf_counter()
     added = ensure_schema(conn)
     existing = read_rows(conn)
     models, versions = read_registry(client)
+    if not models and existing and not prune:
+        raise EmptyRegistryRefused(
+            f"the registry at {store_uri()} has 0 models but the mirror holds "
+            f"{len(existing)} row(s): refusing to delete them (wrong tracking URI?); "
+            "pass --prune to empty the mirror on purpose"
+        )
     runs = fetch_runs(client, (v.run_id for v in versions if v.run_id))
     active = active_versions(versions, settings)
     weights = FeatureWeights(client)
@@ -452,6 +471,8 @@ def sync_registry(
     settings: RegistrySettings,
     database_url: str | None = None,
     client: MlflowClient | None = None,
+    *,
+    prune: bool = False,
 ) -> SyncResult:
     """Run one complete sync against the mirror at `database_url`.
 
@@ -464,7 +485,7 @@ def sync_registry(
     try:
         client = client or get_client()
         with locked_transaction(engine) as conn:
-            return sync_in(conn, client, settings)
+            return sync_in(conn, client, settings, prune=prune)
     except ViralabError:
         raise
     except SQLAlchemyError as exc:
