@@ -75,6 +75,9 @@ def main(argv: list[str]) -> int:
     results: dict[str, tuple[dict[str, float], float, float]] = {}
     with tempfile.TemporaryDirectory(prefix="viralab-bench-") as tmp:
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{Path(tmp) / 'mlflow.db'}"
+        # the app database (gate sets, events, mirror) too: never the project's data/viralab.db
+        os.environ["VIRALAB_DATABASE_URL"] = f"sqlite:///{Path(tmp) / 'viralab.db'}"
+        os.environ["VIRALAB_GATE_SETS_URL"] = os.environ["VIRALAB_DATABASE_URL"]
         for model in models:
             results[model] = _run(model, overrides)
             _, wall, cpu = results[model]

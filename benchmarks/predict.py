@@ -41,6 +41,8 @@ def main() -> int:
     os.environ.update(
         {
             "MLFLOW_TRACKING_URI": uri,
+            "VIRALAB_DATABASE_URL": f"sqlite:///{tmp}/viralab.db",  # not data/viralab.db
+            "VIRALAB_GATE_SETS_URL": f"sqlite:///{tmp}/viralab.db",
             "MLFLOW_DISABLE_TELEMETRY": "true",
             "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
         }

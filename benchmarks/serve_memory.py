@@ -51,6 +51,8 @@ def main() -> int:
     os.environ.update(
         {
             "MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/mlflow.db",
+            "VIRALAB_DATABASE_URL": f"sqlite:///{tmp}/viralab.db",  # not data/viralab.db
+            "VIRALAB_GATE_SETS_URL": f"sqlite:///{tmp}/viralab.db",
             "MLFLOW_DISABLE_TELEMETRY": "true",
             "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
         }
