@@ -51,19 +51,19 @@ from viralab.config import (
 from viralab.entrypoint import user_errors_exit
 from viralab.errors import ConfigError, ViralabError
 from viralab.sweeps import tracking as runs
-from viralab.sweeps.hooks import active_trial
+from viralab.sweeps.hooks import active_trial, sweep_parent
 from viralab.sweeps.plan import (
     APP_CONFIG,
     SweepPlan,
+    TrialComposer,
     compose_app,
-    compose_training,
     lean_overrides,
     override_key,
     plan_sweep,
 )
 from viralab.sweeps.space import hydra_value
 from viralab.sweeps.study import build_pruner, build_sampler, describe, open_storage, open_study
-from viralab.tracking import configure_tracking
+from viralab.tracking import async_logging, configure_tracking
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +145,11 @@ class _Objective:
             import mlflow
 
             self.experiment_id = mlflow.MlflowClient().get_run(parent_run_id).info.experiment_id
+        # Hydra composes the trials' config once; each trial only sets its own values on a copy
+        self.trial_base = TrialComposer(
+            [*plan.base_overrides, *self.lean, "register=false"],
+            [k for p in plan.space.params for k in p.keys],
+        )
 
     def __call__(self, trial: optuna.Trial) -> float:
         plan = self.plan
@@ -160,7 +165,11 @@ class _Objective:
         trial.set_user_attr(INVOCATION_ATTR, self.invocation)
         if self.worker:
             trial.set_user_attr("viralab.worker", self.worker)
-        cfg = compose_training(overrides, f"trial {trial.number} does not compose")
+        cfg = self.trial_base.compose(
+            {**plan.space.key_values(values), "run_name": run_name},
+            overrides,
+            f"trial {trial.number} does not compose",
+        )
         run_id = None
         if self.parent_run_id:
             run_id = runs.start_trial_run(
@@ -180,7 +189,9 @@ class _Objective:
         try:
             with (
                 active_trial(trial),
+                sweep_parent(self.parent_run_id),
                 runs.adopt_run(run_id),
+                async_logging() if run_id else contextlib.nullcontext(),
                 _quiet() if self.quiet else contextlib.nullcontext(),
             ):
                 metrics = self.trial_fn(cfg)
