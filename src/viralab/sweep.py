@@ -62,7 +62,14 @@ from viralab.sweeps.plan import (
     plan_sweep,
 )
 from viralab.sweeps.space import hydra_value
-from viralab.sweeps.study import build_pruner, build_sampler, describe, open_storage, open_study
+from viralab.sweeps.study import (
+    build_pruner,
+    build_sampler,
+    describe,
+    grace_seconds,
+    open_study,
+    storage_from_config,
+)
 from viralab.tracking import async_logging, configure_tracking
 
 log = logging.getLogger(__name__)
@@ -71,7 +78,10 @@ log = logging.getLogger(__name__)
 PARENT_ENV = "VIRALAB_SWEEP_PARENT_RUN_ID"
 WORKER_ENV = "VIRALAB_SWEEP_WORKER"
 INVOCATION_ENV = "VIRALAB_SWEEP_INVOCATION"
+TOTAL_ENV = "VIRALAB_SWEEP_TOTAL"  # the invocation's n_trials, for workers taking over trials
 INVOCATION_ATTR = "viralab.invocation"
+#: Set on a trial that failed in its own process (not one failed as stale: its worker died).
+FAILED_ATTR = "viralab.failed"
 
 TrialFn = Callable[[DictConfig], Mapping[str, float]]
 
@@ -152,6 +162,16 @@ class _Objective:
         )
 
     def __call__(self, trial: optuna.Trial) -> float:
+        try:
+            return self._run(trial)
+        except optuna.TrialPruned:
+            raise
+        except BaseException:  # failed here, in its own process (not a dead worker's trial)
+            with contextlib.suppress(Exception):
+                trial.set_user_attr(FAILED_ATTR, True)
+            raise
+
+    def _run(self, trial: optuna.Trial) -> float:
         plan = self.plan
         values = plan.space.suggest(trial)
         run_name = f"{plan.study_name}-trial-{trial.number}"
@@ -163,6 +183,7 @@ class _Objective:
             f"run_name={hydra_value(run_name)}",
         ]
         trial.set_user_attr(INVOCATION_ATTR, self.invocation)
+        trial.set_user_attr("viralab.pid", os.getpid())
         if self.worker:
             trial.set_user_attr("viralab.worker", self.worker)
         cfg = self.trial_base.compose(
@@ -294,6 +315,53 @@ def _optimize(
     return progress
 
 
+def _taken(study: optuna.Study, invocation: str) -> tuple[int, int]:
+    """(trials of this invocation done, running or queued; of those, running in a process).
+
+    A trial failed as stale (its worker died; no `viralab.failed` mark) is not counted: its
+    retry, queued as WAITING with the same parameters, or a new trial takes its place.
+    """
+    taken = running = 0
+    for t in study.get_trials(deepcopy=False):
+        if t.user_attrs.get(INVOCATION_ATTR) != invocation:
+            continue
+        if t.state == optuna.trial.TrialState.FAIL and not t.user_attrs.get(FAILED_ATTR):
+            continue
+        taken += 1
+        running += t.state == optuna.trial.TrialState.RUNNING
+    return taken, running
+
+
+def _optimize_worker(
+    plan: SweepPlan,
+    study: optuna.Study,
+    objective: _Objective,
+    share: int,
+    total: int | None,
+    prefix: str,
+) -> None:
+    """A worker's share of trials, then the trials a dead worker left (up to ``total``).
+
+    While another worker's trial runs, this one waits (polling every heartbeat): if that
+    worker died, its trial turns stale after the grace period, Optuna fails it and queues its
+    retry, and this worker runs it. Without heartbeats, or with a timeout, only the share.
+    """
+    _optimize(plan, study, objective, share, prefix)
+    grace = grace_seconds(study._storage)
+    if total is None or grace is None or plan.timeout:
+        return
+    poll = max(0.5, grace / 4)
+    while True:
+        optuna.storages.fail_stale_trials(study)
+        taken, running = _taken(study, objective.invocation)
+        if taken < total:
+            _optimize(plan, study, objective, total - taken, prefix)
+        elif running:
+            time.sleep(poll)
+        else:
+            return
+
+
 # ------------------------------------------------------------------------------------------
 # Workers
 # ------------------------------------------------------------------------------------------
@@ -312,8 +380,14 @@ def _worker_log_dir(invocation: str) -> Path:
     return Path(tempfile.gettempdir()) / f"viralab-sweep-{invocation}"
 
 
-def _run_workers(plan: SweepPlan, parent_run_id: str, invocation: str, tracking_uri: str) -> None:
-    """Start `workers` processes of this command on the same study; wait for all of them."""
+def _run_workers(
+    plan: SweepPlan, study: optuna.Study, parent_run_id: str, invocation: str, tracking_uri: str
+) -> dict[str, str]:
+    """Start `workers` processes of this command on the same study; wait for all of them.
+
+    A worker killed by a signal is survivable: the others finish its trials (heartbeats);
+    returns a note for each such worker. Any other failure, or a study left short, raises.
+    """
     own = {"workers", "n_trials", "sweep.storage", "sweep.study_name", "sweep.sampler.seed"}
     passthrough = [
         o
@@ -329,6 +403,7 @@ def _run_workers(plan: SweepPlan, parent_run_id: str, invocation: str, tracking_
             "VIRALAB_OPTUNA_STORAGE": plan.storage_url,  # env, not argv: keeps passwords off ps
             PARENT_ENV: parent_run_id,
             INVOCATION_ENV: invocation,
+            TOTAL_ENV: str(plan.n_trials),
             "MLFLOW_TRACKING_URI": tracking_uri,
         }
     )
@@ -356,10 +431,16 @@ def _run_workers(plan: SweepPlan, parent_run_id: str, invocation: str, tracking_
                 p.wait(timeout=30)
         raise
     bad = [(i, rc) for i, rc in failed if rc != 0]
-    if bad:
+    killed = [(i, rc) for i, rc in bad if rc < 0]
+    taken, _ = _taken(study, invocation)
+    if bad and (len(killed) < len(bad) or len(bad) == len(failed) or taken < plan.n_trials):
         raise SweepError(
             "worker(s) failed: " + ", ".join(f"worker {i} exited with {rc}" for i, rc in bad)
         )
+    return {
+        f"worker_{i}": f"killed by signal {-rc}; the other workers finished its trials"
+        for i, rc in killed
+    }
 
 
 # ------------------------------------------------------------------------------------------
@@ -406,7 +487,7 @@ def run_plan(
     space = plan.space
     sampler = build_sampler(plan.cfg.sweep.sampler, space)
     pruner = build_pruner(plan.cfg.sweep.pruner)
-    storage = open_storage(plan.storage_url, plan.cfg.sweep.get("heartbeat_interval"))
+    storage = storage_from_config(plan.storage_url, plan.cfg.sweep)
     opened = open_study(
         storage,
         name=plan.study_name,
@@ -424,7 +505,8 @@ def run_plan(
         parent = os.environ.get(PARENT_ENV) or None
         invocation = os.environ.get(INVOCATION_ENV) or uuid.uuid4().hex[:12]
         objective = _Objective(plan, trial_fn, parent, invocation, worker)
-        _optimize(plan, study, objective, plan.n_trials, prefix=f"[w{worker}] ")
+        total = int(os.environ[TOTAL_ENV]) if os.environ.get(TOTAL_ENV) else None
+        _optimize_worker(plan, study, objective, plan.n_trials, total, prefix=f"[w{worker}] ")
         return _result(plan, study, parent, invocation, 0.0, {})
 
     invocation = uuid.uuid4().hex[:12]
@@ -457,6 +539,7 @@ def run_plan(
         "viralab.sweep.metric": plan.metric,
         "viralab.sweep.direction": plan.direction,
         "viralab.sweep.resumed": str(opened.resumed).lower(),
+        runs.INVOCATION_TAG: invocation,
         # not viralab.family / viralab.model: queries for a family's trained runs must not
         # find the parent, which holds no model
         "viralab.sweep.family": plan.base_cfg.task.get("family", ""),
@@ -466,14 +549,17 @@ def run_plan(
     with runs.parent_run(
         experiment=plan.base_cfg.task.experiment, run_name=run_name, tags=tags
     ) as parent_id:
+        experiment_id = _close_orphans(study, parent_id)
         runs.log_sweep_start(
             parent_id,
             _start_params(plan),
             OmegaConf.to_yaml(OmegaConf.create(to_safe_container(plan.cfg))),
             OmegaConf.to_yaml(plan.cfg.sweep.params),
         )
+        notes: dict[str, str] = {}
         if plan.workers > 1:
-            _run_workers(plan, parent_id, invocation, tracking_uri)
+            notes = _run_workers(plan, study, parent_id, invocation, tracking_uri)
+            _close_orphans(study, parent_id, experiment_id)  # a killed worker's trial run
         else:
             objective = _Objective(plan, trial_fn, parent_id, invocation, None)
             _optimize(plan, study, objective, plan.n_trials)
@@ -488,10 +574,27 @@ def run_plan(
             seconds=seconds,
             seed=plan.seed,
         )
+        result.notes.update(notes)
         if plan.register_best:
             result.registered_version = _register_best(plan, result, parent_id)
     _print_summary(plan, result)
     return result
+
+
+def _close_orphans(study: optuna.Study, parent_id: str, experiment_id: str | None = None) -> str:
+    """Fail stale trials (dead workers) and end the runs killed sweeps left RUNNING."""
+    import mlflow
+
+    if experiment_id is None:
+        experiment_id = mlflow.MlflowClient().get_run(parent_id).info.experiment_id
+    grace = grace_seconds(study._storage)
+    if grace is not None:
+        optuna.storages.fail_stale_trials(study)
+        closed = runs.close_orphans(study, experiment_id, grace_s=grace, current_parent=parent_id)
+        if closed:
+            print(f"closed {len(closed)} run(s) left RUNNING by killed sweep processes: "
+                  + ", ".join(closed), flush=True)  # fmt: skip
+    return experiment_id
 
 
 def _result(

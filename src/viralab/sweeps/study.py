@@ -63,8 +63,20 @@ def resolve_storage(configured: str | None, tracking_uri: str | None = None) -> 
     return _absolute_sqlite(normalize_url(str(url)))
 
 
-def open_storage(url: str, heartbeat_interval: int | None = None) -> optuna.storages.RDBStorage:
+def open_storage(
+    url: str,
+    heartbeat_interval: int | None = None,
+    grace_period: int | None = None,
+    max_retry: int | None = None,
+) -> optuna.storages.RDBStorage:
     """Connect to (and if new, initialise) the storage.
+
+    With ``heartbeat_interval`` (seconds; the sweep config's default is on), each running
+    trial's process writes a heartbeat; a trial whose heartbeat is older than ``grace_period``
+    (default twice the interval) is failed by the next process that starts a trial or opens the
+    study (`optuna.storages.fail_stale_trials`), and run again once (``max_retry``) as a new
+    trial with the same parameters (`RetryFailedTrialCallback`). Why: a killed worker
+    otherwise leaves its trial RUNNING for ever and the study one trial short.
 
     Raises:
         ConfigError: the URL cannot be parsed, its driver is missing or the database cannot be
@@ -79,7 +91,10 @@ def open_storage(url: str, heartbeat_interval: int | None = None) -> optuna.stor
     kwargs: dict[str, Any] = {}
     if heartbeat_interval:
         kwargs["heartbeat_interval"] = int(heartbeat_interval)
-        kwargs["grace_period"] = 2 * int(heartbeat_interval)
+        kwargs["grace_period"] = int(grace_period or 2 * int(heartbeat_interval))
+        kwargs["failed_trial_callback"] = optuna.storages.RetryFailedTrialCallback(
+            max_retry=None if max_retry is None else int(max_retry)
+        )
     try:
         return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
     except Exception as exc:  # sqlalchemy, driver and URL errors all mean the same to a user
@@ -87,6 +102,23 @@ def open_storage(url: str, heartbeat_interval: int | None = None) -> optuna.stor
         raise ConfigError(
             f"cannot open the Optuna storage {redact_url(url)}: {redact_text(first)}"
         ) from None
+
+
+def storage_from_config(url: str, sweep: DictConfig) -> optuna.storages.RDBStorage:
+    """`open_storage` with the heartbeat settings of the `sweep` config node."""
+    return open_storage(
+        url,
+        sweep.get("heartbeat_interval"),
+        sweep.get("grace_period"),
+        sweep.get("max_retry", 1),
+    )
+
+
+def grace_seconds(storage: optuna.storages.BaseStorage) -> float | None:
+    """The storage's heartbeat grace period in seconds, or None when heartbeats are off."""
+    if not isinstance(storage, optuna.storages.RDBStorage) or not storage.heartbeat_interval:
+        return None
+    return float(storage.grace_period or 2 * storage.heartbeat_interval)
 
 
 def _instantiate(node: DictConfig, what: str, **kwargs: Any) -> Any:

@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 STATE_TAG = "optuna.state"
 TRIAL_TAG = "optuna.trial_number"
 RUN_ID_ATTR = "mlflow_run_id"
+#: On a parent run: the sweep invocation whose trials it holds (trials: user attribute
+#: `viralab.invocation`), so a later sweep can tell a dead parent from a live one.
+INVOCATION_TAG = "viralab.sweep.invocation"
 
 
 def _tags(values: Mapping[str, Any]) -> list[RunTag]:
@@ -216,3 +219,79 @@ def log_plots(
             except (ValueError, RuntimeError) as exc:  # e.g. every trial had the same params
                 notes["importance_plot"] = f"skipped: {exc}"[:300]
     return notes
+
+
+DEAD_WORKER = (
+    "the process running this trial died (no heartbeat for the grace period): "
+    "Optuna failed the trial and runs it again"
+)
+
+
+def close_orphans(
+    study: optuna.Study,
+    experiment_id: str,
+    *,
+    grace_s: float,
+    current_parent: str | None = None,
+) -> list[str]:
+    """End the MLflow runs a killed sweep process left RUNNING; returns their ids.
+
+    - a trial's run whose Optuna trial is FAIL (failed as stale: its worker died) ends KILLED
+      with `optuna.state=FAIL` and a `viralab.error` saying so;
+    - a parent run of this study (other than ``current_parent``) ends KILLED when none of its
+      invocation's trials is running and its last trial ended (or it started) more than
+      ``grace_s`` ago: its coordinator is gone, or it would have started the next trial.
+
+    Why: otherwise the UI shows a dead sweep as running for ever. Call it after
+    `optuna.storages.fail_stale_trials` (trials still inside their grace period look alive).
+    """
+    name = study.study_name
+    if "'" in name:  # not expressible in an MLflow filter string; nothing to do then
+        return []
+    client = MlflowClient()
+    trials = study.get_trials(deepcopy=False)
+    by_number = {t.number: t for t in trials}
+    closed: list[str] = []
+    children = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`optuna.study_name` = '{name}' AND attributes.status = 'RUNNING'",
+        max_results=1000,
+    )
+    for run in children:
+        number = run.data.tags.get(TRIAL_TAG, "")
+        trial = by_number.get(int(number)) if number.isdigit() else None
+        if trial is None or trial.state != optuna.trial.TrialState.FAIL:
+            continue
+        client.log_batch(
+            run.info.run_id, tags=_tags({STATE_TAG: "FAIL", "viralab.error": DEAD_WORKER})
+        )
+        client.set_terminated(run.info.run_id, "KILLED")
+        closed.append(run.info.run_id)
+    parents = client.search_runs(
+        [experiment_id],
+        filter_string=(f"tags.`viralab.sweep.study` = '{name}' AND attributes.status = 'RUNNING'"),
+        max_results=1000,
+    )
+    now = time.time()
+    for run in parents:
+        if run.info.run_id == current_parent:
+            continue
+        invocation = run.data.tags.get(INVOCATION_TAG)
+        mine = [
+            t for t in trials if invocation and t.user_attrs.get("viralab.invocation") == invocation
+        ]
+        if any(t.state == optuna.trial.TrialState.RUNNING for t in mine):
+            continue
+        stamps = [run.info.start_time / 1000.0]
+        stamps += [t.datetime_complete.timestamp() for t in mine if t.datetime_complete]
+        if now - max(stamps) <= grace_s:
+            continue
+        client.set_tag(
+            run.info.run_id,
+            "viralab.error",
+            "the sweep process ended without closing this run (killed); closed by a later "
+            "sweep of the same study",
+        )
+        client.set_terminated(run.info.run_id, "KILLED")
+        closed.append(run.info.run_id)
+    return closed
