@@ -74,8 +74,9 @@ CATEGORIES: dict[str, list[Callable[[str, str], bool]]] = {
     "tags": [_fn("set_tags", "set_tag", path=_FLUENT)],
     "batch (metrics+tags)": [_fn("log_batch", path=_CLIENT)],
     "dataset": [_fn("log_dataset", path="viralab/preference.py")],
-    "artifacts": [_fn("log_artifact", "log_artifacts", "log_dict", "log_text", "log_figure",
-                      path=_FLUENT)],  # fmt: skip
+    "artifacts": [
+        _fn("log_artifact", "log_artifacts", "log_dict", "log_text", "log_figure", path=_FLUENT)
+    ],  # fmt: skip
     "model + registry": [
         _fn("log_model", path="viralab/preference.py"),
         _fn("register_model", "search_logged_models", path="mlflow"),

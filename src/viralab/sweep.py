@@ -66,6 +66,7 @@ from viralab.sweeps.study import (
     build_pruner,
     build_sampler,
     describe,
+    fail_stale_trials,
     grace_seconds,
     open_study,
     storage_from_config,
@@ -352,7 +353,7 @@ def _optimize_worker(
         return
     poll = max(0.5, grace / 4)
     while True:
-        optuna.storages.fail_stale_trials(study)
+        fail_stale_trials(study)
         taken, running = _taken(study, objective.invocation)
         if taken < total:
             _optimize(plan, study, objective, total - taken, prefix)
@@ -589,7 +590,7 @@ def _close_orphans(study: optuna.Study, parent_id: str, experiment_id: str | Non
         experiment_id = mlflow.MlflowClient().get_run(parent_id).info.experiment_id
     grace = grace_seconds(study._storage)
     if grace is not None:
-        optuna.storages.fail_stale_trials(study)
+        fail_stale_trials(study)
         closed = runs.close_orphans(study, experiment_id, grace_s=grace, current_parent=parent_id)
         if closed:
             print(f"closed {len(closed)} run(s) left RUNNING by killed sweep processes: "

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,9 @@ def open_storage(
             max_retry=None if max_retry is None else int(max_retry)
         )
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+        with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.8
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
     except Exception as exc:  # sqlalchemy, driver and URL errors all mean the same to a user
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ConfigError(
@@ -116,9 +119,17 @@ def storage_from_config(url: str, sweep: DictConfig) -> optuna.storages.RDBStora
 
 def grace_seconds(storage: optuna.storages.BaseStorage) -> float | None:
     """The storage's heartbeat grace period in seconds, or None when heartbeats are off."""
+    storage = getattr(storage, "_backend", storage)  # a study wraps it in a _CachedStorage
     if not isinstance(storage, optuna.storages.RDBStorage) or not storage.heartbeat_interval:
         return None
     return float(storage.grace_period or 2 * storage.heartbeat_interval)
+
+
+def fail_stale_trials(study: optuna.Study) -> None:
+    """`optuna.storages.fail_stale_trials` without its "experimental" warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
 
 
 def _instantiate(node: DictConfig, what: str, **kwargs: Any) -> Any:
