@@ -80,9 +80,8 @@ PARENT_ENV = "VIRALAB_SWEEP_PARENT_RUN_ID"
 WORKER_ENV = "VIRALAB_SWEEP_WORKER"
 INVOCATION_ENV = "VIRALAB_SWEEP_INVOCATION"
 TOTAL_ENV = "VIRALAB_SWEEP_TOTAL"  # the invocation's n_trials, for workers taking over trials
-INVOCATION_ATTR = "viralab.invocation"
-#: Set on a trial that failed in its own process (not one failed as stale: its worker died).
-FAILED_ATTR = "viralab.failed"
+INVOCATION_ATTR = runs.INVOCATION_ATTR
+FAILED_ATTR = runs.FAILED_ATTR  # failed in its own process (not a dead worker's trial)
 
 TrialFn = Callable[[DictConfig], Mapping[str, float]]
 

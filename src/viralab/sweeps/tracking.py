@@ -42,6 +42,10 @@ RUN_ID_ATTR = "mlflow_run_id"
 #: On a parent run: the sweep invocation whose trials it holds (trials: user attribute
 #: `viralab.invocation`), so a later sweep can tell a dead parent from a live one.
 INVOCATION_TAG = "viralab.sweep.invocation"
+#: Trial user attributes: the invocation that ran it; set when it failed in its own process
+#: (a trial failed as stale, its worker dead, has no such mark).
+INVOCATION_ATTR = "viralab.invocation"
+FAILED_ATTR = "viralab.failed"
 
 
 def _tags(values: Mapping[str, Any]) -> list[RunTag]:
@@ -277,13 +281,18 @@ def close_orphans(
         if run.info.run_id == current_parent:
             continue
         invocation = run.data.tags.get(INVOCATION_TAG)
-        mine = [
-            t for t in trials if invocation and t.user_attrs.get("viralab.invocation") == invocation
-        ]
+        mine = [t for t in trials if invocation and t.user_attrs.get(INVOCATION_ATTR) == invocation]
         if any(t.state == optuna.trial.TrialState.RUNNING for t in mine):
             continue
+        # a trial failed as stale ends "now", when it was found dead: count when it started
         stamps = [run.info.start_time / 1000.0]
-        stamps += [t.datetime_complete.timestamp() for t in mine if t.datetime_complete]
+        stamps += [t.datetime_start.timestamp() for t in mine if t.datetime_start]
+        stamps += [
+            t.datetime_complete.timestamp()
+            for t in mine
+            if t.datetime_complete
+            and (t.state != optuna.trial.TrialState.FAIL or t.user_attrs.get(FAILED_ATTR))
+        ]
         if now - max(stamps) <= grace_s:
             continue
         client.set_tag(
