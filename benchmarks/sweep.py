@@ -76,7 +76,7 @@ CATEGORIES: dict[str, list[Callable[[str, str], bool]]] = {
     "dataset": [_fn("log_dataset", path="viralab/preference.py")],
     "artifacts": [
         _fn("log_artifact", "log_artifacts", "log_dict", "log_text", "log_figure", path=_FLUENT)
-    ],  # fmt: skip
+    ],
     "model + registry": [
         _fn("log_model", path="viralab/preference.py"),
         _fn("register_model", "search_logged_models", path="mlflow"),
@@ -271,8 +271,9 @@ def main() -> int:
             within = part <= SHARE_TARGET
             ok &= within
             where = "embedded SQLite" if name == "tracked" else "mlflow server"
+            verdict = "ok" if within else "MISSED"
             line += (f"   MLflow share ({where}): {100 * part:4.1f}% "
-                     f"(target {100 * SHARE_TARGET:.0f}%) {'ok' if within else 'MISSED'}")  # fmt: skip
+                     f"(target {100 * SHARE_TARGET:.0f}%) {verdict}")  # fmt: skip
         print(line)
     for where, part in parts.items():
         print_breakdown(f"one tracked trial ({where}), mean of {args.profile_trials}", part,

@@ -79,7 +79,7 @@ log = logging.getLogger(__name__)
 PARENT_ENV = "VIRALAB_SWEEP_PARENT_RUN_ID"
 WORKER_ENV = "VIRALAB_SWEEP_WORKER"
 INVOCATION_ENV = "VIRALAB_SWEEP_INVOCATION"
-TOTAL_ENV = "VIRALAB_SWEEP_TOTAL"  # the invocation's n_trials, for workers taking over trials
+SHARES_ENV = "VIRALAB_SWEEP_SHARES"  # every worker's n_trials, for taking over a dead one's
 INVOCATION_ATTR = runs.INVOCATION_ATTR
 FAILED_ATTR = runs.FAILED_ATTR  # failed in its own process (not a dead worker's trial)
 
@@ -297,8 +297,9 @@ def _optimize(
     objective: _Objective,
     n_trials: int,
     prefix: str = "",
+    progress: _Progress | None = None,
 ) -> _Progress:
-    progress = _Progress(plan, objective, prefix)
+    progress = progress or _Progress(plan, objective, prefix)
     study.optimize(
         objective,
         n_trials=n_trials,
@@ -332,30 +333,57 @@ def _taken(study: optuna.Study, invocation: str) -> tuple[int, int]:
     return taken, running
 
 
+def _owed(study: optuna.Study, invocation: str, shares: Sequence[int]) -> tuple[int, int]:
+    """(trials dead workers still owe, trials running in other processes).
+
+    A worker is dead once one of its trials was failed as stale (no `viralab.failed` mark).
+    It owes its share less the trials it did; trials other workers ran beyond their own shares
+    (taking over) are paid off. A retry queued for its dead trial (WAITING) is still owed.
+    """
+    done: dict[str, int] = {}
+    dead: set[str] = set()
+    running = 0
+    for t in study.get_trials(deepcopy=False):
+        if t.user_attrs.get(INVOCATION_ATTR) != invocation:
+            continue
+        worker = str(t.user_attrs.get("viralab.worker", ""))
+        if t.state == optuna.trial.TrialState.FAIL and not t.user_attrs.get(FAILED_ATTR):
+            dead.add(worker)
+        elif t.state != optuna.trial.TrialState.WAITING:
+            done[worker] = done.get(worker, 0) + 1
+            running += t.state == optuna.trial.TrialState.RUNNING
+    quota = {str(i): share for i, share in enumerate(shares, start=1)}
+    owed = sum(max(0, quota.get(w, 0) - done.get(w, 0)) for w in dead)
+    extra = sum(max(0, done.get(w, 0) - quota.get(w, 0)) for w in quota if w not in dead)
+    return max(0, owed - extra), running
+
+
 def _optimize_worker(
     plan: SweepPlan,
     study: optuna.Study,
     objective: _Objective,
-    share: int,
-    total: int | None,
+    shares: Sequence[int] | None,
     prefix: str,
 ) -> None:
-    """A worker's share of trials, then the trials a dead worker left (up to ``total``).
+    """This worker's share of trials, then the trials of workers that died.
 
-    While another worker's trial runs, this one waits (polling every heartbeat): if that
-    worker died, its trial turns stale after the grace period, Optuna fails it and queues its
-    retry, and this worker runs it. Without heartbeats, or with a timeout, only the share.
+    After its share, a worker waits while another worker's trial runs (polling at a quarter of
+    the grace period). A worker killed mid-trial leaves it RUNNING; once its heartbeat is
+    stale, Optuna fails it and queues a retry with the same parameters, and the waiting worker
+    runs that and the rest of the dead worker's share. Without heartbeats, a timeout or the
+    shares (a worker started by hand), only its own share.
     """
-    _optimize(plan, study, objective, share, prefix)
+    own = shares[int(objective.worker) - 1] if shares and objective.worker else plan.n_trials
+    progress = _optimize(plan, study, objective, own, prefix)
     grace = grace_seconds(study._storage)
-    if total is None or grace is None or plan.timeout:
+    if not shares or grace is None or plan.timeout:
         return
     poll = max(0.5, grace / 4)
     while True:
         fail_stale_trials(study)
-        taken, running = _taken(study, objective.invocation)
-        if taken < total:
-            _optimize(plan, study, objective, total - taken, prefix)
+        owed, running = _owed(study, objective.invocation, shares)
+        if owed:
+            _optimize(plan, study, objective, 1, prefix, progress)
         elif running:
             time.sleep(poll)
         else:
@@ -403,7 +431,7 @@ def _run_workers(
             "VIRALAB_OPTUNA_STORAGE": plan.storage_url,  # env, not argv: keeps passwords off ps
             PARENT_ENV: parent_run_id,
             INVOCATION_ENV: invocation,
-            TOTAL_ENV: str(plan.n_trials),
+            SHARES_ENV: ",".join(map(str, _shares(plan.n_trials, plan.workers))),
             "MLFLOW_TRACKING_URI": tracking_uri,
         }
     )
@@ -505,8 +533,9 @@ def run_plan(
         parent = os.environ.get(PARENT_ENV) or None
         invocation = os.environ.get(INVOCATION_ENV) or uuid.uuid4().hex[:12]
         objective = _Objective(plan, trial_fn, parent, invocation, worker)
-        total = int(os.environ[TOTAL_ENV]) if os.environ.get(TOTAL_ENV) else None
-        _optimize_worker(plan, study, objective, plan.n_trials, total, prefix=f"[w{worker}] ")
+        raw = os.environ.get(SHARES_ENV, "")
+        shares = [int(x) for x in raw.split(",")] if raw else None
+        _optimize_worker(plan, study, objective, shares, prefix=f"[w{worker}] ")
         return _result(plan, study, parent, invocation, 0.0, {})
 
     invocation = uuid.uuid4().hex[:12]
