@@ -462,8 +462,11 @@ def _run_workers(
     killed = [(i, rc) for i, rc in bad if rc < 0]
     taken, _ = _taken(study, invocation)
     if bad and (len(killed) < len(bad) or len(bad) == len(failed) or taken < plan.n_trials):
+        short = f"; {plan.n_trials - taken} trial(s) not run" if taken < plan.n_trials else ""
         raise SweepError(
-            "worker(s) failed: " + ", ".join(f"worker {i} exited with {rc}" for i, rc in bad)
+            "worker(s) failed: "
+            + ", ".join(f"worker {i} exited with {rc}" for i, rc in bad)
+            + f"{short}: run the sweep again with sweep.study_name={plan.study_name} to resume"
         )
     return {
         f"worker_{i}": f"killed by signal {-rc}; the other workers finished its trials"

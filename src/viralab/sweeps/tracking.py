@@ -241,7 +241,8 @@ def close_orphans(
     """End the MLflow runs a killed sweep process left RUNNING; returns their ids.
 
     - a trial's run whose Optuna trial is FAIL (failed as stale: its worker died) ends KILLED
-      with `optuna.state=FAIL` and a `viralab.error` saying so;
+      with `optuna.state=FAIL` and a `viralab.error` saying so (also when `train()` had just
+      finished it: the study never got its value);
     - a parent run of this study (other than ``current_parent``) ends KILLED when none of its
       invocation's trials is running and its last trial ended (or it started) more than
       ``grace_s`` ago: its coordinator is gone, or it would have started the next trial.
@@ -250,27 +251,27 @@ def close_orphans(
     `optuna.storages.fail_stale_trials` (trials still inside their grace period look alive).
     """
     name = study.study_name
-    if "'" in name:  # not expressible in an MLflow filter string; nothing to do then
-        return []
     client = MlflowClient()
     trials = study.get_trials(deepcopy=False)
-    by_number = {t.number: t for t in trials}
     closed: list[str] = []
-    children = client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.`optuna.study_name` = '{name}' AND attributes.status = 'RUNNING'",
-        max_results=1000,
-    )
-    for run in children:
-        number = run.data.tags.get(TRIAL_TAG, "")
-        trial = by_number.get(int(number)) if number.isdigit() else None
-        if trial is None or trial.state != optuna.trial.TrialState.FAIL:
+    for trial in trials:  # failed as stale: no mark of a failure in its own process
+        run_id = trial.user_attrs.get(RUN_ID_ATTR)
+        if trial.state != optuna.trial.TrialState.FAIL or trial.user_attrs.get(FAILED_ATTR):
             continue
-        client.log_batch(
-            run.info.run_id, tags=_tags({STATE_TAG: "FAIL", "viralab.error": DEAD_WORKER})
-        )
-        client.set_terminated(run.info.run_id, "KILLED")
-        closed.append(run.info.run_id)
+        if not run_id:
+            continue
+        try:
+            run = client.get_run(run_id)
+        except Exception:  # deleted, or another store
+            continue
+        if STATE_TAG in run.data.tags and run.info.status != "RUNNING":
+            continue  # closed before
+        # RUNNING, or FINISHED by train() just before the kill, before Optuna heard of it
+        client.log_batch(run_id, tags=_tags({STATE_TAG: "FAIL", "viralab.error": DEAD_WORKER}))
+        client.set_terminated(run_id, "KILLED")
+        closed.append(run_id)
+    if "'" in name:  # not expressible in an MLflow filter string
+        return closed
     parents = client.search_runs(
         [experiment_id],
         filter_string=(f"tags.`viralab.sweep.study` = '{name}' AND attributes.status = 'RUNNING'"),
