@@ -90,21 +90,29 @@ def open_storage(
         engine_kwargs["pool_pre_ping"] = True
         engine_kwargs["connect_args"] = {"connect_timeout": 10}
     kwargs: dict[str, Any] = {}
-    if heartbeat_interval:
-        kwargs["heartbeat_interval"] = int(heartbeat_interval)
-        kwargs["grace_period"] = int(grace_period or 2 * int(heartbeat_interval))
-        kwargs["failed_trial_callback"] = optuna.storages.RetryFailedTrialCallback(
-            max_retry=None if max_retry is None else int(max_retry)
-        )
     try:
         with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.8
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            if heartbeat_interval:
+                kwargs["heartbeat_interval"] = int(heartbeat_interval)
+                kwargs["grace_period"] = int(grace_period or 2 * int(heartbeat_interval))
+                kwargs.update(_retry_callback(None if max_retry is None else int(max_retry)))
             return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
     except Exception as exc:  # sqlalchemy, driver and URL errors all mean the same to a user
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ConfigError(
             f"cannot open the Optuna storage {redact_url(url)}: {redact_text(first)}"
         ) from None
+
+
+def _retry_callback(max_retry: int | None) -> dict[str, Any]:
+    """Optuna >= 4.9 renamed `RetryFailedTrialCallback` / `failed_trial_callback` to
+    `RetryHeartbeatStaleTrialCallback` / `heartbeat_stale_trial_callback` (same behaviour)."""
+    storages = optuna.storages
+    if hasattr(storages, "RetryHeartbeatStaleTrialCallback"):
+        retry = storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+        return {"heartbeat_stale_trial_callback": retry}
+    return {"failed_trial_callback": storages.RetryFailedTrialCallback(max_retry=max_retry)}
 
 
 def storage_from_config(url: str, sweep: DictConfig) -> optuna.storages.RDBStorage:
