@@ -83,7 +83,7 @@ CATEGORIES: dict[str, list[Callable[[str, str], bool]]] = {
     ],
     "store reads": [_fn("get_run", "get_experiment_by_name", path="mlflow/tracking")],
     "config composition": [_fn("compose", path="hydra/compose.py")],
-    "async flush": [_fn("flush_async_logging", path=_FLUENT)],
+    "queued writes (flush)": [_fn("flush_async_logging", path=_FLUENT)],
     "git": [_fn("git_commit", path="viralab/tracking.py")],
     "imports": [_fn("_find_and_load", path="<frozen importlib._bootstrap>")],
 }
@@ -170,7 +170,7 @@ def profile_sweep(name: str, trials: int, n_videos: int) -> dict[str, float]:
                                 f"sweep.study_name=bench-profile-{name}"])  # fmt: skip
     finally:
         sweep_module._Objective.__call__ = call  # type: ignore[method-assign]
-    return breakdown(pstats.Stats(profiler), _fn("profiled", path="benchmarks/sweep.py"))
+    return breakdown(pstats.Stats(profiler), _fn("__call__", path="viralab/sweep.py"))
 
 
 def single_run(n_videos: int) -> tuple[float, float, dict[str, float]]:
@@ -188,9 +188,10 @@ def single_run(n_videos: int) -> tuple[float, float, dict[str, float]]:
     start = time.perf_counter()
     compute_only(cfg(2))
     untracked = time.perf_counter() - start
+    profiled = cfg(3)
     profiler = cProfile.Profile()
     profiler.enable()
-    train(cfg(3))
+    train(profiled)
     profiler.disable()
     parts = breakdown(pstats.Stats(profiler), _fn("train", path="viralab/train.py"))
     return tracked, untracked, parts
