@@ -98,6 +98,9 @@ def tune_sqlite() -> None:
     event.listen(Engine, "connect", _sqlite_pragmas)
 
 
+ASYNC_BUFFER_ENV = "MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS"
+
+
 @contextlib.contextmanager
 def async_logging() -> Iterator[None]:
     """MLflow's asynchronous logging of params, metrics and tags for the body, flushed at exit.
@@ -111,6 +114,12 @@ def async_logging() -> Iterator[None]:
     from mlflow.environment_variables import MLFLOW_ENABLE_ASYNC_LOGGING
 
     was = MLFLOW_ENABLE_ASYNC_LOGGING.get()
+    buffering = os.environ.get(ASYNC_BUFFER_ENV)
+    # With a buffering time, MLflow's logging thread waits on its stop event and then merges
+    # everything queued into as few `log_batch` calls as the limits allow; without one it logs
+    # each call on its own and polls its queue with a 1 s timeout, which every run end (the
+    # thread is joined) waits out.
+    os.environ.setdefault(ASYNC_BUFFER_ENV, "10")
     mlflow.config.enable_async_logging(True)
     try:
         yield
@@ -119,6 +128,8 @@ def async_logging() -> Iterator[None]:
             mlflow.flush_async_logging()
         finally:
             mlflow.config.enable_async_logging(was)
+            if buffering is None:
+                os.environ.pop(ASYNC_BUFFER_ENV, None)
 
 
 def _local_artifact_root(uri: str) -> Path | None:
