@@ -1,37 +1,42 @@
-"""Benchmark sweeps: trials per minute of a ridge sweep, and the share of it spent in MLflow.
+"""Benchmark sweeps: the share of a ridge sweep (and of one training run) spent in MLflow.
 
-    .venv/bin/python benchmarks/sweep.py                      # 50 trials, 300 sample videos
-    .venv/bin/python benchmarks/sweep.py --trials 10 --scenarios tracked,untracked
+    .venv/bin/python benchmarks/sweep.py                       # 50 trials, embedded store
+    .venv/bin/python benchmarks/sweep.py --server              # ... and against `mlflow server`
+    .venv/bin/python benchmarks/sweep.py --trials 10 --profile-trials 2 --no-train
 
-Scenarios, each a fresh study with the same seed (same compute, so the TPE proposals match):
+Printed side by side, each scenario a fresh study with the same seed (the same compute, so
+the TPE proposals match):
 
-- tracked:   the real sweep — every trial is `viralab.train.train(cfg)` in its own child run
-             (params, metrics, dataset, artifacts, plots, the pyfunc model), plus the parent's
-             summary and plots.
-- untracked: the same trials through the same sweep machinery, but each trial only computes
-             (`load_preference_data` + `fit_preference`, the compute half of train_preference)
-             and no MLflow run exists. tracked - untracked = the cost of tracking.
-- lean:      tracked, with model logging and figure rendering also patched out. The sweep
-             already passes `log_model=false log_plots=false` to its trials (honoured by
-             preference.py), so this now measures the same as `tracked`; kept for comparison.
-- async:     tracked, with MLflow's asynchronous logging (`MLFLOW_ENABLE_ASYNC_LOGGING`) for
-             params, metrics and tags (not run by default: --scenarios tracked,async).
+- untracked: the same trials through the same sweep machinery, each only computing
+  (`load_preference_data` + `fit_preference`, the compute half of `train_preference`), no
+  MLflow run at all. tracked - untracked = the cost of tracking.
+- tracked:   the real sweep on the embedded SQLite store: every trial is
+  `viralab.train.train(cfg)` in its own child run, plus the parent's summary and plots.
+- server:    (--server) the same, against a real `mlflow server` on loopback (SQLite backend,
+  `--workers 1`, artifacts proxied), the way a team runs it.
 
-Floors: 50 tracked trials in <= 90 s; tracking <= 25 % of the tracked sweep's wall time.
-Exits 1 if the tracked scenario misses either. The MLflow store and the Optuna storage are a
-temporary folder.
+Then the profile of a few tracked trials (cProfile), split into run creation, params,
+metrics, tags, dataset, artifacts, registry, config composition, store reads, imports and the
+rest (the compute), per trial; and one `python -m viralab.train model=ridge` run (model logged
+and registered) timed tracked vs its compute alone, with its own breakdown.
+
+Target: MLflow's share of each tracked sweep <= 10 %; exits 1 if a sweep misses it. Figures
+move with the machine's load: the load average (`os.getloadavg`) is printed with them. The
+stores, the Optuna storage and the server are temporary.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
+import cProfile
 import os
+import pstats
 import shutil
+import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,9 +49,78 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-TRIALS_FLOOR_S = 90.0
-OVERHEAD_FLOOR = 0.25
-SCENARIOS = ("tracked", "untracked", "lean", "async")
+ROOT = Path(__file__).resolve().parents[1]
+SHARE_TARGET = 0.10
+
+# ---- profile breakdown ---------------------------------------------------------------------
+
+_FLUENT = "mlflow/tracking/fluent.py"
+_CLIENT = "mlflow/tracking/client.py"
+
+
+def _fn(*names: str, path: str = "") -> Callable[[str, str], bool]:
+    return lambda file, name: name in names and path in file
+
+
+#: Category -> functions whose cumulative time is counted (outermost call only). Ordered:
+#: a function is counted in the first category that names it.
+CATEGORIES: dict[str, list[Callable[[str, str], bool]]] = {
+    "run creation/end": [
+        _fn("start_trial_run", "finish_trial_run", path="sweeps/tracking.py"),
+        _fn("start_run", "end_run", path=_FLUENT),
+    ],
+    "params": [_fn("log_params", "log_param", path=_FLUENT)],
+    "metrics": [_fn("log_metrics", "log_metric", path=_FLUENT)],
+    "tags": [_fn("set_tags", "set_tag", path=_FLUENT)],
+    "batch (metrics+tags)": [_fn("log_batch", path=_CLIENT)],
+    "dataset": [_fn("log_dataset", path="viralab/preference.py")],
+    "artifacts": [
+        _fn("log_artifact", "log_artifacts", "log_dict", "log_text", "log_figure", path=_FLUENT)
+    ],
+    "model + registry": [
+        _fn("log_model", path="viralab/preference.py"),
+        _fn("register_model", "search_logged_models", path="mlflow"),
+    ],
+    "store reads": [_fn("get_run", "get_experiment_by_name", path="mlflow/tracking")],
+    "config composition": [_fn("compose", path="hydra/compose.py")],
+    "queued writes (flush)": [_fn("flush_async_logging", path=_FLUENT)],
+    "git": [_fn("git_commit", path="viralab/tracking.py")],
+    "imports": [_fn("_find_and_load", path="<frozen importlib._bootstrap>")],
+}
+
+
+def breakdown(stats: pstats.Stats, root: Callable[[str, str], bool]) -> dict[str, float]:
+    """Seconds per category; "compute + rest" is the root's time the categories leave."""
+    table = stats.stats  # type: ignore[attr-defined]
+    out: dict[str, float] = {}
+    counted: list[Callable[[str, str], bool]] = []
+    for name, preds in CATEGORIES.items():
+
+        def match(f: str, n: str, preds: list = preds) -> bool:
+            return any(p(f, n) for p in preds)
+
+        total = 0.0
+        for (file, _, fn), (_, _, _, cum, callers) in table.items():
+            if not match(file, fn) or any(p(file, fn) for p in counted):
+                continue
+            if any(match(cf, cn) for (cf, _, cn) in callers):
+                continue  # a nested call of the same category: counted in the outer one
+            total += cum
+        counted.extend(preds)
+        out[name] = total
+    whole = sum(cum for (f, _, n), (_, _, _, cum, _) in table.items() if root(f, n))
+    out["compute + rest"] = max(0.0, whole - sum(out.values()))
+    return out
+
+
+def print_breakdown(title: str, parts: dict[str, float], per: int, unit: str) -> None:
+    total = sum(parts.values()) or 1.0
+    print(f"\n{title} (cProfile; profiling inflates Python-heavy parts)")
+    for name, seconds in parts.items():
+        print(f"  {name:<22} {1000 * seconds / per:8.1f} ms/{unit}  {100 * seconds / total:5.1f}%")
+
+
+# ---- scenarios -----------------------------------------------------------------------------
 
 
 def compute_only(cfg: DictConfig) -> dict[str, float]:
@@ -57,111 +131,160 @@ def compute_only(cfg: DictConfig) -> dict[str, float]:
     return fit_preference(cfg, frame).metrics
 
 
-@contextlib.contextmanager
-def lean_logging() -> Iterator[None]:
-    """Skip the trial's pyfunc model and figure rendering (simulates log_model/log_plots=false)."""
-    import matplotlib.pyplot as plt
-    import mlflow
-
-    from viralab import preference
-
-    saved = preference.log_model, mlflow.log_figure
-    preference.log_model = lambda *args, **kwargs: None
-    mlflow.log_figure = lambda figure, *args, **kwargs: plt.close(figure)
-    try:
-        yield
-    finally:
-        preference.log_model, mlflow.log_figure = saved
-
-
-def run(scenario: str, trials: int, n_videos: int) -> float:
+def sweep(name: str, trials: int, n_videos: int, tracked: bool) -> float:
     from viralab.sweep import run_sweep
 
-    overrides = [
-        "sweep=ridge",
-        f"n_trials={trials}",
-        f"data.n_videos={n_videos}",
-        f"sweep.study_name=bench-{scenario}",
-    ]
+    overrides = ["sweep=ridge", f"n_trials={trials}", f"data.n_videos={n_videos}",
+                 f"sweep.study_name=bench-{name}"]  # fmt: skip
     start = time.perf_counter()
-    if scenario == "untracked":
-        result = run_sweep(overrides, trial_fn=compute_only, track_trials=False)
-    elif scenario == "lean":
-        with lean_logging():
-            result = run_sweep(overrides)
-    elif scenario == "async":
-        import mlflow
-
-        mlflow.config.enable_async_logging(True)
-        try:
-            result = run_sweep(overrides)
-        finally:
-            mlflow.config.enable_async_logging(False)
-    else:
+    if tracked:
         result = run_sweep(overrides)
+    else:
+        result = run_sweep(overrides, trial_fn=compute_only, track_trials=False)
     seconds = time.perf_counter() - start
     assert result.storage.startswith(f"sqlite:///{tempfile.gettempdir()}"), result.storage
-    done = sum(result.counts.values())
     if result.counts["COMPLETE"] != trials:
-        raise SystemExit(f"{scenario}: only {result.counts} of {trials} trials")
-    print(
-        f"== {scenario}: {done} trials in {seconds:.1f}s = {60 * done / seconds:.1f} trials/min "
-        f"(best cv_mae {result.best_value:.4f})",
-        flush=True,
-    )
+        raise SystemExit(f"{name}: only {result.counts} of {trials} trials complete")
+    print(f"== {name}: {trials} trials in {seconds:.1f}s = {60 * trials / seconds:.1f}/min "
+          f"(best cv_mae {result.best_value:.4f}); load {load()}", flush=True)  # fmt: skip
     return seconds
+
+
+def profile_sweep(name: str, trials: int, n_videos: int) -> dict[str, float]:
+    """Breakdown of ``trials`` tracked trials: the profiler runs only inside the trials."""
+    from viralab import sweep as sweep_module
+
+    profiler = cProfile.Profile()
+    call = sweep_module._Objective.__call__
+
+    def profiled(self: object, trial: object) -> float:
+        profiler.enable()
+        try:
+            return call(self, trial)
+        finally:
+            profiler.disable()
+
+    sweep_module._Objective.__call__ = profiled  # type: ignore[method-assign]
+    try:
+        sweep_module.run_sweep(["sweep=ridge", f"n_trials={trials}", f"data.n_videos={n_videos}",
+                                f"sweep.study_name=bench-profile-{name}"])  # fmt: skip
+    finally:
+        sweep_module._Objective.__call__ = call  # type: ignore[method-assign]
+    return breakdown(pstats.Stats(profiler), _fn("__call__", path="viralab/sweep.py"))
+
+
+def single_run(n_videos: int) -> tuple[float, float, dict[str, float]]:
+    """One `python -m viralab.train model=ridge` run (in-process, warm): tracked, compute."""
+    from viralab.config import compose
+    from viralab.train import train
+
+    def cfg(i: int) -> DictConfig:
+        return compose(["model=ridge", f"data.n_videos={n_videos}", f"run_name=bench-{i}"])
+
+    train(cfg(0))  # warm: imports, the experiment, the registered model
+    start = time.perf_counter()
+    train(cfg(1))
+    tracked = time.perf_counter() - start
+    start = time.perf_counter()
+    compute_only(cfg(2))
+    untracked = time.perf_counter() - start
+    profiled = cfg(3)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    train(profiled)
+    profiler.disable()
+    parts = breakdown(pstats.Stats(profiler), _fn("train", path="viralab/train.py"))
+    return tracked, untracked, parts
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def wal_store(path: Path) -> str:
+    """A SQLite store file created in WAL mode (persists in the file): what a server gets."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path) as con:
+        con.execute("PRAGMA journal_mode=WAL")
+    return f"sqlite:///{path}"
+
+
+def use_store(uri: str, optuna_db: Path) -> None:
+    from viralab.tracking import configure_tracking, ensure_experiment
+
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    os.environ["VIRALAB_OPTUNA_STORAGE"] = f"sqlite:///{optuna_db}"
+    configure_tracking()
+    ensure_experiment("preference")  # the store's one-off schema set-up is not a trial cost
+
+
+def share(tracked: float, untracked: float) -> float:
+    return max(0.0, 1 - untracked / tracked)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=50)
     parser.add_argument("--n-videos", type=int, default=300)
-    parser.add_argument("--scenarios", default="tracked,untracked,lean")
+    parser.add_argument("--server", action="store_true", help="also against `mlflow server`")
+    parser.add_argument("--profile-trials", type=int, default=3, help="0: no profile")
+    parser.add_argument("--no-train", action="store_true", help="skip the single-run figures")
     args = parser.parse_args()
-    scenarios = [s for s in args.scenarios.split(",") if s]
-    unknown = set(scenarios) - set(SCENARIOS)
-    if unknown:
-        parser.error(f"unknown scenario(s) {sorted(unknown)}; valid: {', '.join(SCENARIOS)}")
+    if args.trials < 1 or args.profile_trials < 0:
+        parser.error("--trials must be >= 1 and --profile-trials >= 0")
 
-    root = Path(__file__).resolve().parents[1]
     tmp = Path(tempfile.mkdtemp(prefix="viralab-sweep-bench-"))
-    uri = f"sqlite:///{tmp}/mlruns/mlflow.db"
-    os.environ["MLFLOW_TRACKING_URI"] = uri
-    os.environ.pop("VIRALAB_OPTUNA_STORAGE", None)  # optuna.db beside the temporary store
-    os.chdir(root)  # conf/ and the project's sample data
+    os.chdir(ROOT)  # conf/ and the project's sample data
+    sys.path.insert(0, str(ROOT))
+    seconds: dict[str, float] = {}
+    server = None
     try:
-        from viralab.tracking import configure_tracking, ensure_experiment
+        use_store(f"sqlite:///{tmp}/embedded/mlflow.db", tmp / "optuna.db")
+        seconds["untracked"] = sweep("untracked", args.trials, args.n_videos, tracked=False)
+        seconds["tracked"] = sweep("tracked", args.trials, args.n_videos, tracked=True)
+        parts = {}
+        if args.profile_trials:
+            parts["embedded"] = profile_sweep("embedded", args.profile_trials, args.n_videos)
+        single = None if args.no_train else single_run(args.n_videos)
+        if args.server:
+            from tests.support.services import start_mlflow_server
 
-        configure_tracking()
-        ensure_experiment("preference")  # the store's one-off schema set-up is not a trial cost
-        assert os.environ["MLFLOW_TRACKING_URI"] == uri, "the benchmark must not touch mlruns/"
-        seconds = {s: run(s, args.trials, args.n_videos) for s in scenarios}
+            server = start_mlflow_server(
+                wal_store(tmp / "server" / "mlflow.db"),
+                artifacts_destination=str(tmp / "server" / "artifacts"),
+            )
+            use_store(server.url, tmp / "optuna-server.db")
+            seconds["server"] = sweep("server", args.trials, args.n_videos, tracked=True)
+            if args.profile_trials:
+                parts["server"] = profile_sweep("server", args.profile_trials, args.n_videos)
     finally:
+        if server is not None:
+            server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
-    print(f"\nridge sweep, {args.trials} trials, data.n_videos={args.n_videos}, {os.cpu_count()} "
-          "CPU(s)")  # fmt: skip
-    for s, t in seconds.items():
-        label = " (simulated log_model/log_plots=false)" if s == "lean" else ""
-        print(f"  {s:<10} {t:7.1f}s  {60 * args.trials / t:6.1f} trials/min{label}")
+    print(f"\nridge sweep, {args.trials} trials, data.n_videos={args.n_videos}, "
+          f"{os.cpu_count()} CPU(s), load average {load()}")  # fmt: skip
     ok = True
-    if "tracked" in seconds:
-        scaled = seconds["tracked"] * 50 / args.trials
-        floor_ok = scaled <= TRIALS_FLOOR_S
-        ok &= floor_ok
-        print(f"  50 tracked trials: {scaled:.1f}s (floor {TRIALS_FLOOR_S:.0f}s) "
-              f"{'ok' if floor_ok else 'MISSED'}")  # fmt: skip
-    if {"tracked", "untracked"} <= set(seconds):
-        for s in ("tracked", "lean"):
-            if s not in seconds:
-                continue
-            share = max(0.0, 1 - seconds["untracked"] / seconds[s])
-            within = share <= OVERHEAD_FLOOR
-            if s == "tracked":
-                ok &= within
+    for name, s in seconds.items():
+        line = f"  {name:<10} {s:7.1f}s  {60 * args.trials / s:6.1f} trials/min"
+        if name != "untracked":
+            part = share(s, seconds["untracked"])
+            within = part <= SHARE_TARGET
+            ok &= within
+            where = "embedded SQLite" if name == "tracked" else "mlflow server"
             verdict = "ok" if within else "MISSED"
-            print(f"  MLflow share of the {s} sweep: {100 * share:.0f}% "
-                  f"(floor {100 * OVERHEAD_FLOOR:.0f}%) {verdict}")  # fmt: skip
+            line += (f"   MLflow share ({where}): {100 * part:4.1f}% "
+                     f"(target {100 * SHARE_TARGET:.0f}%) {verdict}")  # fmt: skip
+        print(line)
+    for where, part in parts.items():
+        print_breakdown(f"one tracked trial ({where}), mean of {args.profile_trials}", part,
+                        args.profile_trials, "trial")  # fmt: skip
+    if single is not None:
+        tracked, untracked, run_parts = single
+        print(f"\none `python -m viralab.train model=ridge` run (model logged and registered): "
+              f"{tracked:.2f}s tracked, {untracked:.2f}s compute alone, MLflow share "
+              f"{100 * share(tracked, untracked):.0f}%")  # fmt: skip
+        print_breakdown("that run", run_parts, 1, "run")
     return 0 if ok else 1
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,6 +31,8 @@ import mlflow
 import numpy as np
 import pandas as pd
 from hydra.utils import instantiate
+from mlflow.entities import Metric, RunTag
+from mlflow.environment_variables import MLFLOW_ENABLE_ASYNC_LOGGING
 from mlflow.models import infer_signature
 from omegaconf import DictConfig, OmegaConf
 from sklearn.base import clone
@@ -67,7 +70,7 @@ from viralab.serve.preference_model import (
     PreferenceModel,
     save_pipeline,
 )
-from viralab.tracking import log_config, tracked_run
+from viralab.tracking import async_logging, log_config, tracked_run
 
 log = logging.getLogger(__name__)
 
@@ -486,9 +489,11 @@ def model_requirements() -> list[str]:
     return pins
 
 
-def log_correlations(report: CorrelationReport, plots: bool = True) -> None:
-    """`correlations.csv`, `correlations.png`, `feature_importance_snapshot.json`, counts."""
-    mlflow.log_metrics(report.metrics())
+def log_correlations(report: CorrelationReport, plots: bool = True, metrics: bool = True) -> None:
+    """`correlations.csv`, `correlations.png`, `feature_importance_snapshot.json`, counts
+    (``metrics=False``: the caller logs `report.metrics()` in its own batch)."""
+    if metrics:
+        mlflow.log_metrics(report.metrics())
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "correlations.csv"
         report.table.to_csv(path, index=False)
@@ -501,12 +506,31 @@ def log_correlations(report: CorrelationReport, plots: bool = True) -> None:
 
 
 def log_dataset(cfg: DictConfig, frame: pd.DataFrame) -> None:
+    """The training data as the run's dataset input; in a sweep, once on the parent run and
+    referenced by each trial (`viralab.dataset.*` tags: digest, name, the parent's run id)."""
+    from viralab.sweeps.hooks import (
+        DATASET_DIGEST_TAG,
+        DATASET_NAME_TAG,
+        DATASET_RUN_TAG,
+        share_dataset,
+    )
+
     dataset = mlflow.data.from_pandas(
         frame[["rating_id", "video_id", ANALYSIS_COLUMN, LABEL]],
         name=f"preference-ratings-{cfg.data.source}",
         targets=LABEL,
     )
-    mlflow.log_input(dataset, context="training")
+    holder = share_dataset(dataset, context="training")
+    if holder is None:
+        mlflow.log_input(dataset, context="training")
+        return
+    mlflow.set_tags(
+        {
+            DATASET_DIGEST_TAG: dataset.digest,
+            DATASET_NAME_TAG: dataset.name,
+            DATASET_RUN_TAG: holder,
+        }
+    )
 
 
 def log_preference(
@@ -516,24 +540,36 @@ def log_preference(
 
     Returns the registered version number, or None when registration is off.
     """
-    mlflow.log_metrics({**result.metrics, **report.as_metrics()})
-    mlflow.set_tags(
-        {
-            "viralab.verdict": result.verdict["overall"],
-            "viralab.verdict.mae": result.verdict["mae"],
-            "viralab.verdict.r2": result.verdict["r2"],
-            "viralab.beats_baseline": str(result.metrics["mae"] < result.metrics["baseline_mae"]),
-            "viralab.feature_weights": result.weights_kind,
-        }
+    # every metric and tag of the run in one call (one log_batch; queued when async logging
+    # is on), not one call per group
+    metrics = {**result.metrics, **report.as_metrics()}
+    if result.correlations is not None:
+        metrics.update(result.correlations.metrics())
+    tags = {
+        "viralab.verdict": result.verdict["overall"],
+        "viralab.verdict.mae": result.verdict["mae"],
+        "viralab.verdict.r2": result.verdict["r2"],
+        "viralab.beats_baseline": str(result.metrics["mae"] < result.metrics["baseline_mae"]),
+        "viralab.feature_weights": result.weights_kind,
+        **retrain_basis_tags(frame),
+    }
+    client = mlflow.MlflowClient()
+    run_id = mlflow.active_run().info.run_id
+    now = int(time.time() * 1000)
+    client.log_batch(
+        run_id,
+        metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+        tags=[RunTag(k, str(v)) for k, v in tags.items()],
+        synchronous=not MLFLOW_ENABLE_ASYNC_LOGGING.get(),
     )
     log_dataset(cfg, frame)
-    log_retrain_basis(cfg, result, frame)
+    log_retrain_basis(cfg, result, frame, tags=False)
     encoder = result.pipeline.named_steps["features"]
     mlflow.log_dict(result.feature_weights, "feature_weights.json")
     mlflow.log_dict({k: m.as_dict() for k, m in encoder.metadata_.items()}, "feature_metadata.json")
     plots = bool(cfg.get("log_plots", True))
     if result.correlations is not None:
-        log_correlations(result.correlations, plots=plots)
+        log_correlations(result.correlations, plots=plots, metrics=False)
     mlflow.log_dict(result.errors, "error_analysis.json")
     y_test = result.test[LABEL].to_numpy()
     if plots:
@@ -614,16 +650,25 @@ def newest_rated_at(values: pd.Series) -> str | None:
     return None if pd.isna(newest) else newest.isoformat()
 
 
-def log_retrain_basis(cfg: DictConfig, result: PreferenceResult, frame: pd.DataFrame) -> None:
-    """What a later retrain check compares the current data with: the data cutoff and size
-    (run tags) and the training rows' binned feature distribution (`drift/reference.json`)."""
-    from viralab.monitor.drift import REFERENCE_ARTIFACT, build_reference
-
+def retrain_basis_tags(frame: pd.DataFrame) -> dict[str, str]:
+    """The data cutoff and size a later retrain check compares the current data with."""
     tags = {TAG_N_RATINGS: str(len(frame))}
     newest = newest_rated_at(frame["rated_at"])
     if newest is not None:
         tags[TAG_MAX_RATED_AT] = newest
-    mlflow.set_tags(tags)
+    return tags
+
+
+def log_retrain_basis(
+    cfg: DictConfig, result: PreferenceResult, frame: pd.DataFrame, tags: bool = True
+) -> None:
+    """What a later retrain check compares the current data with: the data cutoff and size
+    (run tags; ``tags=False``: the caller logs `retrain_basis_tags` in its own batch) and the
+    training rows' binned feature distribution (`drift/reference.json`)."""
+    from viralab.monitor.drift import REFERENCE_ARTIFACT, build_reference
+
+    if tags:
+        mlflow.set_tags(retrain_basis_tags(frame))
     train_rows = frame[~frame["rating_id"].isin(set(result.test["rating_id"]))]
     if train_rows.empty:  # duplicate ids: fall back to every row the run saw
         train_rows = frame
@@ -668,16 +713,19 @@ def train_preference(cfg: DictConfig) -> dict[str, float]:
     decision = training_decision(cfg, len(frame) + report.held_back)  # gate rows count too
     print(f"extraction: {report.summary()}")
     print(f"milestone {decision.milestone}: {decision.reason}")
-    with tracked_run(
-        experiment=cfg.task.experiment,
-        run_name=default_run_name(cfg),
-        tags={
-            "viralab.family": "preference",
-            "viralab.model": cfg.model.name,
-            "viralab.milestone": decision.milestone,
-            "viralab.stage": "trained" if decision.train else "correlation_only",
-            "viralab.extraction": report.summary(),
-        },
+    with (
+        tracked_run(
+            experiment=cfg.task.experiment,
+            run_name=default_run_name(cfg),
+            tags={
+                "viralab.family": "preference",
+                "viralab.model": cfg.model.name,
+                "viralab.milestone": decision.milestone,
+                "viralab.stage": "trained" if decision.train else "correlation_only",
+                "viralab.extraction": report.summary(),
+            },
+        ),
+        async_logging(),
     ):
         log_config(cfg)
         if decision.forced:

@@ -55,19 +55,27 @@ from viralab.entrypoint import (
 )
 from viralab.errors import ConfigError, ViralabError
 from viralab.sweeps import tracking as runs
-from viralab.sweeps.hooks import active_trial
+from viralab.sweeps.hooks import active_trial, sweep_parent
 from viralab.sweeps.plan import (
     APP_CONFIG,
     SweepPlan,
+    TrialComposer,
     compose_app,
-    compose_training,
     lean_overrides,
     override_key,
     plan_sweep,
 )
 from viralab.sweeps.space import hydra_value
-from viralab.sweeps.study import build_pruner, build_sampler, describe, open_storage, open_study
-from viralab.tracking import configure_tracking
+from viralab.sweeps.study import (
+    build_pruner,
+    build_sampler,
+    describe,
+    fail_stale_trials,
+    grace_seconds,
+    open_study,
+    storage_from_config,
+)
+from viralab.tracking import async_logging, configure_tracking
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +83,9 @@ log = logging.getLogger(__name__)
 PARENT_ENV = "VIRALAB_SWEEP_PARENT_RUN_ID"
 WORKER_ENV = "VIRALAB_SWEEP_WORKER"
 INVOCATION_ENV = "VIRALAB_SWEEP_INVOCATION"
-INVOCATION_ATTR = "viralab.invocation"
+SHARES_ENV = "VIRALAB_SWEEP_SHARES"  # every worker's n_trials, for taking over a dead one's
+INVOCATION_ATTR = runs.INVOCATION_ATTR
+FAILED_ATTR = runs.FAILED_ATTR  # failed in its own process (not a dead worker's trial)
 
 TrialFn = Callable[[DictConfig], Mapping[str, float]]
 
@@ -149,8 +159,23 @@ class _Objective:
             import mlflow
 
             self.experiment_id = mlflow.MlflowClient().get_run(parent_run_id).info.experiment_id
+        # Hydra composes the trials' config once; each trial only sets its own values on a copy
+        self.trial_base = TrialComposer(
+            [*plan.base_overrides, *self.lean, "register=false"],
+            [k for p in plan.space.params for k in p.keys],
+        )
 
     def __call__(self, trial: optuna.Trial) -> float:
+        try:
+            return self._run(trial)
+        except optuna.TrialPruned:
+            raise
+        except BaseException:  # failed here, in its own process (not a dead worker's trial)
+            with contextlib.suppress(Exception):
+                trial.set_user_attr(FAILED_ATTR, True)
+            raise
+
+    def _run(self, trial: optuna.Trial) -> float:
         plan = self.plan
         values = plan.space.suggest(trial)
         run_name = f"{plan.study_name}-trial-{trial.number}"
@@ -162,9 +187,14 @@ class _Objective:
             f"run_name={hydra_value(run_name)}",
         ]
         trial.set_user_attr(INVOCATION_ATTR, self.invocation)
+        trial.set_user_attr("viralab.pid", os.getpid())
         if self.worker:
             trial.set_user_attr("viralab.worker", self.worker)
-        cfg = compose_training(overrides, f"trial {trial.number} does not compose")
+        cfg = self.trial_base.compose(
+            {**plan.space.key_values(values), "run_name": run_name},
+            overrides,
+            f"trial {trial.number} does not compose",
+        )
         run_id = None
         if self.parent_run_id:
             run_id = runs.start_trial_run(
@@ -184,7 +214,9 @@ class _Objective:
         try:
             with (
                 active_trial(trial),
+                sweep_parent(self.parent_run_id),
                 runs.adopt_run(run_id),
+                async_logging() if run_id else contextlib.nullcontext(),
                 _quiet() if self.quiet else contextlib.nullcontext(),
             ):
                 metrics = self.trial_fn(cfg)
@@ -269,8 +301,9 @@ def _optimize(
     objective: _Objective,
     n_trials: int,
     prefix: str = "",
+    progress: _Progress | None = None,
 ) -> _Progress:
-    progress = _Progress(plan, objective, prefix)
+    progress = progress or _Progress(plan, objective, prefix)
     study.optimize(
         objective,
         n_trials=n_trials,
@@ -285,6 +318,80 @@ def _optimize(
             f"(sweep.max_consecutive_failures); last: {objective.last_error[:300] or 'see the log'}"
         )
     return progress
+
+
+def _taken(study: optuna.Study, invocation: str) -> tuple[int, int]:
+    """(trials of this invocation done, running or queued; of those, running in a process).
+
+    A trial failed as stale (its worker died; no `viralab.failed` mark) is not counted: its
+    retry, queued as WAITING with the same parameters, or a new trial takes its place.
+    """
+    taken = running = 0
+    for t in study.get_trials(deepcopy=False):
+        if t.user_attrs.get(INVOCATION_ATTR) != invocation:
+            continue
+        if t.state == optuna.trial.TrialState.FAIL and not t.user_attrs.get(FAILED_ATTR):
+            continue
+        taken += 1
+        running += t.state == optuna.trial.TrialState.RUNNING
+    return taken, running
+
+
+def _owed(study: optuna.Study, invocation: str, shares: Sequence[int]) -> tuple[int, int]:
+    """(trials dead workers still owe, trials running in other processes).
+
+    A worker is dead once one of its trials was failed as stale (no `viralab.failed` mark).
+    It owes its share less the trials it did; trials other workers ran beyond their own shares
+    (taking over) are paid off. A retry queued for its dead trial (WAITING) is still owed.
+    """
+    done: dict[str, int] = {}
+    dead: set[str] = set()
+    running = 0
+    for t in study.get_trials(deepcopy=False):
+        if t.user_attrs.get(INVOCATION_ATTR) != invocation:
+            continue
+        worker = str(t.user_attrs.get("viralab.worker", ""))
+        if t.state == optuna.trial.TrialState.FAIL and not t.user_attrs.get(FAILED_ATTR):
+            dead.add(worker)
+        elif t.state != optuna.trial.TrialState.WAITING:
+            done[worker] = done.get(worker, 0) + 1
+            running += t.state == optuna.trial.TrialState.RUNNING
+    quota = {str(i): share for i, share in enumerate(shares, start=1)}
+    owed = sum(max(0, quota.get(w, 0) - done.get(w, 0)) for w in dead)
+    extra = sum(max(0, done.get(w, 0) - quota.get(w, 0)) for w in quota if w not in dead)
+    return max(0, owed - extra), running
+
+
+def _optimize_worker(
+    plan: SweepPlan,
+    study: optuna.Study,
+    objective: _Objective,
+    shares: Sequence[int] | None,
+    prefix: str,
+) -> None:
+    """This worker's share of trials, then the trials of workers that died.
+
+    After its share, a worker waits while another worker's trial runs (polling at a quarter of
+    the grace period). A worker killed mid-trial leaves it RUNNING; once its heartbeat is
+    stale, Optuna fails it and queues a retry with the same parameters, and the waiting worker
+    runs that and the rest of the dead worker's share. Without heartbeats, a timeout or the
+    shares (a worker started by hand), only its own share.
+    """
+    own = shares[int(objective.worker) - 1] if shares and objective.worker else plan.n_trials
+    progress = _optimize(plan, study, objective, own, prefix)
+    grace = grace_seconds(study._storage)
+    if not shares or grace is None or plan.timeout:
+        return
+    poll = max(0.5, grace / 4)
+    while True:
+        fail_stale_trials(study)
+        owed, running = _owed(study, objective.invocation, shares)
+        if owed:
+            _optimize(plan, study, objective, 1, prefix, progress)
+        elif running:
+            time.sleep(poll)
+        else:
+            return
 
 
 # ------------------------------------------------------------------------------------------
@@ -305,8 +412,14 @@ def _worker_log_dir(invocation: str) -> Path:
     return Path(tempfile.gettempdir()) / f"viralab-sweep-{invocation}"
 
 
-def _run_workers(plan: SweepPlan, parent_run_id: str, invocation: str, tracking_uri: str) -> None:
-    """Start `workers` processes of this command on the same study; wait for all of them."""
+def _run_workers(
+    plan: SweepPlan, study: optuna.Study, parent_run_id: str, invocation: str, tracking_uri: str
+) -> dict[str, str]:
+    """Start `workers` processes of this command on the same study; wait for all of them.
+
+    A worker killed by a signal is survivable: the others finish its trials (heartbeats);
+    returns a note for each such worker. Any other failure, or a study left short, raises.
+    """
     own = {"workers", "n_trials", "sweep.storage", "sweep.study_name", "sweep.sampler.seed"}
     passthrough = [
         o
@@ -322,6 +435,7 @@ def _run_workers(plan: SweepPlan, parent_run_id: str, invocation: str, tracking_
             "VIRALAB_OPTUNA_STORAGE": plan.storage_url,  # env, not argv: keeps passwords off ps
             PARENT_ENV: parent_run_id,
             INVOCATION_ENV: invocation,
+            SHARES_ENV: ",".join(map(str, _shares(plan.n_trials, plan.workers))),
             "MLFLOW_TRACKING_URI": tracking_uri,
         }
     )
@@ -349,10 +463,19 @@ def _run_workers(plan: SweepPlan, parent_run_id: str, invocation: str, tracking_
                 p.wait(timeout=30)
         raise
     bad = [(i, rc) for i, rc in failed if rc != 0]
-    if bad:
+    killed = [(i, rc) for i, rc in bad if rc < 0]
+    taken, _ = _taken(study, invocation)
+    if bad and (len(killed) < len(bad) or len(bad) == len(failed) or taken < plan.n_trials):
+        short = f"; {plan.n_trials - taken} trial(s) not run" if taken < plan.n_trials else ""
         raise SweepError(
-            "worker(s) failed: " + ", ".join(f"worker {i} exited with {rc}" for i, rc in bad)
+            "worker(s) failed: "
+            + ", ".join(f"worker {i} exited with {rc}" for i, rc in bad)
+            + f"{short}: run the sweep again with sweep.study_name={plan.study_name} to resume"
         )
+    return {
+        f"worker_{i}": f"killed by signal {-rc}; the other workers finished its trials"
+        for i, rc in killed
+    }
 
 
 # ------------------------------------------------------------------------------------------
@@ -399,7 +522,7 @@ def run_plan(
     space = plan.space
     sampler = build_sampler(plan.cfg.sweep.sampler, space)
     pruner = build_pruner(plan.cfg.sweep.pruner)
-    storage = open_storage(plan.storage_url, plan.cfg.sweep.get("heartbeat_interval"))
+    storage = storage_from_config(plan.storage_url, plan.cfg.sweep)
     opened = open_study(
         storage,
         name=plan.study_name,
@@ -417,7 +540,9 @@ def run_plan(
         parent = os.environ.get(PARENT_ENV) or None
         invocation = os.environ.get(INVOCATION_ENV) or uuid.uuid4().hex[:12]
         objective = _Objective(plan, trial_fn, parent, invocation, worker)
-        _optimize(plan, study, objective, plan.n_trials, prefix=f"[w{worker}] ")
+        raw = os.environ.get(SHARES_ENV, "")
+        shares = [int(x) for x in raw.split(",")] if raw else None
+        _optimize_worker(plan, study, objective, shares, prefix=f"[w{worker}] ")
         return _result(plan, study, parent, invocation, 0.0, {})
 
     invocation = uuid.uuid4().hex[:12]
@@ -450,6 +575,7 @@ def run_plan(
         "viralab.sweep.metric": plan.metric,
         "viralab.sweep.direction": plan.direction,
         "viralab.sweep.resumed": str(opened.resumed).lower(),
+        runs.INVOCATION_TAG: invocation,
         # not viralab.family / viralab.model: queries for a family's trained runs must not
         # find the parent, which holds no model
         "viralab.sweep.family": plan.base_cfg.task.get("family", ""),
@@ -459,14 +585,17 @@ def run_plan(
     with runs.parent_run(
         experiment=plan.base_cfg.task.experiment, run_name=run_name, tags=tags
     ) as parent_id:
+        experiment_id = _close_orphans(study, parent_id)
         runs.log_sweep_start(
             parent_id,
             _start_params(plan),
             OmegaConf.to_yaml(OmegaConf.create(to_safe_container(plan.cfg))),
             OmegaConf.to_yaml(plan.cfg.sweep.params),
         )
+        notes: dict[str, str] = {}
         if plan.workers > 1:
-            _run_workers(plan, parent_id, invocation, tracking_uri)
+            notes = _run_workers(plan, study, parent_id, invocation, tracking_uri)
+            _close_orphans(study, parent_id, experiment_id)  # a killed worker's trial run
         else:
             objective = _Objective(plan, trial_fn, parent_id, invocation, None)
             _optimize(plan, study, objective, plan.n_trials)
@@ -481,10 +610,27 @@ def run_plan(
             seconds=seconds,
             seed=plan.seed,
         )
+        result.notes.update(notes)
         if plan.register_best:
             result.registered_version = _register_best(plan, result, parent_id)
     _print_summary(plan, result)
     return result
+
+
+def _close_orphans(study: optuna.Study, parent_id: str, experiment_id: str | None = None) -> str:
+    """Fail stale trials (dead workers) and end the runs killed sweeps left RUNNING."""
+    import mlflow
+
+    if experiment_id is None:
+        experiment_id = mlflow.MlflowClient().get_run(parent_id).info.experiment_id
+    grace = grace_seconds(study._storage)
+    if grace is not None:
+        fail_stale_trials(study)
+        closed = runs.close_orphans(study, experiment_id, grace_s=grace, current_parent=parent_id)
+        if closed:
+            print(f"closed {len(closed)} run(s) left RUNNING by killed sweep processes: "
+                  + ", ".join(closed), flush=True)  # fmt: skip
+    return experiment_id
 
 
 def _result(

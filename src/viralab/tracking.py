@@ -7,9 +7,11 @@ Training code computes and returns results; this module is the edge that talks t
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import re
+import sqlite3
 import subprocess
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -52,8 +54,82 @@ def configure_tracking(cfg: DictConfig | None = None) -> str:
     if cfg is not None and "tracking" in cfg:
         configured = cfg.tracking.get("uri")
     uri = resolve_tracking_uri(configured)
+    tune_sqlite()
     mlflow.set_tracking_uri(uri)
     return uri
+
+
+#: One writer per store file at a time (a run logs from one process; workers each write their
+#: own runs): WAL lets readers go on while it writes, and `synchronous=NORMAL` syncs at
+#: checkpoints instead of on every commit. A commit survives a killed process (SIGKILL); only
+#: an OS crash or power cut may lose the last commits. WAL needs a local disk (not NFS).
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA temp_store=MEMORY",
+)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
+    if not isinstance(dbapi_connection, sqlite3.Connection):
+        return
+    cursor = dbapi_connection.cursor()
+    try:
+        for pragma in SQLITE_PRAGMAS:
+            cursor.execute(pragma)
+    finally:
+        cursor.close()
+
+
+@functools.cache
+def tune_sqlite() -> None:
+    """Open every SQLite database of this process (MLflow's store, Optuna's storage) in WAL mode.
+
+    Why: MLflow's SqlAlchemyStore commits once per logging call, and SQLite's default rollback
+    journal with `synchronous=FULL` makes each commit write and fsync the journal and the
+    database: most of a small run's tracking time on a SQLite store. MLflow creates its engine
+    itself (`mlflow.store.db.utils.create_sqlalchemy_engine`), so the pragmas are set by an
+    SQLAlchemy `connect` listener on every engine, which is a no-op for other databases.
+    Idempotent.
+    """
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    event.listen(Engine, "connect", _sqlite_pragmas)
+
+
+ASYNC_BUFFER_ENV = "MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS"
+
+
+@contextlib.contextmanager
+def async_logging() -> Iterator[None]:
+    """MLflow's asynchronous logging of params, metrics and tags for the body, flushed at exit.
+
+    Why: each fluent call otherwise waits for its own store transaction; queued, they are merged
+    into a few `log_batch` calls on MLflow's logging thread while training goes on. Ending a
+    run (`set_terminated`) drains the queue first, and the flush here covers a body that
+    raises, so a finished run holds everything it logged; a killed process may lose the
+    batch still queued for its running run, never a finished run's data.
+    """
+    from mlflow.environment_variables import MLFLOW_ENABLE_ASYNC_LOGGING
+
+    was = MLFLOW_ENABLE_ASYNC_LOGGING.get()
+    buffering = os.environ.get(ASYNC_BUFFER_ENV)
+    # With a buffering time, MLflow's logging thread waits on its stop event and then merges
+    # everything queued into as few `log_batch` calls as the limits allow; without one it logs
+    # each call on its own and polls its queue with a 1 s timeout, which every run end (the
+    # thread is joined) waits out.
+    os.environ.setdefault(ASYNC_BUFFER_ENV, "10")
+    mlflow.config.enable_async_logging(True)
+    try:
+        yield
+    finally:
+        try:
+            mlflow.flush_async_logging()
+        finally:
+            mlflow.config.enable_async_logging(was)
+            if buffering is None:
+                os.environ.pop(ASYNC_BUFFER_ENV, None)
 
 
 def _local_artifact_root(uri: str) -> Path | None:
@@ -119,8 +195,16 @@ def tracked_run(
 
 
 def git_commit(path: Path | None = None) -> str | None:
-    """The commit of the working tree (with `-dirty` if it has changes), or None outside git."""
-    cwd = path or Path.cwd()
+    """The commit of the working tree (with `-dirty` if it has changes), or None outside git.
+
+    Asked once per folder and process (two `git` processes each time otherwise: a sweep asked
+    them for every trial); a process that commits mid-way is not a case worth re-asking for.
+    """
+    return _git_commit((path or Path.cwd()).resolve())
+
+
+@functools.cache
+def _git_commit(cwd: Path) -> str | None:
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10

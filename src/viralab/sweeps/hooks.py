@@ -113,3 +113,54 @@ def __getattr__(name: str) -> Any:
     if name == "PruningCallback":
         return _pruning_callback_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# ------------------------------------------------------------------------------------------
+# Shared per-sweep artifacts
+# ------------------------------------------------------------------------------------------
+
+_parent_run: ContextVar[str | None] = ContextVar("viralab_sweep_parent_run", default=None)
+#: (parent run id, dataset digest) pairs this process has logged on a parent run.
+_shared_datasets: set[tuple[str, str]] = set()
+
+DATASET_DIGEST_TAG = "viralab.dataset.digest"
+DATASET_NAME_TAG = "viralab.dataset.name"
+DATASET_RUN_TAG = "viralab.dataset.run_id"
+
+
+@contextlib.contextmanager
+def sweep_parent(run_id: str | None) -> Iterator[None]:
+    """The sweep's parent run for the body: a trial's dataset is logged there, once."""
+    token = _parent_run.set(run_id)
+    try:
+        yield
+    finally:
+        _parent_run.reset(token)
+
+
+def share_dataset(dataset: Any, context: str = "training") -> str | None:
+    """Log ``dataset`` (an `mlflow.data` dataset) on the sweep's parent run, once per digest.
+
+    Returns the parent run's id for the trial to reference (tags: `viralab.dataset.*`), or
+    None outside a sweep (the caller logs the dataset on its own run then). Why: every trial of
+    a sweep trains on the same data; one dataset input on the parent instead of one per trial
+    saves a digest, a schema and three table writes per trial.
+    """
+    parent = _parent_run.get()
+    if parent is None:
+        return None
+    key = (parent, str(dataset.digest))
+    if key not in _shared_datasets:
+        from mlflow import MlflowClient
+        from mlflow.entities import DatasetInput, InputTag
+
+        MlflowClient().log_inputs(
+            parent,
+            datasets=[
+                DatasetInput(
+                    dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)]
+                )
+            ],
+        )
+        _shared_datasets.add(key)
+    return parent

@@ -13,6 +13,7 @@ the sampler and the pruner. The storage is opened when the sweep starts (`sweeps
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -245,3 +246,39 @@ def lean_overrides(plan: SweepPlan) -> list[str]:
         else:
             log.debug("lean override %s skipped: the training config has no %s", o, key)
     return out
+
+
+class TrialComposer:
+    """A trial's training config without a Hydra composition per trial.
+
+    Why: composing the training config (defaults list, config files, overrides) cost more per
+    trial than all the trial's MLflow calls. Hydra composes ``base`` once; a trial copies it and
+    sets its sampled values and run name with OmegaConf — the same config `compose` gives for
+    the same overrides (interpolations stay live, so `${...}` follows the new values;
+    tests/sweeps/test_cost.py checks the two agree). A swept key that selects a config group
+    (`model=...`) or is not a plain value of the base config falls back to a full composition.
+    """
+
+    def __init__(self, base: Sequence[str], swept_keys: Sequence[str]) -> None:
+        self.base_overrides = list(base)
+        self.cfg = compose_training(self.base_overrides, "cannot compose the trials' config")
+        root = config_dir()
+        self.fast = all(
+            not (root / key.replace(".", "/")).is_dir()
+            and OmegaConf.select(self.cfg, key, default=_MISSING) is not _MISSING
+            and not OmegaConf.is_config(OmegaConf.select(self.cfg, key))
+            for key in [*swept_keys, "run_name"]
+        )
+
+    def compose(self, values: Mapping[str, Any], overrides: Sequence[str], what: str) -> DictConfig:
+        """``values`` (key -> value) set on a copy of the base; ``overrides``, the same as
+        Hydra overrides, are composed instead when the fast path does not apply."""
+        if not self.fast:
+            return compose_training(overrides, what)
+        cfg = copy.deepcopy(self.cfg)
+        for key, value in values.items():
+            OmegaConf.update(cfg, key, value, merge=False)
+        return cfg
+
+
+_MISSING = object()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,8 +64,20 @@ def resolve_storage(configured: str | None, tracking_uri: str | None = None) -> 
     return _absolute_sqlite(normalize_url(str(url)))
 
 
-def open_storage(url: str, heartbeat_interval: int | None = None) -> optuna.storages.RDBStorage:
+def open_storage(
+    url: str,
+    heartbeat_interval: int | None = None,
+    grace_period: int | None = None,
+    max_retry: int | None = None,
+) -> optuna.storages.RDBStorage:
     """Connect to (and if new, initialise) the storage.
+
+    With ``heartbeat_interval`` (seconds; the sweep config's default is on), each running
+    trial's process writes a heartbeat; a trial whose heartbeat is older than ``grace_period``
+    (default twice the interval) is failed by the next process that starts a trial or opens the
+    study (`optuna.storages.fail_stale_trials`), and run again once (``max_retry``) as a new
+    trial with the same parameters (`RetryFailedTrialCallback`). Why: a killed worker
+    otherwise leaves its trial RUNNING for ever and the study one trial short.
 
     Raises:
         ConfigError: the URL cannot be parsed, its driver is missing or the database cannot be
@@ -77,16 +90,54 @@ def open_storage(url: str, heartbeat_interval: int | None = None) -> optuna.stor
         engine_kwargs["pool_pre_ping"] = True
         engine_kwargs["connect_args"] = {"connect_timeout": 10}
     kwargs: dict[str, Any] = {}
-    if heartbeat_interval:
-        kwargs["heartbeat_interval"] = int(heartbeat_interval)
-        kwargs["grace_period"] = 2 * int(heartbeat_interval)
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+        with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.8
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            if heartbeat_interval:
+                kwargs["heartbeat_interval"] = int(heartbeat_interval)
+                kwargs["grace_period"] = int(grace_period or 2 * int(heartbeat_interval))
+                kwargs.update(_retry_callback(None if max_retry is None else int(max_retry)))
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
     except Exception as exc:  # sqlalchemy, driver and URL errors all mean the same to a user
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ConfigError(
             f"cannot open the Optuna storage {redact_url(url)}: {redact_text(first)}"
         ) from None
+
+
+def _retry_callback(max_retry: int | None) -> dict[str, Any]:
+    """Optuna >= 4.9 renamed `RetryFailedTrialCallback` / `failed_trial_callback` to
+    `RetryHeartbeatStaleTrialCallback` / `heartbeat_stale_trial_callback` (same behaviour)."""
+    storages = optuna.storages
+    if hasattr(storages, "RetryHeartbeatStaleTrialCallback"):
+        retry = storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+        return {"heartbeat_stale_trial_callback": retry}
+    return {"failed_trial_callback": storages.RetryFailedTrialCallback(max_retry=max_retry)}
+
+
+def storage_from_config(url: str, sweep: DictConfig) -> optuna.storages.RDBStorage:
+    """`open_storage` with the heartbeat settings of the `sweep` config node."""
+    return open_storage(
+        url,
+        sweep.get("heartbeat_interval"),
+        sweep.get("grace_period"),
+        sweep.get("max_retry", 1),
+    )
+
+
+def grace_seconds(storage: optuna.storages.BaseStorage) -> float | None:
+    """The storage's heartbeat grace period in seconds, or None when heartbeats are off."""
+    storage = getattr(storage, "_backend", storage)  # a study wraps it in a _CachedStorage
+    if not isinstance(storage, optuna.storages.RDBStorage) or not storage.heartbeat_interval:
+        return None
+    return float(storage.grace_period or 2 * storage.heartbeat_interval)
+
+
+def fail_stale_trials(study: optuna.Study) -> None:
+    """`optuna.storages.fail_stale_trials` without its "experimental" warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
 
 
 def _instantiate(node: DictConfig, what: str, **kwargs: Any) -> Any:

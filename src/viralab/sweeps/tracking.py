@@ -39,6 +39,13 @@ log = logging.getLogger(__name__)
 STATE_TAG = "optuna.state"
 TRIAL_TAG = "optuna.trial_number"
 RUN_ID_ATTR = "mlflow_run_id"
+#: On a parent run: the sweep invocation whose trials it holds (trials: user attribute
+#: `viralab.invocation`), so a later sweep can tell a dead parent from a live one.
+INVOCATION_TAG = "viralab.sweep.invocation"
+#: Trial user attributes: the invocation that ran it; set when it failed in its own process
+#: (a trial failed as stale, its worker dead, has no such mark).
+INVOCATION_ATTR = "viralab.invocation"
+FAILED_ATTR = "viralab.failed"
 
 
 def _tags(values: Mapping[str, Any]) -> list[RunTag]:
@@ -216,3 +223,85 @@ def log_plots(
             except (ValueError, RuntimeError) as exc:  # e.g. every trial had the same params
                 notes["importance_plot"] = f"skipped: {exc}"[:300]
     return notes
+
+
+DEAD_WORKER = (
+    "the process running this trial died (no heartbeat for the grace period): "
+    "Optuna failed the trial and runs it again"
+)
+
+
+def close_orphans(
+    study: optuna.Study,
+    experiment_id: str,
+    *,
+    grace_s: float,
+    current_parent: str | None = None,
+) -> list[str]:
+    """End the MLflow runs a killed sweep process left RUNNING; returns their ids.
+
+    - a trial's run whose Optuna trial is FAIL (failed as stale: its worker died) ends KILLED
+      with `optuna.state=FAIL` and a `viralab.error` saying so (also when `train()` had just
+      finished it: the study never got its value);
+    - a parent run of this study (other than ``current_parent``) ends KILLED when none of its
+      invocation's trials is running and its last trial ended (or it started) more than
+      ``grace_s`` ago: its coordinator is gone, or it would have started the next trial.
+
+    Why: otherwise the UI shows a dead sweep as running for ever. Call it after
+    `optuna.storages.fail_stale_trials` (trials still inside their grace period look alive).
+    """
+    name = study.study_name
+    client = MlflowClient()
+    trials = study.get_trials(deepcopy=False)
+    closed: list[str] = []
+    for trial in trials:  # failed as stale: no mark of a failure in its own process
+        run_id = trial.user_attrs.get(RUN_ID_ATTR)
+        if trial.state != optuna.trial.TrialState.FAIL or trial.user_attrs.get(FAILED_ATTR):
+            continue
+        if not run_id:
+            continue
+        try:
+            run = client.get_run(run_id)
+        except Exception:  # deleted, or another store
+            continue
+        if STATE_TAG in run.data.tags and run.info.status != "RUNNING":
+            continue  # closed before
+        # RUNNING, or FINISHED by train() just before the kill, before Optuna heard of it
+        client.log_batch(run_id, tags=_tags({STATE_TAG: "FAIL", "viralab.error": DEAD_WORKER}))
+        client.set_terminated(run_id, "KILLED")
+        closed.append(run_id)
+    if "'" in name:  # not expressible in an MLflow filter string
+        return closed
+    parents = client.search_runs(
+        [experiment_id],
+        filter_string=(f"tags.`viralab.sweep.study` = '{name}' AND attributes.status = 'RUNNING'"),
+        max_results=1000,
+    )
+    now = time.time()
+    for run in parents:
+        if run.info.run_id == current_parent:
+            continue
+        invocation = run.data.tags.get(INVOCATION_TAG)
+        mine = [t for t in trials if invocation and t.user_attrs.get(INVOCATION_ATTR) == invocation]
+        if any(t.state == optuna.trial.TrialState.RUNNING for t in mine):
+            continue
+        # a trial failed as stale ends "now", when it was found dead: count when it started
+        stamps = [run.info.start_time / 1000.0]
+        stamps += [t.datetime_start.timestamp() for t in mine if t.datetime_start]
+        stamps += [
+            t.datetime_complete.timestamp()
+            for t in mine
+            if t.datetime_complete
+            and (t.state != optuna.trial.TrialState.FAIL or t.user_attrs.get(FAILED_ATTR))
+        ]
+        if now - max(stamps) <= grace_s:
+            continue
+        client.set_tag(
+            run.info.run_id,
+            "viralab.error",
+            "the sweep process ended without closing this run (killed); closed by a later "
+            "sweep of the same study",
+        )
+        client.set_terminated(run.info.run_id, "KILLED")
+        closed.append(run.info.run_id)
+    return closed

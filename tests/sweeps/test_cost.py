@@ -1,0 +1,234 @@
+"""Cheaper tracking keeps what a run logs: the same params, metrics, tags and artifacts as before
+(`fixtures/trial_run_shape_before.json`, written from the code before the change), bar the
+deliberate changes listed in `CHANGES` (and in the README's "Sweeps" section); a sweep killed
+mid-trial keeps every completed trial; the trials' config composed once equals Hydra's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import optuna
+import pytest
+from omegaconf import OmegaConf
+
+from viralab.config import compose
+from viralab.sweep import run_sweep
+from viralab.sweeps.hooks import DATASET_DIGEST_TAG, DATASET_NAME_TAG, DATASET_RUN_TAG
+from viralab.sweeps.plan import TrialComposer
+from viralab.sweeps.space import parse_space
+from viralab.sweeps.tracking import INVOCATION_TAG
+
+FIXTURE = Path(__file__).parent / "fixtures" / "trial_run_shape_before.json"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DATASET = "preference-ratings-sample"
+DATASET_TAGS = {DATASET_DIGEST_TAG, DATASET_NAME_TAG, DATASET_RUN_TAG}
+#: (run, field) -> (removed, added): what a run logs differently on purpose.
+CHANGES: dict[tuple[str, str], tuple[set[str], set[str]]] = {
+    ("trial", "inputs"): ({DATASET}, set()),  # the dataset is logged once, on the parent
+    ("trial", "tags"): (set(), DATASET_TAGS),  # ... and referenced by each trial
+    ("parent", "inputs"): (set(), {DATASET}),
+    ("parent", "tags"): (set(), {INVOCATION_TAG}),  # tells a dead parent from a live one
+}
+
+
+def shape(run_id: str) -> dict[str, list[str]]:
+    """The names a run logged: params, metrics, tags, artifact paths, dataset inputs."""
+    client = mlflow.MlflowClient()
+    run = client.get_run(run_id)
+    artifacts: list[str] = []
+
+    def walk(path: str | None = None) -> None:
+        for item in client.list_artifacts(run_id, path):
+            if item.is_dir:
+                walk(item.path)
+            else:
+                artifacts.append(item.path)
+
+    walk()
+    return {
+        "params": sorted(run.data.params),
+        "metrics": sorted(run.data.metrics),
+        "tags": sorted(run.data.tags),
+        "artifacts": sorted(artifacts),
+        "inputs": sorted(d.dataset.name for d in (run.inputs.dataset_inputs or [])),
+    }
+
+
+def expected(kind: str) -> dict[str, set[str]]:
+    before = json.loads(FIXTURE.read_text())[kind]
+    out = {}
+    for field, names in before.items():
+        removed, added = CHANGES.get((kind, field), (set(), set()))
+        out[field] = (set(names) - removed) | added
+    return out
+
+
+def assert_same_shape(kind: str, run_id: str) -> None:
+    now = {k: set(v) for k, v in shape(run_id).items()}
+    want = expected(kind)
+    for field in want:
+        assert now[field] == want[field], (
+            f"{kind} {field}: missing {sorted(want[field] - now[field])}, "
+            f"new {sorted(now[field] - want[field])}"
+        )
+
+
+def _children(parent_id: str) -> list[Any]:
+    runs = mlflow.MlflowClient().search_runs(
+        [mlflow.get_run(parent_id).info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent_id}'",
+    )
+    return sorted(runs, key=lambda r: int(r.data.tags["optuna.trial_number"]))
+
+
+def test_the_trials_config_composed_once_equals_hydras_composition() -> None:
+    space = parse_space(
+        OmegaConf.create(
+            {
+                "alpha": {"key": "model.alpha", "type": "float", "low": 0.001, "high": 100.0},
+                "scaling": {"key": "features.scaling", "type": "categorical",
+                            "choices": ["min-max", "z-score", "robust"]},
+                "k": {"key": "features.select_k", "type": "categorical", "choices": [20, 0]},
+            }
+        )
+    )  # fmt: skip
+    base = ["model=ridge", "task.multi_output=false", "log_model=false", "register=false"]
+    composer = TrialComposer(base, [k for p in space.params for k in p.keys])
+    assert composer.fast
+    for point in ({"alpha": 0.37, "scaling": "robust", "k": 20},
+                  {"alpha": 12.0, "scaling": "z-score", "k": 0}):  # fmt: skip
+        overrides = [*base, *space.overrides(point), "run_name=t-1"]
+        fast = composer.compose({**space.key_values(point), "run_name": "t-1"}, overrides, "x")
+        assert OmegaConf.to_container(fast, resolve=True) == OmegaConf.to_container(
+            compose(overrides), resolve=True
+        )
+    # a swept key that selects a config group cannot be set on a copy: Hydra composes it
+    assert not TrialComposer(base, ["model"]).fast
+
+
+def test_the_sqlite_store_is_opened_in_wal_mode(mlflow_isolation: str) -> None:
+    from viralab.tracking import configure_tracking, ensure_experiment
+
+    configure_tracking()
+    ensure_experiment("wal-check")
+    path = mlflow_isolation.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as con:
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+@pytest.mark.slow
+def test_a_trial_and_a_training_run_log_what_they_logged_before() -> None:
+    result = run_sweep(["sweep=ridge", "n_trials=2", "data.n_videos=200"])
+    children = _children(result.parent_run_id)
+    assert len(children) == 2
+    for child in children:
+        assert_same_shape("trial", child.info.run_id)
+        tags = child.data.tags
+        assert tags[DATASET_RUN_TAG] == result.parent_run_id
+    assert_same_shape("parent", result.parent_run_id)
+    parent_input = mlflow.get_run(result.parent_run_id).inputs.dataset_inputs[0].dataset
+    assert parent_input.digest == children[0].data.tags[DATASET_DIGEST_TAG]
+
+    from viralab.train import train
+
+    train(compose(["model=ridge", "data.n_videos=200", "register=false", "run_name=shape"]))
+    run = mlflow.search_runs(
+        experiment_names=["preference"], filter_string="tags.mlflow.runName = 'shape'",
+        output_format="list",
+    )[0]  # fmt: skip
+    assert_same_shape("train", run.info.run_id)
+
+
+def _sweep_process(tmp: Path, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/mlruns/mlflow.db"}
+    env.pop("VIRALAB_OPTUNA_STORAGE", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "viralab.sweep", "sweep=ridge", "data.n_videos=200",
+         "sweep.heartbeat_interval=1", "sweep.grace_period=2",
+         f"hydra.run.dir={tmp}/hydra", *args],
+        cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
+def wait_for(predicate: Any, timeout: float, proc: subprocess.Popen | None = None) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the sweep ended early:\n{proc.stdout.read()[-3000:]}")
+        try:
+            value = predicate()
+        except Exception:  # the storage or the store is not created yet
+            value = None
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s")
+
+
+@pytest.mark.slow
+def test_a_sweep_killed_mid_trial_keeps_every_completed_trial_and_is_cleaned_on_resume(
+    tmp_path: Path, mlflow_isolation: str
+) -> None:
+    storage = f"sqlite:///{tmp_path}/mlruns/optuna.db"
+    proc = _sweep_process(tmp_path, "n_trials=30")
+
+    def mid_trial() -> list[optuna.trial.FrozenTrial] | None:
+        trials = optuna.load_study(study_name="ridge", storage=storage).get_trials()
+        done = [t for t in trials if t.state.name == "COMPLETE"]
+        running = [t for t in trials if t.state.name == "RUNNING"]
+        return trials if len(done) >= 2 and running else None
+
+    try:
+        wait_for(mid_trial, 240, proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    study = optuna.load_study(study_name="ridge", storage=storage)
+    trials = study.get_trials()
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    killed = [t for t in trials if t.state.name == "RUNNING"]
+    assert len(complete) >= 2 and len(killed) == 1
+    for t in complete:  # everything a finished trial logged reached the store
+        run = mlflow.get_run(t.user_attrs["mlflow_run_id"])
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["optuna.state"] == "COMPLETE"
+        assert run.data.metrics["cv_mae"] == pytest.approx(t.value)
+        assert_same_shape("trial", run.info.run_id)
+    parent_id = mlflow.get_run(complete[0].user_attrs["mlflow_run_id"]).data.tags[
+        "mlflow.parentRunId"
+    ]
+    assert mlflow.get_run(parent_id).info.status == "RUNNING"  # nobody closed it
+
+    time.sleep(3)  # past the grace period: the killed trial's heartbeat is stale
+    resumed = _sweep_process(tmp_path, "n_trials=1")
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, out[-3000:]
+    trials = optuna.load_study(study_name="ridge", storage=storage).get_trials()
+    assert not [t for t in trials if t.state.name in ("RUNNING", "WAITING")]
+    dead = trials[killed[0].number]
+    assert dead.state.name == "FAIL"
+    retries = [t for t in trials if t.system_attrs.get("failed_trial") == dead.number]
+    assert len(retries) == 1 and retries[0].state.name == "COMPLETE"
+    assert retries[0].params == dead.params
+    assert mlflow.get_run(parent_id).info.status == "KILLED"
+    dead_run = mlflow.get_run(dead.user_attrs["mlflow_run_id"])
+    assert dead_run.info.status == "KILLED"
+    assert dead_run.data.tags["optuna.state"] == "FAIL"
+    running = mlflow.search_runs(
+        experiment_names=["preference"], filter_string="attributes.status = 'RUNNING'",
+        output_format="list",
+    )  # fmt: skip
+    assert running == []
