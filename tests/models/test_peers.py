@@ -93,6 +93,20 @@ def test_boosting_interpolates_between_its_horizons_monotonically() -> None:
     np.testing.assert_allclose(steps[:, [0, 4, 9]], peer.predict(hist[:3], times[:3]))
 
 
+def test_boosting_fits_when_a_day_before_column_has_no_value_at_any_origin() -> None:
+    """Histories a day and half an hour long: "the same minutes a day earlier" exists, the hour
+    before it does not (NaN padding). An all-NaN column cannot be binned; the peer drops it."""
+    rng = np.random.default_rng(1)
+    T = 1440 + 61  # the boosting window: a day and an hour
+    hist = np.cumsum(rng.poisson(2.0, (60, T, 3)), axis=1).astype(float)
+    hist[:, :30, :] = np.nan  # padding: the history starts 30 minutes into the window
+    times = pd.date_range("2025-07-01", periods=60, freq="min", tz="UTC").to_numpy()
+    future = hist[:, -1:, 0] + 2.0 * np.array([[1, 5]])
+    peer = BoostingPeer(max_iter=10, min_samples_leaf=5).fit(0, (1, 5), T, (hist, times, future))
+    out = peer.predict(hist[:4], times[:4])
+    assert out.shape == (4, 2) and np.isfinite(out).all()
+
+
 def test_stats_peer_falls_back_on_a_series_too_short_to_fit() -> None:
     hist = linear_history(n=1, T=6)
     out = StatsPeer("ets").fit(0, (1, 3), 5, (hist, None, None)).predict(hist, None)

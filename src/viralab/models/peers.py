@@ -299,12 +299,17 @@ class BoostingPeer(Peer):
     ) -> None:
         from sklearn.ensemble import HistGradientBoostingRegressor
 
+        self.columns_by_horizon = []
         for j, h in enumerate(self.horizons):
             known = ~np.isnan(future[:, j])
             z = ((future[known, j] - last[known]) / h) / base[known]
             model = HistGradientBoostingRegressor(random_state=seed, **self.params)
-            Xh = np.hstack([X, self.day_before(history, h)]) if self.daily else X
-            self.models.append(model.fit(Xh[known], z))
+            Xh = (np.hstack([X, self.day_before(history, h)]) if self.daily else X)[known]
+            # a column no known origin has (e.g. the day before, when the history is shorter)
+            # cannot be binned: each horizon keeps the columns it has seen
+            columns = ~np.isnan(Xh).all(axis=0)
+            self.columns_by_horizon.append(columns)
+            self.models.append(model.fit(Xh[:, columns], z))
 
     def predict(self, history, times, horizons=None) -> np.ndarray:
         horizons = self.horizons if horizons is None else tuple(int(h) for h in horizons)
@@ -321,6 +326,9 @@ class BoostingPeer(Peer):
                 continue
             with _one_thread():
                 Xh = np.hstack([X, self.day_before(history, h)]) if self.daily else X
+                columns = getattr(self, "columns_by_horizon", None)
+                if columns is not None:
+                    Xh = Xh[:, columns[index[h]]]
                 z = np.maximum(self.models[index[h]].predict(Xh), 0.0)
             cols.append(last + h * z * base)
         return np.maximum(np.column_stack(cols), last[:, None])
