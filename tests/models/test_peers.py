@@ -54,9 +54,12 @@ def test_each_peer_trains_logs_and_registers_through_train(stats_csv: Path, mode
     assert run.data.tags["viralab.model"] == model
     assert run.data.tags["viralab.meets_spec_thresholds"] in {"true", "false"}
     assert set(run.data.metrics) >= HORIZON_METRICS
-    (dataset,) = mlflow.get_run(run.info.run_id).inputs.dataset_inputs
+    inputs = mlflow.get_run(run.info.run_id).inputs.dataset_inputs
+    by_context = {{t.key: t.value for t in d.tags}.get("mlflow.data.context"): d for d in inputs}
+    assert set(by_context) == {"training", "gate"}  # the frozen gate set is logged beside it
+    dataset = by_context["training"]
     tags = {t.key: t.value for t in dataset.tags}
-    assert tags["rows"] == str(270) and tags["videos"] == "2"
+    assert tags["rows"] == str(270 - 54) and tags["videos"] == "2"  # the gate set's 20 % held out
     assert dataset.dataset.digest
     (version,) = mlflow.MlflowClient().search_model_versions("name='youtube-lstm-views'")
     assert version.run_id == run.info.run_id
@@ -105,6 +108,8 @@ def test_boosting_fits_when_a_day_before_column_has_no_value_at_any_origin() -> 
     peer = BoostingPeer(max_iter=10, min_samples_leaf=5).fit(0, (1, 5), T, (hist, times, future))
     out = peer.predict(hist[:4], times[:4])
     assert out.shape == (4, 2) and np.isfinite(out).all()
+    again = from_config(json.loads(json.dumps(peer.config())), peer.models)  # as the pyfunc loads
+    np.testing.assert_allclose(again.predict(hist[:4], times[:4]), out)
 
 
 def test_stats_peer_falls_back_on_a_series_too_short_to_fit() -> None:

@@ -339,6 +339,8 @@ class BoostingPeer(Peer):
             "params": self.params,
             "lookback": self.lookback,
             "daily": self.daily,
+            # per horizon, which feature columns its trees were fitted on
+            "columns": [c.astype(bool).tolist() for c in getattr(self, "columns_by_horizon", [])],
         }
 
 
@@ -358,6 +360,8 @@ def from_config(config: dict[str, Any], models: list[Any] | None = None) -> Peer
             **config["params"],
         )
         peer.models = list(models or [])
+        if config.get("columns"):
+            peer.columns_by_horizon = [np.asarray(c, dtype=bool) for c in config["columns"]]
     else:
         from viralab.errors import ConfigError
 
