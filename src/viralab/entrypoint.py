@@ -176,12 +176,16 @@ def purge_run(run_id: str) -> str:
 
 
 def _vacuum_sqlite(uri: str) -> None:
-    """Deleted rows stay in SQLite's free pages until VACUUM rewrites the file."""
+    """Deleted rows stay in SQLite's free pages until VACUUM rewrites the file; in WAL mode
+    (`tracking.tune_sqlite`) the old pages also sit in the `-wal` file until a checkpoint
+    truncates it."""
     import sqlalchemy
 
     engine = sqlalchemy.create_engine(uri)
     try:
         with engine.connect() as conn:
-            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM")
+            auto = conn.execution_options(isolation_level="AUTOCOMMIT")
+            auto.exec_driver_sql("VACUUM")
+            auto.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         engine.dispose()

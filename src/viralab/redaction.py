@@ -185,8 +185,10 @@ def register_secret(value: str | None) -> None:
     """Mask this value (a URL: its password) everywhere from now on, e.g. a `--database-url`."""
     if not value:
         return
-    passwords = url_passwords(value)
-    _registered.update(passwords or {value})
+    if "://" in value:  # a URL: only its password is secret (none: nothing to mask)
+        _registered.update(url_passwords(value))
+    else:
+        _registered.add(value)
 
 
 def _env_secrets() -> set[str]:

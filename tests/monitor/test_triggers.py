@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from mlflow import MlflowClient
 from omegaconf import OmegaConf
 from typer.testing import CliRunner
 
+from tests.support.services import copy_sqlite
 from viralab.cli import app
 from viralab.config import compose
 from viralab.data.sample import generate_ratings, generate_stats
@@ -79,7 +79,7 @@ def champion_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def use_store(store_uri: str, template: Path) -> str:
     target = Path(store_uri.removeprefix("sqlite:///"))
-    shutil.copyfile(template, target)
+    copy_sqlite(template, target)
     mlflow.set_registry_uri(store_uri)
     return store_uri
 

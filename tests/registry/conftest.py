@@ -6,7 +6,6 @@ migrations (~6 s here), so the store is copied from a template migrated once per
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.registry.kit import RegistryKit
+from tests.support.services import copy_sqlite
 from viralab.registry.markers import RegistrySettings
 from viralab.tracking import ensure_experiment
 
@@ -32,7 +32,7 @@ def fast_store(mlflow_isolation: str, mlflow_template: Path) -> str:
     """Put the migrated template where this test's tracking URI points before MLflow opens it."""
     target = Path(mlflow_isolation.removeprefix("sqlite:///"))
     if not target.exists():
-        shutil.copyfile(mlflow_template, target)
+        copy_sqlite(mlflow_template, target)
     return mlflow_isolation
 
 

@@ -3,7 +3,6 @@ application database it writes (registry_events, the model_versions mirror)."""
 
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import requests
 from sqlalchemy import create_engine, select
 
-from tests.support.services import ManagedProcess, require_service, start_mlflow_server
+from tests.support.services import ManagedProcess, copy_sqlite, require_service, start_mlflow_server
 from viralab.registry.events import read_events
 from viralab.registry.mirror import model_versions
 
@@ -51,7 +50,7 @@ def start_guarded(
 ) -> GuardedServer:
     """Start the server on a copy of the migrated template store (starts in seconds)."""
     backend = base / "backend.db"
-    shutil.copyfile(template, backend)
+    copy_sqlite(template, backend)
     app_db = f"sqlite:///{base}/viralab.db"
     env = {
         "VIRALAB_DATABASE_URL": app_db,

@@ -6,7 +6,6 @@ A real `mlflow server` subprocess; the UI's promotion is the REST call it makes.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ import requests
 from mlflow import MlflowClient
 
 from tests.registry.kit import GOOD_FORECAST, GOOD_PREFERENCE, RegistryKit
-from tests.support.services import free_port, require_service, wait_for_port
+from tests.support.services import copy_sqlite, free_port, require_service, wait_for_port
 from viralab.registry.sync import sync_registry
 from viralab.tracking import ensure_experiment
 
@@ -35,7 +34,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Pat
         require_service(f"mlflow server: {mlflow_bin} not found")
     base = tmp_path_factory.mktemp("mlflow-server")
     backend = base / "backend.db"
-    shutil.copyfile(mlflow_template, backend)  # already migrated: starts in seconds
+    copy_sqlite(mlflow_template, backend)  # already migrated: starts in seconds
     port = free_port()
     log = (base / "server.log").open("w")
     proc = subprocess.Popen(

@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, event, select
 from typer.testing import CliRunner
 
 from tests.registry.kit import GOOD_PREFERENCE, RegistryKit
+from tests.support.services import copy_sqlite
 from viralab.registry import events as events_module
 from viralab.registry.client import RegistryError
 from viralab.registry.commands import EXIT_ERROR, app
@@ -160,7 +161,7 @@ def test_sync_against_an_empty_registry_refuses_and_deletes_nothing(
     assert mirror(app_db) == {1: True, 2: False}
     empty = tmp_path / "elsewhere" / "mlflow.db"  # e.g. cron started in another directory
     empty.parent.mkdir()
-    shutil.copyfile(mlflow_template, empty)
+    copy_sqlite(mlflow_template, empty)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{empty}")
     refused = runner.invoke(app, ["sync"])
     assert refused.exit_code == EXIT_ERROR

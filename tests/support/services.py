@@ -339,3 +339,17 @@ def start_model_server(model_uri: str, tracking_uri: str) -> ManagedProcess:
         "1",
     ]
     return _spawn(cmd, port, env, "model-server", timeout=180)
+
+
+def copy_sqlite(source: Path | str, target: Path | str) -> None:
+    """Copy a SQLite database as one consistent file. Our stores run in WAL mode
+    (`viralab.tracking.tune_sqlite`): recent commits live in `<db>-wal` until a checkpoint, so a
+    plain file copy of the main file can miss them (an MLflow store then reads as an older
+    schema). SQLite's backup API copies the database as its connections see it."""
+    import sqlite3
+
+    with (
+        contextlib.closing(sqlite3.connect(str(source))) as src,
+        contextlib.closing(sqlite3.connect(str(target))) as dst,
+    ):
+        src.backup(dst)
