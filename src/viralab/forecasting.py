@@ -505,6 +505,9 @@ def _spec_params(cfg: DictConfig, data: Prepared, target: str) -> dict[str, Any]
 
 
 def _log_params(params: Mapping[str, Any]) -> None:
+    # under async logging the config params may still be queued: a key queued twice lands in
+    # one merged log_batch, which MLflow refuses whole ("Duplicate parameter keys")
+    mlflow.flush_async_logging()
     existing = mlflow.get_run(mlflow.active_run().info.run_id).data.params
     mlflow.log_params({k: v for k, v in params.items() if k not in existing})
 
