@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -181,7 +182,8 @@ def test_no_new_ratings_nothing_fires(champion: str, tmp_path: Path) -> None:
     assert "newest training rating" in result.basis
     run = MlflowClient().get_run(result.run.run_id)
     assert run.data.tags[TAG_MAX_RATED_AT] == result.cutoff.isoformat()
-    assert run.data.tags["viralab.data.n_ratings"] == "220"
+    # 220 usable ratings, of which the frozen gate set (issue 13) holds back 20 %
+    assert run.data.tags["viralab.data.n_ratings"] == str(220 - 44)
 
 
 @pytest.mark.slow
@@ -208,7 +210,8 @@ def test_shifted_features_fire_the_drift_trigger_with_figures(
     assert drift.status == FIRED and drift.figure > 1.0
     assert {f.feature for f in result.drift.drifting} == set(SHIFTED)
     assert result.drift.max_feature in SHIFTED and result.drift.n_recent == 60
-    assert "2/156 features drift" in drift.figure_text
+    # the encoded feature count depends on the rows trained on (the gate set is held back)
+    assert re.search(r"\b2/\d+ features drift", drift.figure_text), drift.figure_text
     assert result.metrics()["trigger.feature_drift.n_drifting"] == 2
     assert result.tags()["viralab.triggers_fired"] == "new_ratings,feature_drift"
 

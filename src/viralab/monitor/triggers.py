@@ -652,7 +652,8 @@ def forecast_recent_mae(
         return float("nan"), 0
     k = seq.COUNT_COLUMNS.index(settings["target_column"])
     counts = seq.predictions_to_counts(
-        predict_scaled(inner.network, windows.X),
+        # the network answers every horizon; its first output is the next step (H = 1)
+        predict_scaled(inner.network, windows.X, n_outputs=1)[:, 0],
         windows.levels[:, :, k],
         settings["predict"],
         inner.scaler,
