@@ -56,6 +56,19 @@ def aliases(kit: RegistryKit) -> dict[str, int]:
     return {k: int(v) for k, v in kit.client.get_registered_model("preference").aliases.items()}
 
 
+def dialog_closes(page, shot: str) -> None:
+    """The alias dialog closes after a successful save; when it does not, say what it shows
+    (a refusal's message) and keep a screenshot."""
+    from playwright.sync_api import expect
+
+    try:
+        expect(page.get_by_role("dialog")).to_have_count(0, timeout=90_000)
+    except AssertionError:
+        page.screenshot(path=SHOTS / shot, full_page=True)
+        text = page.get_by_role("dialog").first.inner_text()
+        raise AssertionError(f"the alias dialog stayed open: {text!r}") from None
+
+
 def add_champion_alias(page, shot: str) -> None:
     """Open the version page's alias editor ("Add", or the pencil once a version has one),
     type `champion` into its combobox and press "Save aliases"."""
@@ -70,7 +83,7 @@ def add_champion_alias(page, shot: str) -> None:
 
 
 def test_reviewer_promotes_in_the_browser(server, kit):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import sync_playwright
 
     SHOTS.mkdir(parents=True, exist_ok=True)
     kit.quick_version("preference", GOOD_PREFERENCE)  # v1: champion
@@ -102,7 +115,7 @@ def test_reviewer_promotes_in_the_browser(server, kit):
             page.screenshot(path=SHOTS / "1-challenger-evidence.png", full_page=True)
 
             add_champion_alias(page, "2-adding-champion.png")
-            expect(page.get_by_role("dialog")).to_have_count(0, timeout=90_000)
+            dialog_closes(page, "2b-after-save.png")
             saved_at = time.monotonic()
             while server.active("preference") != 2 and time.monotonic() - saved_at < 2.0:
                 time.sleep(0.1)
