@@ -54,6 +54,9 @@ def start_guarded(
     app_db = f"sqlite:///{base}/viralab.db"
     env = {
         "VIRALAB_DATABASE_URL": app_db,
+        # its own gate sets (in the app DB, as in production), never the session-wide store
+        # other modules' training freezes real-feature gate sets into
+        "VIRALAB_GATE_SETS_URL": app_db,
         "VIRALAB_SERVER_OVERRIDES": f"registry.guard.policy={policy}",
     }
     if auth:
