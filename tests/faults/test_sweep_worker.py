@@ -44,6 +44,26 @@ def _trials(storage: str) -> list[optuna.trial.FrozenTrial]:
         return []
 
 
+def _kill_mid_trial(
+    storage: str, trial: optuna.trial.FrozenTrial
+) -> optuna.trial.FrozenTrial | None:
+    """SIGKILL the trial's worker only if the trial is still running once the worker is frozen.
+
+    The trial seen RUNNING a moment ago may have finished since (a ridge trial takes about a
+    second; on a loaded machine polling lags): freezing the worker first (SIGSTOP) makes the
+    check and the kill see the same state. None (worker resumed) when the trial had finished
+    or the storage could not be read.
+    """
+    pid = int(trial.user_attrs["viralab.pid"])
+    os.kill(pid, signal.SIGSTOP)
+    now = next((t for t in _trials(storage) if t.number == trial.number), None)
+    if now is not None and now.state.name == "RUNNING":
+        os.kill(pid, signal.SIGKILL)
+        return now
+    os.kill(pid, signal.SIGCONT)
+    return None
+
+
 def test_a_killed_worker_s_trials_are_finished_by_the_other(tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path}/mlruns/optuna.db"
     coordinator = _sweep(tmp_path, f"n_trials={N_TRIALS}", "workers=2")
@@ -57,10 +77,10 @@ def test_a_killed_worker_s_trials_are_finished_by_the_other(tmp_path: Path) -> N
             for t in trials:
                 worker = t.user_attrs.get("viralab.worker")
                 if started and t.state.name == "RUNNING" and worker == "2":
-                    victim = t
+                    victim = _kill_mid_trial(storage, t)
+                    break
             time.sleep(0.2)
         assert victim is not None, "worker 2 never ran a trial"
-        os.kill(int(victim.user_attrs["viralab.pid"]), signal.SIGKILL)
         out, _ = coordinator.communicate(timeout=400)
     finally:
         if coordinator.poll() is None:
