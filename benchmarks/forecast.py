@@ -7,7 +7,8 @@ Runs the real `train(cfg)` path (data, fit, evaluation, logging, registration) f
 `target=all` of each model into one throwaway MLflow store and prints, per target and horizon
 (`task.horizons`, default 1, 15, 60, 240): MAE in original counts and MASE (per-video MAE /
 persistence MAE) of each model and of each naive baseline on the same test origins, the 80 %
-interval coverage of each model, and each model's fit time. Overrides after the options go to
+interval coverage of each model, its mean width (counts, and as a multiple of its MAE: the
+``width80`` rows), and each model's fit time. Overrides after the options go to
 every model (e.g. `task.origin_stride=10`).
 
 Floors (exit 1 when one is missed): the three LSTM targets <= 60 s of fit time and <= 120 s
@@ -117,6 +118,12 @@ def main(argv: list[str]) -> int:
                 mase = base.get(f"baseline_{name}_mase_h{h}", mae / pers if pers else float("nan"))
                 cells.append(f"{mae:9.3f} {mase:5.3f}     ")
             print(f"{'naive ' + name:<25} " + " ".join(f"{c:>20}" for c in cells))
+        for model, m in per.items():
+            cells = []
+            for h in horizons:
+                width, mae = m.get(f"width80_h{h}", float("nan")), m.get(f"mae_h{h}", float("nan"))
+                cells.append(f"{width:9.1f} {width / mae if mae else float('nan'):5.2f}     ")
+            print(f"{model + ' width80':<25} " + " ".join(f"{c:>20}" for c in cells))
         if 60 in horizons:
             best_model = min(per, key=lambda k: per[k].get("mae_h60", float("inf")))
             m = per[best_model]

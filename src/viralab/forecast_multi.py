@@ -7,7 +7,8 @@ origins:
 
 - ``fit`` origins: every training window (stride 1) with its targets inside the fit rows;
 - ``val`` origins: every ``task.origin_stride``-th validation window: the naive ``best``
-  choice and the conformal intervals are calibrated there;
+  choice and the conformal intervals are calibrated there (symmetric, normalized by the
+  recent rate and how fast it turns: ``forecast_eval``'s docstring says why);
 - ``test`` origins: every ``task.origin_stride``-th test window: the per-horizon metrics.
 
 The next-step contract metrics (``mae``, ``mase``, ``relative_mae``, ``baseline_*_mae``: what
@@ -311,6 +312,7 @@ def log_horizon_artifacts(judgement: HorizonJudgement, horizons: tuple[int, ...]
         {
             "horizons": list(horizons),
             "interval_level": fe.LEVEL,
+            "interval_scale": fe.SCALE,
             "interval_quantiles": {
                 str(h): list(q) for h, q in zip(horizons, judgement.quantiles, strict=True)
             },

@@ -596,6 +596,7 @@ def log_forecast_model(
         "input_index": data.input_index(target),
         "input_columns": list(data.inputs.columns),
         "interval_level": fm.fe.LEVEL,
+        "interval_scale": fm.fe.SCALE,
         "interval_quantiles": {}
         if judgement is None
         else {str(h): list(q) for h, q in zip(horizons, judgement.quantiles, strict=True)},

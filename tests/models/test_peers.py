@@ -211,6 +211,28 @@ def test_direct_horizons_give_points_and_intervals_per_video() -> None:
     assert np.isnan(odd["lower_80"].iloc[0])
 
 
+def test_served_band_uses_the_scale_the_model_was_calibrated_with() -> None:
+    """Issue 16: the pyfunc widens the band as the judge did (``interval_scale``), from the
+    newest 61 rows; a model saved before the fix (no ``interval_scale``) keeps the plain-rate
+    scale its quantiles were calibrated on."""
+    from viralab import forecast_eval as fe
+
+    rows = video_rows("a", n=90)
+    rows.loc[75:, "view_count"] = rows.loc[74, "view_count"] + 20 * np.arange(1, 16)  # turns
+    legacy = naive_model()
+    fixed = naive_model()
+    fixed.settings["interval_scale"] = fe.SCALE
+    old = legacy.predict(None, rows, params={"horizons": [15]}).iloc[0]
+    new = fixed.predict(None, rows, params={"horizons": [15]}).iloc[0]
+    history = rows["view_count"].to_numpy(dtype="float64")[None, -61:]
+    expected = fe.scale(history, (15,))[0, 0] * 0.5  # the model's quantile at H = 15
+    assert new["upper_80"] - new["prediction"] == pytest.approx(expected)
+    assert old["upper_80"] - old["prediction"] == pytest.approx(
+        fe.scale(history, (15,), "rate")[0, 0] * 0.5
+    )
+    assert new["upper_80"] > old["upper_80"]
+
+
 def test_forecast_cost_is_capped_with_a_line_saying_what_to_do() -> None:
     model = naive_model()
     with pytest.raises(DataError, match="between 1 and 1440"):

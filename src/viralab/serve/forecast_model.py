@@ -16,9 +16,10 @@ server whose artifact store only training jobs can write.
 **Multi-horizon (the documented way):** ``params={"horizons": [1, 15, 60, 240]}`` returns one
 row per video and horizon: ``video_id``, ``timestamp`` (origin + H), ``horizon``, ``target``,
 ``prediction`` and the 80 % interval ``lower_80``/``upper_80`` (split conformal, calibrated on
-the validation part per horizon; NaN for a horizon the model was not calibrated at). Direct
-forecasts: one network call per video whatever the horizons. Pass at least 61 rows (peers:
-241) for the same history the run was judged with.
+the validation part per horizon with the scale named by ``interval_scale`` in the settings:
+``forecast_eval.scale``, read from the newest 61 rows as in training; NaN for a horizon the
+model was not calibrated at). Direct forecasts: one network call per video whatever the
+horizons. Pass at least 61 rows (peers: 241) for the same history the run was judged with.
 
 Input: rows of one video (several videos are forecast one by one), the spec's columns
 ``timestamp``, ``video_id`` (optional), ``view_count``, ``like_count``, ``comment_count``;
@@ -245,7 +246,10 @@ def forecast_horizons(
     calibrated = settings.get("interval_quantiles", {})
     q = [calibrated.get(str(h), [np.nan, np.nan]) for h in horizons]
     last = history[0, -1, k]
-    lower, upper = intervals(point, scale(history[:, :, k], horizons), q, np.array([last]))
+    # the scale the quantiles were calibrated with; models from before issue 16's fix stored
+    # none and were calibrated on the plain-rate scale
+    method = settings.get("interval_scale", "rate")
+    lower, upper = intervals(point, scale(history[:, :, k], horizons, method), q, np.array([last]))
     step = pd.Timedelta(pd.tseries.frequencies.to_offset(settings.get("frequency", "1min")))
     return pd.DataFrame(
         {
