@@ -75,7 +75,7 @@ from viralab.sweeps.study import (
     open_study,
     storage_from_config,
 )
-from viralab.tracking import async_logging, configure_tracking
+from viralab.tracking import async_logging, configure_tracking, no_run_links
 
 log = logging.getLogger(__name__)
 
@@ -123,12 +123,16 @@ class SweepResult:
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """Hide a trial's own console output (its run holds everything); errors still show."""
+    """Hide a trial's own console output (its run holds everything); errors still show.
+
+    Its run's "View run" link is not even fetched (`no_run_links`): one request per trial
+    against a tracking server.
+    """
     levels = {name: logging.getLogger(name).level for name in ("viralab", "mlflow")}
     logging.getLogger("viralab").setLevel(logging.WARNING)
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()), no_run_links():
             yield
     finally:
         for name, level in levels.items():
