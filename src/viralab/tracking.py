@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -119,6 +120,9 @@ def async_logging() -> Iterator[None]:
     from mlflow.environment_variables import MLFLOW_ENABLE_ASYNC_LOGGING
 
     was = MLFLOW_ENABLE_ASYNC_LOGGING.get()
+    if was:  # an outer async_logging (a sweep trial's) flushes, merging this body's writes
+        yield  # with what it queues after (the trial's state tags)
+        return
     buffering = os.environ.get(ASYNC_BUFFER_ENV)
     # With a buffering time, MLflow's logging thread waits on its stop event and then merges
     # everything queued into as few `log_batch` calls as the limits allow; without one it logs
@@ -286,9 +290,16 @@ def tracked_run(
     Under `mlflow run`, `MLFLOW_RUN_ID` names the run the project launcher already created:
     the first top-level run attaches to it (no orphan second run) and keeps its experiment.
     A run opened while another is active becomes its child (`nested` is implied), in the
-    parent's experiment; `nested=True` only forbids attaching to `MLFLOW_RUN_ID`.
+    parent's experiment; `nested=True` only forbids attaching to `MLFLOW_RUN_ID`. Inside
+    `offer_active_run` (a sweep trial) the first non-nested one logs into the offered active
+    run instead, and leaves ending it to whoever opened it.
     """
     parent = mlflow.active_run()
+    offered = _offered_run.get()
+    if offered and not nested and parent is not None and parent.info.run_id == offered[0]:
+        offered.clear()  # taken: runs opened inside this one are its children
+        yield from _log_into(parent, run_name, tags)
+        return
     attach_id = os.environ.get("MLFLOW_RUN_ID") if not nested else None
     if attach_id and parent is None:
         run_ctx = mlflow.start_run(run_id=attach_id)
@@ -312,6 +323,44 @@ def tracked_run(
             with contextlib.suppress(Exception):
                 mlflow.set_tag("viralab.error", redact_text(f"{type(exc).__name__}: {exc}")[:500])
             raise
+
+
+def _log_into(run: Run, run_name: str, tags: Mapping[str, str] | None) -> Iterator[Run]:
+    """`tracked_run`'s body in an offered run: the same name and tags, error tag on a raise."""
+    if run.info.run_name != run_name:
+        mlflow.set_tag("mlflow.runName", run_name)
+    if tags:
+        mlflow.set_tags(redact(dict(tags)))
+    try:
+        yield run
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            mlflow.set_tag("viralab.error", redact_text(f"{type(exc).__name__}: {exc}")[:500])
+        raise
+
+
+#: The active run a caller opened for the next `tracked_run` to log into (one-element list,
+#: emptied once taken), or None.
+_offered_run: ContextVar[list[str] | None] = ContextVar("viralab_offered_run", default=None)
+
+
+@contextlib.contextmanager
+def offer_active_run() -> Iterator[str]:
+    """Offer the active run to the first top-level `tracked_run` of the body; yields its id.
+
+    Why: a sweep opens each trial's run itself (it needs the run's id before training, and
+    sets the trial's state when training returns). Handing the open run over, rather than
+    re-opening it by id through `MLFLOW_RUN_ID`, saves MLflow's reads and status update of a
+    resumed run, and the trial's final tags join its queued writes. The caller ends the run.
+    """
+    run = mlflow.active_run()
+    if run is None:
+        raise RuntimeError("offer_active_run() needs an active MLflow run")
+    token = _offered_run.set([run.info.run_id])
+    try:
+        yield run.info.run_id
+    finally:
+        _offered_run.reset(token)
 
 
 def git_commit(path: Path | None = None) -> str | None:
