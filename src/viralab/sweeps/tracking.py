@@ -146,18 +146,22 @@ def finish_trial_run(
             client.delete_tag(run_id, "viralab.error")
     elif error is not None:
         tags["viralab.error"] = redact_text(f"{type(error).__name__}: {error}")[:500]
-    client.log_batch(run_id, tags=_tags(tags), synchronous=not MLFLOW_ENABLE_ASYNC_LOGGING.get())
     status = "FINISHED"
     if state == "PRUNED":
         status = "KILLED"
     elif state == "FAIL":
         interrupted = isinstance(error, KeyboardInterrupt | SystemExit)
         status = "KILLED" if interrupted else "FAILED"
-    active = mlflow.active_run()
-    if active is not None and active.info.run_id == run_id:
-        mlflow.end_run(status)
-    else:  # not on this thread's stack (a family ended it): set the status all the same
-        client.set_terminated(run_id, status)
+    try:
+        client.log_batch(
+            run_id, tags=_tags(tags), synchronous=not MLFLOW_ENABLE_ASYNC_LOGGING.get()
+        )
+    finally:  # the run leaves the thread's stack even then: the next trial opens its own
+        active = mlflow.active_run()
+        if active is not None and active.info.run_id == run_id:
+            mlflow.end_run(status)
+        else:  # not on this thread's stack (a family ended it): set the status all the same
+            client.set_terminated(run_id, status)
 
 
 def log_sweep_start(
