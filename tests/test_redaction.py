@@ -254,3 +254,19 @@ def test_is_redacted_reads_every_mask() -> None:
     assert is_redacted(REDACTED) and is_redacted(f"postgresql://u:{REDACTED}@h/db")
     assert is_redacted(f"postgresql://h/db?password={REDACTED}")
     assert not is_redacted("postgresql://u@h/db") and not is_redacted(3)
+
+
+def test_known_secrets_follow_the_environment_after_a_cached_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from viralab.redaction import known_secrets, redact_text
+
+    value = "cached-answer-s3cret-77"
+    monkeypatch.delenv("VIRALAB_TEST_PASSWORD", raising=False)
+    assert value not in known_secrets()
+    assert known_secrets() == known_secrets()  # the cached answer, a fresh list each time
+    monkeypatch.setenv("VIRALAB_TEST_PASSWORD", value)
+    assert value in known_secrets()
+    assert value not in redact_text(f"connected with {value}")
+    monkeypatch.delenv("VIRALAB_TEST_PASSWORD")
+    assert value not in known_secrets()

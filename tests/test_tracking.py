@@ -1,4 +1,4 @@
-"""Tracking URI resolution and attaching to the run `mlflow run` created."""
+"""Tracking URI resolution, attaching to `mlflow run`'s run, offered runs, artifact batches."""
 
 from __future__ import annotations
 
@@ -7,7 +7,13 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from viralab.tracking import ensure_experiment, resolve_tracking_uri, tracked_run
+from viralab.tracking import (
+    artifact_batch,
+    ensure_experiment,
+    offer_active_run,
+    resolve_tracking_uri,
+    tracked_run,
+)
 
 
 def test_env_tracking_uri_wins(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -56,3 +62,39 @@ def test_run_ends_failed_when_the_body_raises() -> None:
     failed = mlflow.get_run(run_id)
     assert failed.info.status == "FAILED"
     assert "bad thing" in failed.data.tags["viralab.error"]
+
+
+def test_an_offered_run_is_logged_into_and_left_open_for_its_opener() -> None:
+    exp_id = ensure_experiment("offered")
+    with (
+        mlflow.start_run(experiment_id=exp_id, run_name="trial-0") as opened,
+        offer_active_run(),
+    ):
+        with tracked_run(experiment="elsewhere", run_name="trial-0", tags={"k": "v"}) as run:
+            assert run.info.run_id == opened.info.run_id
+            with tracked_run(experiment="elsewhere", run_name="inner") as inner:
+                assert inner.info.run_id != opened.info.run_id  # taken once: a child
+        assert mlflow.active_run().info.run_id == opened.info.run_id  # not ended
+        assert mlflow.get_run(opened.info.run_id).info.status == "RUNNING"
+        with pytest.raises(RuntimeError), tracked_run(experiment="e", run_name="x"):
+            raise RuntimeError("not offered twice")  # a new child, ended FAILED
+    run = mlflow.get_run(opened.info.run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["k"] == "v"
+    assert mlflow.get_run(inner.info.run_id).data.tags["mlflow.parentRunId"] == run.info.run_id
+
+
+def test_an_artifact_batch_writes_what_mlflow_log_dict_writes(tmp_path: Path) -> None:
+    payload = {"b": [1, 2.5], "a": {"nested": Path("x")}}
+    with mlflow.start_run() as run:
+        mlflow.log_dict(payload, "direct/one.json")
+        with artifact_batch() as batch:
+            batch.dict(payload, "batched/one.json")
+            batch.dict(payload, "batched/one.yaml")
+            batch.text("hello", "batched/deep/t.txt")
+        mlflow.log_dict(payload, "direct/one.yaml")
+    root = Path(mlflow.get_run(run.info.run_id).info.artifact_uri.removeprefix("file://"))
+    for name in ("one.json", "one.yaml"):
+        assert (root / "batched" / name).read_bytes() == (root / "direct" / name).read_bytes()
+    assert (root / "batched/deep/t.txt").read_text() == "hello"
+    with mlflow.start_run(), artifact_batch() as batch, pytest.raises(ValueError):
+        batch.path("../outside.txt")

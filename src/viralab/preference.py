@@ -70,7 +70,13 @@ from viralab.serve.preference_model import (
     PreferenceModel,
     save_pipeline,
 )
-from viralab.tracking import async_logging, log_config, tracked_run
+from viralab.tracking import (
+    ArtifactBatch,
+    artifact_batch,
+    async_logging,
+    log_config,
+    tracked_run,
+)
 
 log = logging.getLogger(__name__)
 
@@ -489,20 +495,26 @@ def model_requirements() -> list[str]:
     return pins
 
 
-def log_correlations(report: CorrelationReport, plots: bool = True, metrics: bool = True) -> None:
+def log_correlations(
+    report: CorrelationReport,
+    plots: bool = True,
+    metrics: bool = True,
+    artifacts: ArtifactBatch | None = None,
+) -> None:
     """`correlations.csv`, `correlations.png`, `feature_importance_snapshot.json`, counts
-    (``metrics=False``: the caller logs `report.metrics()` in its own batch)."""
+    (``metrics=False``: the caller logs `report.metrics()` in its own batch; ``artifacts``: the
+    caller's artifact batch, uploaded with the rest of the run's files)."""
     if metrics:
         mlflow.log_metrics(report.metrics())
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "correlations.csv"
-        report.table.to_csv(path, index=False)
-        mlflow.log_artifact(str(path))
+    if artifacts is None:
+        with artifact_batch() as batch:
+            return log_correlations(report, plots=plots, metrics=False, artifacts=batch)
+    report.table.to_csv(artifacts.path("correlations.csv"), index=False)
     if plots:
-        mlflow.log_figure(
+        artifacts.figure(
             correlation_bars(report.top_positive, report.top_negative), "correlations.png"
         )
-    mlflow.log_dict(report.snapshot(), "feature_importance_snapshot.json")
+    artifacts.dict(report.snapshot(), "feature_importance_snapshot.json")
 
 
 def log_dataset(cfg: DictConfig, frame: pd.DataFrame) -> None:
@@ -563,34 +575,37 @@ def log_preference(
         synchronous=not MLFLOW_ENABLE_ASYNC_LOGGING.get(),
     )
     log_dataset(cfg, frame)
-    log_retrain_basis(cfg, result, frame, tags=False)
-    encoder = result.pipeline.named_steps["features"]
-    mlflow.log_dict(result.feature_weights, "feature_weights.json")
-    mlflow.log_dict({k: m.as_dict() for k, m in encoder.metadata_.items()}, "feature_metadata.json")
-    plots = bool(cfg.get("log_plots", True))
-    if result.correlations is not None:
-        log_correlations(result.correlations, plots=plots, metrics=False)
-    mlflow.log_dict(result.errors, "error_analysis.json")
-    y_test = result.test[LABEL].to_numpy()
-    if plots:
-        mlflow.log_figure(
-            predicted_vs_actual(y_test, result.test_pred), "plots/predicted_vs_actual.png"
+    # the run's files go up together when the batch ends (concurrently to a server), before
+    # the model: its logging reads nothing of them
+    with artifact_batch() as artifacts:
+        log_retrain_basis(cfg, result, frame, tags=False, artifacts=artifacts)
+        encoder = result.pipeline.named_steps["features"]
+        artifacts.dict(result.feature_weights, "feature_weights.json")
+        artifacts.dict(
+            {k: m.as_dict() for k, m in encoder.metadata_.items()}, "feature_metadata.json"
         )
-        mlflow.log_figure(
-            residuals(y_test, result.test_pred, float(cfg.task.get("error_threshold", 0.2))),
-            "plots/residuals.png",
+        plots = bool(cfg.get("log_plots", True))
+        if result.correlations is not None:
+            log_correlations(result.correlations, plots=plots, metrics=False, artifacts=artifacts)
+        artifacts.dict(result.errors, "error_analysis.json")
+        y_test = result.test[LABEL].to_numpy()
+        if plots:
+            artifacts.figure(
+                predicted_vs_actual(y_test, result.test_pred), "plots/predicted_vs_actual.png"
+            )
+            artifacts.figure(
+                residuals(y_test, result.test_pred, float(cfg.task.get("error_threshold", 0.2))),
+                "plots/residuals.png",
+            )
+        result.test[[ANALYSIS_COLUMN]].assign(__label__=result.test[LABEL]).to_parquet(
+            artifacts.path("eval/test_set.parquet")
         )
-    with tempfile.TemporaryDirectory() as tmp:
-        eval_path = Path(tmp) / "test_set.parquet"
-        result.test[[ANALYSIS_COLUMN]].assign(__label__=result.test[LABEL]).to_parquet(eval_path)
-        mlflow.log_artifact(str(eval_path), artifact_path="eval")
         if result.dimensions is not None:
             dims = result.dimensions
-            mlflow.log_dict(dims.metrics, "dimensions/metrics.json")
-            mlflow.log_dict(dims.weights, "dimensions/feature_weights.json")
-            dims_path = Path(tmp) / "pipeline.joblib"
-            joblib.dump(dims.pipeline, dims_path)
-            mlflow.log_artifact(str(dims_path), artifact_path="dimensions")
+            artifacts.dict(dims.metrics, "dimensions/metrics.json")
+            artifacts.dict(dims.weights, "dimensions/feature_weights.json")
+            joblib.dump(dims.pipeline, artifacts.path("dimensions/pipeline.joblib"))
+    with tempfile.TemporaryDirectory() as tmp:
         if not cfg.get("log_model", True):  # sweep trials: numbers only, no model
             return None
         return log_model(cfg, result, Path(tmp))
@@ -660,11 +675,16 @@ def retrain_basis_tags(frame: pd.DataFrame) -> dict[str, str]:
 
 
 def log_retrain_basis(
-    cfg: DictConfig, result: PreferenceResult, frame: pd.DataFrame, tags: bool = True
+    cfg: DictConfig,
+    result: PreferenceResult,
+    frame: pd.DataFrame,
+    tags: bool = True,
+    artifacts: ArtifactBatch | None = None,
 ) -> None:
     """What a later retrain check compares the current data with: the data cutoff and size
     (run tags; ``tags=False``: the caller logs `retrain_basis_tags` in its own batch) and the
-    training rows' binned feature distribution (`drift/reference.json`)."""
+    training rows' binned feature distribution (`drift/reference.json`; in the caller's
+    ``artifacts`` batch if given)."""
     from viralab.monitor.drift import REFERENCE_ARTIFACT, build_reference
 
     if tags:
@@ -678,7 +698,10 @@ def log_retrain_basis(
         train_rows[[ANALYSIS_COLUMN]],
         bins=int(retrain_cfg.get("reference_bins", 10)),
     )
-    mlflow.log_dict(reference, REFERENCE_ARTIFACT)
+    if artifacts is None:
+        mlflow.log_dict(reference, REFERENCE_ARTIFACT)
+    else:
+        artifacts.dict(reference, REFERENCE_ARTIFACT)
 
 
 # ------------------------------------------------------------------------------------------

@@ -203,14 +203,30 @@ def _env_secrets() -> set[str]:
     return found
 
 
+#: (the environment and registered secrets it was computed from, `known_secrets()`'s answer)
+_known_cache: tuple[tuple[tuple[tuple[str, str], ...], frozenset[str]], list[str]] | None = None
+
+
 def known_secrets() -> list[str]:
-    """Every secret value known now, in each form it may be printed, longest first."""
+    """Every secret value known now, in each form it may be printed, longest first.
+
+    Recomputed only when the environment or the registered secrets changed. Why: every
+    `redact_text` asks for it, a logged config a few hundred times (each key and value), and
+    reading it means checking every environment variable and parsing each URL among them
+    (SQLAlchemy's `make_url`): most of a sweep trial's config-logging time.
+    """
+    global _known_cache
+    key = (tuple(os.environ.items()), frozenset(_registered))
+    if _known_cache is not None and _known_cache[0] == key:
+        return list(_known_cache[1])
     forms: set[str] = set()
     for secret in _env_secrets() | _registered:
         for form in (secret, quote(secret, safe=""), quote(secret), quote_plus(secret)):
             if len(form) >= MIN_SECRET_LENGTH:
                 forms.add(form)
-    return sorted(forms, key=len, reverse=True)
+    found = sorted(forms, key=len, reverse=True)
+    _known_cache = (key, found)
+    return list(found)
 
 
 def _mask_known(text: str) -> str:

@@ -75,7 +75,7 @@ from viralab.sweeps.study import (
     open_study,
     storage_from_config,
 )
-from viralab.tracking import async_logging, configure_tracking
+from viralab.tracking import async_logging, configure_tracking, no_run_links
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +195,18 @@ class _Objective:
             overrides,
             f"trial {trial.number} does not compose",
         )
+        # A tracked trial's writes are queued from its run's start and written when it ends
+        # (`finish_trial_run`); a hidden trial's run link is not even fetched (a request).
+        with (
+            async_logging() if self.parent_run_id else contextlib.nullcontext(),
+            no_run_links() if self.quiet else contextlib.nullcontext(),
+        ):
+            return self._tracked(trial, cfg, run_name, overrides)
+
+    def _tracked(
+        self, trial: optuna.Trial, cfg: DictConfig, run_name: str, overrides: list[str]
+    ) -> float:
+        plan = self.plan
         run_id = None
         if self.parent_run_id:
             run_id = runs.start_trial_run(
@@ -216,7 +228,6 @@ class _Objective:
                 active_trial(trial),
                 sweep_parent(self.parent_run_id),
                 runs.adopt_run(run_id),
-                async_logging() if run_id else contextlib.nullcontext(),
                 _quiet() if self.quiet else contextlib.nullcontext(),
             ):
                 metrics = self.trial_fn(cfg)

@@ -8,16 +8,22 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
+import tempfile
 from collections.abc import Iterator, Mapping
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import mlflow
+import yaml
 from mlflow.entities import Run
 from omegaconf import DictConfig, OmegaConf
 
@@ -114,6 +120,9 @@ def async_logging() -> Iterator[None]:
     from mlflow.environment_variables import MLFLOW_ENABLE_ASYNC_LOGGING
 
     was = MLFLOW_ENABLE_ASYNC_LOGGING.get()
+    if was:  # an outer async_logging (a sweep trial's) flushes, merging this body's writes
+        yield  # with what it queues after (the trial's state tags)
+        return
     buffering = os.environ.get(ASYNC_BUFFER_ENV)
     # With a buffering time, MLflow's logging thread waits on its stop event and then merges
     # everything queued into as few `log_batch` calls as the limits allow; without one it logs
@@ -130,6 +139,121 @@ def async_logging() -> Iterator[None]:
             mlflow.config.enable_async_logging(was)
             if buffering is None:
                 os.environ.pop(ASYNC_BUFFER_ENV, None)
+
+
+SUPPRESS_URL_ENV = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"
+
+
+@contextlib.contextmanager
+def no_run_links() -> Iterator[None]:
+    """No "View run" link printed when a run in the body ends (MLflow's own switch for it).
+
+    Why: against a tracking server MLflow fetches the whole run again (one `runs/get` request)
+    only to print that link, once per run. A sweep hides its trials' output anyway, so the
+    link was fetched for nothing on every trial.
+    """
+    was = os.environ.get(SUPPRESS_URL_ENV)
+    os.environ[SUPPRESS_URL_ENV] = "true"
+    try:
+        yield
+    finally:
+        if was is None:
+            os.environ.pop(SUPPRESS_URL_ENV, None)
+        else:
+            os.environ[SUPPRESS_URL_ENV] = was
+
+
+class ArtifactBatch:
+    """A run's artifacts, written to a local folder first and uploaded together on exit.
+
+    The files are what `mlflow.log_dict` / `log_text` / `log_artifact` / `log_figure` write
+    (same serialisation, same run-relative paths); only the upload differs (`artifact_batch`).
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, artifact_file: str) -> Path:
+        """Where to write ``artifact_file`` (a run-relative posix path); its folder exists."""
+        path = self.root.joinpath(*PurePosixPath(artifact_file).parts)
+        if self.root not in path.resolve().parents:
+            raise ValueError(f"artifact path {artifact_file!r} leaves the run's artifacts")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def dict(self, dictionary: Any, artifact_file: str) -> None:
+        """As `mlflow.log_dict`: YAML for .yaml/.yml, else JSON (indent 2, `str` fallback)."""
+        with self.path(artifact_file).open("w") as f:
+            if PurePosixPath(artifact_file).suffix in (".yml", ".yaml"):
+                yaml.dump(dictionary, f, indent=2, default_flow_style=False)
+            else:
+                json.dump(dictionary, f, indent=2, default=str)
+
+    def text(self, text: str, artifact_file: str) -> None:
+        """As `mlflow.log_text`."""
+        self.path(artifact_file).write_text(text)
+
+    def figure(self, figure: Any, artifact_file: str) -> None:
+        """As `mlflow.log_figure` for a matplotlib figure."""
+        figure.savefig(self.path(artifact_file))
+
+    def file(self, local_path: Path, artifact_path: str | None = None) -> None:
+        """As `mlflow.log_artifact`: ``local_path`` under ``artifact_path`` (default: the root)."""
+        name = Path(local_path).name
+        shutil.copyfile(local_path, self.path(f"{artifact_path}/{name}" if artifact_path else name))
+
+
+#: Concurrent uploads of one batch to a remote artifact store (HTTP, S3, ...).
+UPLOAD_THREADS = 8
+
+
+def upload_artifacts(local_dir: Path, artifact_uri: str) -> None:
+    """Upload every file under ``local_dir`` to ``artifact_uri``, keeping the relative paths.
+
+    Why: against a tracking server each artifact is its own HTTP request and each
+    `mlflow.log_*` call also asked the server for the run first (its artifact location); a run's
+    handful of small files went one after the other. Here the run's location is known, a local
+    store gets one `log_artifacts` (a copy) and a remote one gets the files concurrently.
+    """
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+    from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
+
+    files = sorted(p for p in local_dir.rglob("*") if p.is_file())
+    if not files:
+        return
+    repo = get_artifact_repository(artifact_uri, tracking_uri=mlflow.get_tracking_uri())
+    if isinstance(repo, LocalArtifactRepository) or len(files) == 1:
+        repo.log_artifacts(str(local_dir))
+        return
+
+    def upload(path: Path) -> None:
+        folder = path.parent.relative_to(local_dir).as_posix()
+        repo.log_artifact(str(path), None if folder == "." else folder)
+
+    with ThreadPoolExecutor(min(UPLOAD_THREADS, len(files))) as pool:
+        for done in [pool.submit(upload, path) for path in files]:
+            done.result()  # the first failure raises, after every upload has ended
+
+
+@contextlib.contextmanager
+def artifact_batch() -> Iterator[ArtifactBatch]:
+    """Collect the active run's artifacts in the body; upload them all when it ends.
+
+    Also when the body raises (what was written before the error is kept, as it was when each
+    file was logged on its own); an upload error then does not hide the body's.
+    """
+    run = mlflow.active_run()
+    if run is None:
+        raise RuntimeError("artifact_batch() needs an active MLflow run")
+    with tempfile.TemporaryDirectory(prefix="viralab-artifacts-") as tmp:
+        root = Path(tmp).resolve()
+        try:
+            yield ArtifactBatch(root)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                upload_artifacts(root, run.info.artifact_uri)
+            raise
+        upload_artifacts(root, run.info.artifact_uri)
 
 
 def _local_artifact_root(uri: str) -> Path | None:
@@ -166,9 +290,16 @@ def tracked_run(
     Under `mlflow run`, `MLFLOW_RUN_ID` names the run the project launcher already created:
     the first top-level run attaches to it (no orphan second run) and keeps its experiment.
     A run opened while another is active becomes its child (`nested` is implied), in the
-    parent's experiment; `nested=True` only forbids attaching to `MLFLOW_RUN_ID`.
+    parent's experiment; `nested=True` only forbids attaching to `MLFLOW_RUN_ID`. Inside
+    `offer_active_run` (a sweep trial) the first non-nested one logs into the offered active
+    run instead, and leaves ending it to whoever opened it.
     """
     parent = mlflow.active_run()
+    offered = _offered_run.get()
+    if offered and not nested and parent is not None and parent.info.run_id == offered[0]:
+        offered.clear()  # taken: runs opened inside this one are its children
+        yield from _log_into(parent, run_name, tags)
+        return
     attach_id = os.environ.get("MLFLOW_RUN_ID") if not nested else None
     if attach_id and parent is None:
         run_ctx = mlflow.start_run(run_id=attach_id)
@@ -192,6 +323,44 @@ def tracked_run(
             with contextlib.suppress(Exception):
                 mlflow.set_tag("viralab.error", redact_text(f"{type(exc).__name__}: {exc}")[:500])
             raise
+
+
+def _log_into(run: Run, run_name: str, tags: Mapping[str, str] | None) -> Iterator[Run]:
+    """`tracked_run`'s body in an offered run: the same name and tags, error tag on a raise."""
+    if run.info.run_name != run_name:
+        mlflow.set_tag("mlflow.runName", run_name)
+    if tags:
+        mlflow.set_tags(redact(dict(tags)))
+    try:
+        yield run
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            mlflow.set_tag("viralab.error", redact_text(f"{type(exc).__name__}: {exc}")[:500])
+        raise
+
+
+#: The active run a caller opened for the next `tracked_run` to log into (one-element list,
+#: emptied once taken), or None.
+_offered_run: ContextVar[list[str] | None] = ContextVar("viralab_offered_run", default=None)
+
+
+@contextlib.contextmanager
+def offer_active_run() -> Iterator[str]:
+    """Offer the active run to the first top-level `tracked_run` of the body; yields its id.
+
+    Why: a sweep opens each trial's run itself (it needs the run's id before training, and
+    sets the trial's state when training returns). Handing the open run over, rather than
+    re-opening it by id through `MLFLOW_RUN_ID`, saves MLflow's reads and status update of a
+    resumed run, and the trial's final tags join its queued writes. The caller ends the run.
+    """
+    run = mlflow.active_run()
+    if run is None:
+        raise RuntimeError("offer_active_run() needs an active MLflow run")
+    token = _offered_run.set([run.info.run_id])
+    try:
+        yield run.info.run_id
+    finally:
+        _offered_run.reset(token)
 
 
 def git_commit(path: Path | None = None) -> str | None:
@@ -223,6 +392,12 @@ def _git_commit(cwd: Path) -> str | None:
         return None
 
 
+#: Params per `log_params` call: under MLflow's 100 per request. With async logging the queue
+#: merges queued calls into one request until a merge would reach 100 params, so chunks of 100
+#: each took a request of their own, and the run's queued tags a third one.
+PARAMS_PER_CALL = 99
+
+
 def log_config(cfg: DictConfig, extra_tags: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Log the resolved, redacted config as `config.yaml` and as flattened params; the tags
     pass through the same rules (`viralab.redaction`).
@@ -231,12 +406,15 @@ def log_config(cfg: DictConfig, extra_tags: Mapping[str, Any] | None = None) -> 
     """
     safe = to_safe_container(cfg)
     params = flatten_params(safe)
-    existing = mlflow.get_run(mlflow.active_run().info.run_id).data.params
+    # The params the run held when it was opened (an `mlflow run` launch logs its entry
+    # point's before): the active run already carries them, so the store is not asked again.
+    existing = mlflow.active_run().data.params
     fresh = {k: v for k, v in params.items() if k not in existing}
     items = list(fresh.items())
-    for i in range(0, len(items), 100):
-        mlflow.log_params(dict(items[i : i + 100]))
-    mlflow.log_text(OmegaConf.to_yaml(OmegaConf.create(safe)), "config.yaml")
+    for i in range(0, len(items), PARAMS_PER_CALL):
+        mlflow.log_params(dict(items[i : i + PARAMS_PER_CALL]))
+    with artifact_batch() as artifacts:  # the run's artifact location is known: no store read
+        artifacts.text(OmegaConf.to_yaml(OmegaConf.create(safe)), "config.yaml")
     tags: dict[str, Any] = {}
     commit = git_commit()
     if commit:

@@ -33,6 +33,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DATASET = "preference-ratings-sample"
 DATASET_TAGS = {DATASET_DIGEST_TAG, DATASET_NAME_TAG, DATASET_RUN_TAG}
 GATE_TAGS = {"viralab.gate_set.digest", "viralab.gate_set.held_back"}
+#: MLflow's own tags of a run opened with `mlflow.start_run` (a training run has them too).
+SOURCE_TAGS = {"mlflow.source.name", "mlflow.source.type", "mlflow.user"}
 #: (run, field) -> (removed, added): what a run logs differently on purpose.
 CHANGES: dict[tuple[str, str], tuple[set[str], set[str]]] = {
     # the dataset is logged once, on the parent, and referenced by each trial (see below)
@@ -41,7 +43,9 @@ CHANGES: dict[tuple[str, str], tuple[set[str], set[str]]] = {
     # issue 13: training holds the registered model's frozen gate set back and says how much
     ("trial", "metrics"): (set(), {"gate_set_held_back"}),
     ("train", "metrics"): (set(), {"gate_set_held_back"}),
-    ("trial", "tags"): (set(), DATASET_TAGS | GATE_TAGS),
+    # the sweep opens a trial's run with `mlflow.start_run` and hands it to `train()` (it was
+    # created with the client and re-opened by id): MLflow adds its source tags
+    ("trial", "tags"): (set(), DATASET_TAGS | GATE_TAGS | SOURCE_TAGS),
     ("train", "tags"): (set(), GATE_TAGS),
     ("trial", "inputs"): ({DATASET}, set()),
 }
@@ -89,9 +93,20 @@ def _tracking_params(names: set[str]) -> set[str]:
     return {n for n in names if not n.startswith(CONFIG_PARAM_PREFIXES)}
 
 
+#: MLflow's git tags other than the commit (branch, repo URL, dirty, diff) follow where the
+#: entry script lives (a git checkout, a branch, a remote), not the tracking code tested here.
+GIT_CONTEXT_TAGS = (
+    "mlflow.source.git.branch",
+    "mlflow.source.git.repoURL",
+    "mlflow.source.git.dirty",
+    "mlflow.source.git.diff",
+)
+
+
 def assert_same_shape(kind: str, run_id: str) -> None:
     now = {k: set(v) for k, v in shape(run_id).items()}
     want = expected(kind)
+    now["tags"] = {t for t in now["tags"] if t not in GIT_CONTEXT_TAGS}
     if "params" in want:
         now["params"], want["params"] = (
             _tracking_params(now["params"]),
@@ -170,6 +185,42 @@ def test_a_trial_and_a_training_run_log_what_they_logged_before() -> None:
     assert_same_shape("train", run.info.run_id)
 
 
+@pytest.mark.slow
+def test_against_a_tracking_server_a_trial_logs_the_same_and_its_files_match(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server path: the run handed to `train()`, the artifacts uploaded concurrently."""
+    from tests.support.services import require_service, start_mlflow_server
+
+    try:
+        server = start_mlflow_server(
+            f"sqlite:///{tmp_path}/server.db", artifacts_destination=str(tmp_path / "artifacts")
+        )
+    except (RuntimeError, OSError) as exc:
+        require_service(f"mlflow server: {exc}")
+    try:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
+        monkeypatch.setenv("VIRALAB_OPTUNA_STORAGE", f"sqlite:///{tmp_path}/optuna.db")
+        mlflow.set_tracking_uri(server.url)
+        result = run_sweep(["sweep=ridge", "n_trials=2", "data.n_videos=200"])
+        assert result.storage == f"sqlite:///{tmp_path}/optuna.db"
+        children = _children(result.parent_run_id)
+        assert [c.info.status for c in children] == ["FINISHED", "FINISHED"]
+        for child in children:
+            assert_same_shape("trial", child.info.run_id)
+            assert child.data.tags["optuna.state"] == "COMPLETE"
+        # an uploaded file is the one `mlflow.log_dict` would have written
+        local = mlflow.artifacts.download_artifacts(
+            run_id=children[0].info.run_id,
+            artifact_path="feature_weights.json",
+            dst_path=str(tmp_path / "dl"),
+        )
+        weights = json.loads(Path(local).read_text())
+        assert weights and Path(local).read_text() == json.dumps(weights, indent=2, default=str)
+    finally:
+        server.stop()
+
+
 def _sweep_process(tmp: Path, *args: str) -> subprocess.Popen:
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/mlruns/mlflow.db"}
     env.pop("VIRALAB_OPTUNA_STORAGE", None)
@@ -206,7 +257,10 @@ def test_a_sweep_killed_mid_trial_keeps_every_completed_trial_and_is_cleaned_on_
     def mid_trial() -> list[optuna.trial.FrozenTrial] | None:
         trials = optuna.load_study(study_name="ridge", storage=storage).get_trials()
         done = [t for t in trials if t.state.name == "COMPLETE"]
-        running = [t for t in trials if t.state.name == "RUNNING"]
+        # mid-training: the running trial's run is open (not in the instant before it is)
+        running = [
+            t for t in trials if t.state.name == "RUNNING" and "mlflow_run_id" in t.user_attrs
+        ]
         return trials if len(done) >= 2 and running else None
 
     try:
