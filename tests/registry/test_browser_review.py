@@ -69,16 +69,28 @@ def dialog_closes(page, shot: str) -> None:
         raise AssertionError(f"the alias dialog stayed open: {text!r}") from None
 
 
-def add_champion_alias(page, shot: str) -> None:
+def add_champion_alias(page, shot: str, keeps: tuple[str, ...] = ()) -> None:
     """Open the version page's alias editor ("Add", or the pencil once a version has one),
-    type `champion` into its combobox and press "Save aliases"."""
+    type `champion` into its combobox and press "Save aliases".
+
+    MLflow's UI fills the dialog from the registered model it loaded; opened before that load
+    lands (a busy CI machine), the dialog starts without the version's aliases and saves with
+    an empty model name ("Missing value for required parameter 'name'"). So wait until the
+    page header and the dialog show the aliases the version already has (`keeps`), and check
+    the chips before saving."""
+    for alias in keeps:  # the page header lists them once the registered model is loaded
+        page.get_by_text(f"@\u00a0{alias}").first.wait_for(timeout=60_000)
     page.locator(ALIAS_EDITOR).first.click()
     dialog = page.get_by_role("dialog")
     dialog.get_by_text("Add/Edit alias").wait_for(timeout=30_000)
+    for alias in keeps:
+        dialog.get_by_text(f"@\u00a0{alias}").first.wait_for(timeout=30_000)
     dialog.get_by_role("combobox").first.click()
     page.keyboard.type("champion")
     page.keyboard.press("Enter")
     page.screenshot(path=SHOTS / shot)
+    for alias in (*keeps, "champion"):
+        dialog.get_by_text(f"@\u00a0{alias}").first.wait_for(timeout=30_000)
     dialog.get_by_role("button", name="Save aliases").click()
 
 
@@ -114,7 +126,7 @@ def test_reviewer_promotes_in_the_browser(server, kit):
             page.get_by_text(headline).first.wait_for(timeout=90_000)  # the evidence is shown
             page.screenshot(path=SHOTS / "1-challenger-evidence.png", full_page=True)
 
-            add_champion_alias(page, "2-adding-champion.png")
+            add_champion_alias(page, "2-adding-champion.png", keeps=("challenger",))
             dialog_closes(page, "2b-after-save.png")
             saved_at = time.monotonic()
             while server.active("preference") != 2 and time.monotonic() - saved_at < 2.0:
