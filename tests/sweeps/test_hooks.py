@@ -76,3 +76,42 @@ def test_pruning_callback_class_is_a_keras_callback() -> None:
     callback = hooks.PruningCallback(monitor="val_mae")
     assert callback.monitor == "val_mae"
     assert callback.trial is None
+
+
+def _racing_workers(attempts: int, rounds: int = 6, workers: int = 4) -> list[BaseException]:
+    """`workers` threads log one new dataset on one parent at the same instant, `rounds` times."""
+    import threading
+
+    import mlflow
+    import pandas as pd
+
+    errors: list[BaseException] = []
+    with mlflow.start_run() as parent:
+        for round_ in range(rounds):
+            frame = pd.DataFrame({"x": [round_, 1, 2], "y": ["a", "b", "c"]})
+            dataset = mlflow.data.from_pandas(frame, name=f"race-{round_}")
+            barrier = threading.Barrier(workers)
+
+            def log(barrier: threading.Barrier, dataset: object) -> None:
+                barrier.wait()
+                try:
+                    hooks._log_on_parent(parent.info.run_id, dataset, "training", attempts)
+                except Exception as exc:
+                    errors.append(exc)
+
+            threads = [
+                threading.Thread(target=log, args=(barrier, dataset)) for _ in range(workers)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        if not errors:
+            inputs = mlflow.get_run(parent.info.run_id).inputs.dataset_inputs
+            names = sorted(d.dataset.name for d in inputs)
+            assert names == sorted(f"race-{r}" for r in range(rounds))  # each linked once
+    return errors
+
+
+def test_workers_logging_one_dataset_on_the_parent_at_once_all_succeed() -> None:
+    assert _racing_workers(attempts=4) == []

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import time
 from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -151,16 +152,31 @@ def share_dataset(dataset: Any, context: str = "training") -> str | None:
         return None
     key = (parent, str(dataset.digest))
     if key not in _shared_datasets:
-        from mlflow import MlflowClient
-        from mlflow.entities import DatasetInput, InputTag
-
-        MlflowClient().log_inputs(
-            parent,
-            datasets=[
-                DatasetInput(
-                    dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)]
-                )
-            ],
-        )
+        _log_on_parent(parent, dataset, context)
         _shared_datasets.add(key)
     return parent
+
+
+def _log_on_parent(parent: str, dataset: Any, context: str, attempts: int = 4) -> None:
+    """`log_inputs` on the parent, again when it raced another worker's first trial.
+
+    Why: MLflow's store looks the dataset up, then inserts it; two worker processes logging
+    the same dataset at once both miss it and one insert fails on the unique key (seen in CI:
+    `UNIQUE constraint failed: datasets.experiment_id, datasets.name, datasets.digest`). The
+    retry finds the row the other wrote and only links it (an input already linked is skipped).
+    """
+    from mlflow import MlflowClient
+    from mlflow.entities import DatasetInput, InputTag
+    from mlflow.exceptions import MlflowException
+
+    entity = DatasetInput(
+        dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)]
+    )
+    for attempt in range(attempts):
+        try:
+            MlflowClient().log_inputs(parent, datasets=[entity])
+            return
+        except MlflowException:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
