@@ -10,6 +10,7 @@ from viralab.config import (
     check_group_choices,
     compose,
     config_dir,
+    config_yaml,
     expand_override_args,
     flatten_params,
     group_options,
@@ -105,3 +106,22 @@ def test_env_secret_resolved_into_config_is_redacted(monkeypatch: pytest.MonkeyP
     params = flatten_params(to_safe_container(cfg))
     assert "topsecret" not in str(params)
     assert params["data.url"].startswith("postgresql://bob:")
+
+
+def test_config_yaml_writes_what_omegaconf_writes() -> None:
+    """`config_yaml` (libyaml) replaced `OmegaConf.to_yaml` for logged configs: same text,
+    also for strings YAML would read as other types, unicode, empty and nested values."""
+    container = {
+        **to_safe_container(compose(["model=random_forest"])),
+        "tricky": {
+            "strings": ["true", "no", "On", "1.0", "1e-3", "1_000", "nan", " 2", "null", "~", ""],
+            "more": ["0x1F", "2026-12-02", "a: b", "#x", "- y"],
+            "unicode": "vidéo — 視頻",
+            "multiline": "a\nb",
+            "numbers": [0, -1, 1.5, 1e-5, float("inf")],
+            "empty": {},
+            "none": None,
+            "nested": [{"a": [1, {"b": None}]}],
+        },
+    }
+    assert config_yaml(container) == OmegaConf.to_yaml(OmegaConf.create(container))

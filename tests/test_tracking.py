@@ -98,3 +98,32 @@ def test_an_artifact_batch_writes_what_mlflow_log_dict_writes(tmp_path: Path) ->
     assert (root / "batched/deep/t.txt").read_text() == "hello"
     with mlflow.start_run(), artifact_batch() as batch, pytest.raises(ValueError):
         batch.path("../outside.txt")
+
+
+def test_a_batch_opened_inside_a_batch_of_the_same_run_uploads_once_with_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import viralab.tracking as tracking
+
+    uploads: list[list[str]] = []
+    upload = tracking.upload_artifacts
+
+    def counted(local_dir: Path, artifact_uri: str) -> None:
+        uploads.append(sorted(p.name for p in local_dir.rglob("*") if p.is_file()))
+        upload(local_dir, artifact_uri)
+
+    monkeypatch.setattr(tracking, "upload_artifacts", counted)
+    with mlflow.start_run() as run, artifact_batch() as outer:
+        outer.text("a", "a.txt")
+        with artifact_batch() as inner:
+            assert inner is outer
+            inner.text("b", "sub/b.txt")
+        assert uploads == []  # the inner one did not upload on its own
+        with mlflow.start_run(nested=True) as child, artifact_batch() as own:
+            assert own is not outer  # another run: a batch of its own
+            own.text("c", "c.txt")
+        assert uploads == [["c.txt"]]
+    assert uploads == [["c.txt"], ["a.txt", "b.txt"]]
+    names = {f.path for f in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
+    assert names == {"a.txt", "sub"}
+    assert [f.path for f in mlflow.MlflowClient().list_artifacts(child.info.run_id)] == ["c.txt"]

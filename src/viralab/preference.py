@@ -578,7 +578,9 @@ def log_preference(
     # the run's files go up together when the batch ends (concurrently to a server), before
     # the model: its logging reads nothing of them
     with artifact_batch() as artifacts:
-        log_retrain_basis(cfg, result, frame, tags=False, artifacts=artifacts)
+        if cfg.get("log_model", True):  # read from a registered model's run only (retrain,
+            # drift): a run without a model (a lean sweep trial) skips the binning
+            log_retrain_basis(cfg, result, frame, tags=False, artifacts=artifacts)
         encoder = result.pipeline.named_steps["features"]
         artifacts.dict(result.feature_weights, "feature_weights.json")
         artifacts.dict(

@@ -27,6 +27,7 @@ import os
 import re
 import traceback
 from collections.abc import Iterable, Mapping
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote
 
@@ -229,8 +230,14 @@ def known_secrets() -> list[str]:
     return list(found)
 
 
+#: The secrets one `redact` call masks with, read once for the whole container (its few hundred
+#: strings would each re-check the environment otherwise).
+_pinned: ContextVar[list[str] | None] = ContextVar("viralab_redaction_secrets", default=None)
+
+
 def _mask_known(text: str) -> str:
-    for secret in known_secrets():
+    secrets = _pinned.get()
+    for secret in known_secrets() if secrets is None else secrets:
         if secret in text:
             text = text.replace(secret, REDACTED)
     return text
@@ -248,11 +255,21 @@ def redact_text(text: str) -> str:
 def redact(value: Any, key: str = "", *, secret: bool = False) -> Any:
     """A copy of a plain container (config, params, tags) with secret-named keys and
     credentialed URLs masked; everything under a secret-named key is masked."""
+    if _pinned.get() is not None:
+        return _redact(value, key, secret)
+    token = _pinned.set(known_secrets())
+    try:
+        return _redact(value, key, secret)
+    finally:
+        _pinned.reset(token)
+
+
+def _redact(value: Any, key: str, secret: bool) -> Any:
     secret = secret or bool(key and is_secret_key(key))
     if isinstance(value, Mapping):
-        return {redact_text(str(k)): redact(v, str(k), secret=secret) for k, v in value.items()}
+        return {redact_text(str(k)): _redact(v, str(k), secret) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [redact(v, key, secret=secret) for v in value]
+        return [_redact(v, key, secret) for v in value]
     if secret and value not in (None, "", False):
         return REDACTED
     if isinstance(value, str):

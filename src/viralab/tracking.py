@@ -25,9 +25,15 @@ from typing import Any
 import mlflow
 import yaml
 from mlflow.entities import Run
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from viralab.config import flatten_params, redact, redact_text, to_safe_container
+from viralab.config import (
+    config_yaml,
+    flatten_params,
+    redact,
+    redact_text,
+    to_safe_container,
+)
 
 log = logging.getLogger(__name__)
 
@@ -235,24 +241,41 @@ def upload_artifacts(local_dir: Path, artifact_uri: str) -> None:
             done.result()  # the first failure raises, after every upload has ended
 
 
+#: The batches open now, by run id: a batch opened inside another of the same run joins it.
+_open_batches: ContextVar[dict[str, ArtifactBatch] | None] = ContextVar(
+    "viralab_artifact_batches", default=None
+)
+
+
 @contextlib.contextmanager
 def artifact_batch() -> Iterator[ArtifactBatch]:
     """Collect the active run's artifacts in the body; upload them all when it ends.
 
     Also when the body raises (what was written before the error is kept, as it was when each
-    file was logged on its own); an upload error then does not hide the body's.
+    file was logged on its own); an upload error then does not hide the body's. Opened inside
+    another batch of the same run, it is that batch: its files go up with the outer one's
+    (a sweep trial opens one around `train()`: one upload round per trial).
     """
     run = mlflow.active_run()
     if run is None:
         raise RuntimeError("artifact_batch() needs an active MLflow run")
+    run_id = run.info.run_id
+    batches = _open_batches.get() or {}
+    if run_id in batches:
+        yield batches[run_id]
+        return
     with tempfile.TemporaryDirectory(prefix="viralab-artifacts-") as tmp:
         root = Path(tmp).resolve()
+        batch = ArtifactBatch(root)
+        token = _open_batches.set({**batches, run_id: batch})
         try:
-            yield ArtifactBatch(root)
+            yield batch
         except BaseException:
+            _open_batches.reset(token)
             with contextlib.suppress(Exception):
                 upload_artifacts(root, run.info.artifact_uri)
             raise
+        _open_batches.reset(token)
         upload_artifacts(root, run.info.artifact_uri)
 
 
@@ -414,7 +437,7 @@ def log_config(cfg: DictConfig, extra_tags: Mapping[str, Any] | None = None) -> 
     for i in range(0, len(items), PARAMS_PER_CALL):
         mlflow.log_params(dict(items[i : i + PARAMS_PER_CALL]))
     with artifact_batch() as artifacts:  # the run's artifact location is known: no store read
-        artifacts.text(OmegaConf.to_yaml(OmegaConf.create(safe)), "config.yaml")
+        artifacts.text(config_yaml(safe), "config.yaml")
     tags: dict[str, Any] = {}
     commit = git_commit()
     if commit:

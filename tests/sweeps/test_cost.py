@@ -48,6 +48,9 @@ CHANGES: dict[tuple[str, str], tuple[set[str], set[str]]] = {
     ("trial", "tags"): (set(), DATASET_TAGS | GATE_TAGS | SOURCE_TAGS),
     ("train", "tags"): (set(), GATE_TAGS),
     ("trial", "inputs"): ({DATASET}, set()),
+    # a run without a model (a lean trial) skips the drift reference: only a registered
+    # model's run is ever read for it (retrain's feature-drift trigger)
+    ("trial", "artifacts"): ({"drift/reference.json"}, set()),
 }
 
 

@@ -38,7 +38,7 @@ import json
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -70,8 +70,11 @@ class FeatureMetadata:
     values: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        if self.type != "categorical":
+        # not `dataclasses.asdict`: its recursive deep copy cost ~8 ms a run over ~300 features
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        if self.type == "categorical":
+            d["values"] = list(self.values)
+        else:
             d.pop("values")
         return d
 

@@ -41,7 +41,7 @@ from mlflow.environment_variables import MLFLOW_ENABLE_ASYNC_LOGGING
 from mlflow.tracking import MlflowClient
 
 from viralab.config import redact_text
-from viralab.tracking import ensure_experiment, offer_active_run
+from viralab.tracking import artifact_batch, ensure_experiment, offer_active_run
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,8 @@ def adopt_run(run_id: str | None) -> Iterator[None]:
     if active is None or active.info.run_id != run_id:
         raise RuntimeError(f"the trial's run {run_id} is not the active MLflow run")
     try:
-        with offer_active_run():
+        # the trial's files (config, figures, tables) go up in one round when `train()` returns
+        with offer_active_run(), artifact_batch():
             yield
     finally:
         while (run := mlflow.active_run()) is not None and run.info.run_id != run_id:
