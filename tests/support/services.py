@@ -286,8 +286,10 @@ def start_mlflow_server(
     artifacts_destination: str,
     extra_env: dict[str, str] | None = None,
     app_name: str | None = None,
+    server_args: list[str] | None = None,
 ) -> ManagedProcess:
-    """`mlflow server` on loopback, proxying artifacts (`--serve-artifacts`)."""
+    """`mlflow server` on loopback, proxying artifacts (`--serve-artifacts`); ``server_args``
+    are added to its command line (e.g. `--gunicorn-opts ...`)."""
     port = free_port()
     cmd = [
         _venv_bin("mlflow"),
@@ -306,6 +308,7 @@ def start_mlflow_server(
     ]
     if app_name:
         cmd += ["--app-name", app_name]
+    cmd += server_args or []
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", **(extra_env or {})}
     env.pop("MLFLOW_TRACKING_URI", None)
     return _spawn(cmd, port, env, "mlflow-server", timeout=180)
