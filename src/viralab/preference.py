@@ -578,8 +578,8 @@ def log_preference(
     # the run's files go up together when the batch ends (concurrently to a server), before
     # the model: its logging reads nothing of them
     with artifact_batch() as artifacts:
-        if cfg.get("log_model", True):  # read from a registered model's run only (retrain,
-            # drift): a run without a model (a lean sweep trial) skips the binning
+        if cfg.get("log_model", True):  # read from a model's run only (retrain's drift
+            # trigger): a run without a model (a lean sweep trial) skips the binning
             log_retrain_basis(cfg, result, frame, tags=False, artifacts=artifacts)
         encoder = result.pipeline.named_steps["features"]
         artifacts.dict(result.feature_weights, "feature_weights.json")
@@ -599,9 +599,11 @@ def log_preference(
                 residuals(y_test, result.test_pred, float(cfg.task.get("error_threshold", 0.2))),
                 "plots/residuals.png",
             )
-        result.test[[ANALYSIS_COLUMN]].assign(__label__=result.test[LABEL]).to_parquet(
-            artifacts.path("eval/test_set.parquet")
-        )
+        if cfg.get("log_model", True):  # the rows the model was scored on: read only from a
+            # model's run (the registry's fallback comparison, retrain's challenger check)
+            result.test[[ANALYSIS_COLUMN]].assign(__label__=result.test[LABEL]).to_parquet(
+                artifacts.path("eval/test_set.parquet")
+            )
         if result.dimensions is not None:
             dims = result.dimensions
             artifacts.dict(dims.metrics, "dimensions/metrics.json")

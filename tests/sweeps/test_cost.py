@@ -48,9 +48,10 @@ CHANGES: dict[tuple[str, str], tuple[set[str], set[str]]] = {
     ("trial", "tags"): (set(), DATASET_TAGS | GATE_TAGS | SOURCE_TAGS),
     ("train", "tags"): (set(), GATE_TAGS),
     ("trial", "inputs"): ({DATASET}, set()),
-    # a run without a model (a lean trial) skips the drift reference: only a registered
-    # model's run is ever read for it (retrain's feature-drift trigger)
-    ("trial", "artifacts"): ({"drift/reference.json"}, set()),
+    # a run without a model (a lean trial) skips the drift reference and the scored test rows:
+    # only a model's run is ever read for them (retrain's drift trigger and challenger check,
+    # the registry's fallback comparison)
+    ("trial", "artifacts"): ({"drift/reference.json", "eval/test_set.parquet"}, set()),
 }
 
 
