@@ -34,6 +34,7 @@ Optuna storage and the server are temporary.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import os
 import pstats
@@ -43,7 +44,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -148,23 +149,56 @@ def compute_only(cfg: DictConfig) -> dict[str, float]:
     return fit_preference(cfg, frame).metrics
 
 
-def sweep(name: str, trials: int, n_videos: int, tracked: bool, study: str = "") -> float:
+@contextlib.contextmanager
+def compute_clock() -> Iterator[list[float]]:
+    """Seconds spent in the trials' compute (`load_preference_data`, `fit_preference`) in the
+    body, tracked or not: the rest of a sweep's time is its machinery (Optuna) and tracking."""
+    from viralab import preference
+
+    spent = [0.0]
+    originals = {n: getattr(preference, n) for n in ("load_preference_data", "fit_preference")}
+
+    def clocked(fn: Callable) -> Callable:
+        def call(*args: object, **kwargs: object) -> object:
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[0] += time.perf_counter() - start
+
+        return call
+
+    for name, fn in originals.items():
+        setattr(preference, name, clocked(fn))
+    try:
+        yield spent
+    finally:
+        for name, fn in originals.items():
+            setattr(preference, name, fn)
+
+
+def sweep(
+    name: str, trials: int, n_videos: int, tracked: bool, study: str = ""
+) -> tuple[float, float]:
+    """One sweep: (wall seconds, seconds of it in the trials' compute)."""
     from viralab.sweep import run_sweep
 
     overrides = ["sweep=ridge", f"n_trials={trials}", f"data.n_videos={n_videos}",
                  f"sweep.study_name=bench-{study or name}"]  # fmt: skip
-    start = time.perf_counter()
-    if tracked:
-        result = run_sweep(overrides)
-    else:
-        result = run_sweep(overrides, trial_fn=compute_only, track_trials=False)
-    seconds = time.perf_counter() - start
+    with compute_clock() as compute:
+        start = time.perf_counter()
+        if tracked:
+            result = run_sweep(overrides)
+        else:
+            result = run_sweep(overrides, trial_fn=compute_only, track_trials=False)
+        seconds = time.perf_counter() - start
     assert result.storage.startswith(f"sqlite:///{tempfile.gettempdir()}"), result.storage
     if result.counts["COMPLETE"] != trials:
         raise SystemExit(f"{name}: only {result.counts} of {trials} trials complete")
-    print(f"== {name}: {trials} trials in {seconds:.1f}s = {60 * trials / seconds:.1f}/min "
-          f"(best cv_mae {result.best_value:.4f}); load {load()}", flush=True)  # fmt: skip
-    return seconds
+    print(f"== {name}: {trials} trials in {seconds:.1f}s = {60 * trials / seconds:.1f}/min, "
+          f"{compute[0]:.1f}s of it computing (best cv_mae {result.best_value:.4f}); "
+          f"load {load()}", flush=True)  # fmt: skip
+    return seconds, compute[0]
 
 
 def profile_sweep(name: str, trials: int, n_videos: int) -> dict[str, float]:
@@ -260,6 +294,7 @@ def main() -> int:
     sys.path.insert(0, str(ROOT))
     scenarios = ["untracked", "tracked", *(["server"] if args.server else [])]
     seconds: dict[str, list[float]] = {name: [] for name in scenarios}
+    computing: dict[str, list[float]] = {name: [] for name in scenarios}
     parts: dict[str, dict[str, float]] = {}
     server = None
     embedded = (f"sqlite:///{tmp}/embedded/mlflow.db", tmp / "optuna.db")
@@ -285,8 +320,11 @@ def main() -> int:
         for r in range(args.rounds):
             for name in scenarios[r % len(scenarios) :] + scenarios[: r % len(scenarios)]:
                 use_store(*stores[name])
-                took = sweep(name, args.trials, args.n_videos, name != "untracked", f"{name}-{r}")
+                took, compute = sweep(
+                    name, args.trials, args.n_videos, name != "untracked", f"{name}-{r}"
+                )
                 seconds[name].append(took)
+                computing[name].append(compute)
         if args.profile_trials:
             use_store(*embedded)
             parts["embedded"] = profile_sweep("embedded", args.profile_trials, args.n_videos)
@@ -322,6 +360,22 @@ def main() -> int:
             line += (f"   MLflow share ({where}): {each} %, median {100 * median:.1f}% "
                      f"(target {100 * SHARE_TARGET:.0f}%) {verdict}")  # fmt: skip
         print(line)
+    # The same share measured inside each tracked sweep: its time outside the trials' compute,
+    # less the sweep machinery's (the untracked sweeps' time outside compute, per trial).
+    # Immune to the machine's drift between sweeps; blind to tracking slowing the compute.
+    machinery = statistics.median(
+        (s - c) for s, c in zip(seconds["untracked"], computing["untracked"], strict=True)
+    )
+    for name in scenarios[1:]:
+        inside = [
+            max(0.0, (s - c - machinery) / s)
+            for s, c in zip(seconds[name], computing[name], strict=True)
+        ]
+        each = " / ".join(f"{100 * x:.1f}" for x in inside)
+        clocks = " ".join(f"{c:.1f}s" for c in computing[name])
+        print(f"  {name:<10} measured inside the sweep: {each} %, median "
+              f"{100 * statistics.median(inside):.1f}% (compute {clocks}; "
+              f"machinery {machinery:.1f}s a sweep)")  # fmt: skip
     for where, part in parts.items():
         print_breakdown(f"one tracked trial ({where}), mean of {args.profile_trials}", part,
                         args.profile_trials, "trial")  # fmt: skip

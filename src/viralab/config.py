@@ -110,32 +110,11 @@ def to_safe_container(cfg: DictConfig) -> dict[str, Any]:
     return redact(container)
 
 
-#: The words YAML 1.1 reads as booleans (OmegaConf's list).
+#: The words YAML 1.1 reads as booleans (OmegaConf's list: y, Y, yes, Yes, YES, ... OFF).
 _YAML_BOOLS = frozenset(
-    [
-        "y",
-        "Y",
-        "yes",
-        "Yes",
-        "YES",
-        "n",
-        "N",
-        "no",
-        "No",
-        "NO",
-        "true",
-        "True",
-        "TRUE",
-        "false",
-        "False",
-        "FALSE",
-        "on",
-        "On",
-        "ON",
-        "off",
-        "Off",
-        "OFF",
-    ]
+    form
+    for word in ("y", "yes", "n", "no", "true", "false", "on", "off")
+    for form in (word, word.capitalize(), word.upper())
 )
 
 
