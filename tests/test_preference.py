@@ -29,6 +29,7 @@ from viralab.preference import (
     fit_preference,
     records_frame,
     selected_feature_names,
+    training_dataset,
     verdicts,
 )
 from viralab.serve.preference_model import PreferenceModel
@@ -329,3 +330,22 @@ def test_random_forest_run_logs_importances() -> None:
     assert artifacts(run.info.run_id) >= EXPECTED_ARTIFACTS
     weights = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/feature_weights.json")
     assert len(weights) == 50 and all(w >= 0 for w in weights.values())
+
+
+def test_equal_training_data_reuses_its_dataset_and_any_change_gets_a_new_digest() -> None:
+    frame = pd.DataFrame(
+        {
+            "rating_id": ["r1", "r2", "r3"],
+            "analysis": ['{"a": 1}', '{"a": 2}', '{"a": 3}'],
+            LABEL: [0.5, 0.7, 0.9],
+        }
+    )
+    first = training_dataset(frame, "memo-test")
+    again = training_dataset(frame.copy(), "memo-test")  # a new frame, equal content
+    assert again is first
+    assert first.digest == mlflow.data.from_pandas(frame, name="memo-test", targets=LABEL).digest
+    edited = frame.copy()
+    edited.loc[2, "analysis"] = '{"a": 4}'  # one cell of the last row
+    changed = training_dataset(edited, "memo-test")
+    assert changed is not first and changed.digest != first.digest
+    assert training_dataset(frame, "other-name") is not first  # per dataset name
