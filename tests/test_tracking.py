@@ -127,3 +127,45 @@ def test_a_batch_opened_inside_a_batch_of_the_same_run_uploads_once_with_it(
     names = {f.path for f in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
     assert names == {"a.txt", "sub"}
     assert [f.path for f in mlflow.MlflowClient().list_artifacts(child.info.run_id)] == ["c.txt"]
+
+
+def test_held_writes_reach_the_store_in_one_go_when_written() -> None:
+    from viralab.tracking import (
+        flush_held,
+        held_writes,
+        hold_writes,
+        log_metrics,
+        log_params,
+        set_tags,
+        write_held,
+    )
+
+    client = mlflow.MlflowClient()
+    with mlflow.start_run() as run:
+        run_id = run.info.run_id
+        assert hold_writes(run_id) and not hold_writes(run_id)  # held once
+        log_params({f"p{i}": i for i in range(150)})  # over one batch's 100 params
+        log_metrics({"mae": 0.1, "r2": 0.8})
+        set_tags({"a": "1"})
+        with held_writes():  # an inner hold of the same run joins the outer one
+            set_tags({"b": "2"})
+        stored = client.get_run(run_id).data
+        assert not stored.params and not stored.metrics and "a" not in stored.tags
+        flush_held()  # written now, still holding
+        set_tags({"c": "3"})
+        stored = client.get_run(run_id).data
+        assert len(stored.params) == 150 and stored.metrics == {"mae": 0.1, "r2": 0.8}
+        assert {"a", "b"} <= set(stored.tags) and "c" not in stored.tags
+        write_held(run_id)
+        assert client.get_run(run_id).data.tags["c"] == "3"
+        set_tags({"d": "4"})  # no longer held: written at once
+        assert client.get_run(run_id).data.tags["d"] == "4"
+
+
+def test_held_writes_are_written_when_the_body_raises() -> None:
+    from viralab.tracking import held_writes, log_params
+
+    with mlflow.start_run() as run, pytest.raises(RuntimeError), held_writes():
+        log_params({"kept": "yes"})
+        raise RuntimeError("training failed")
+    assert mlflow.get_run(run.info.run_id).data.params == {"kept": "yes"}

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,8 +30,6 @@ import mlflow
 import numpy as np
 import pandas as pd
 from hydra.utils import instantiate
-from mlflow.entities import Metric, RunTag
-from mlflow.environment_variables import MLFLOW_ENABLE_ASYNC_LOGGING
 from mlflow.models import infer_signature
 from omegaconf import DictConfig, OmegaConf
 from sklearn.base import clone
@@ -73,8 +70,11 @@ from viralab.serve.preference_model import (
 from viralab.tracking import (
     ArtifactBatch,
     artifact_batch,
-    async_logging,
+    flush_held,
+    held_writes,
     log_config,
+    log_metrics,
+    set_tags,
     tracked_run,
 )
 
@@ -505,7 +505,7 @@ def log_correlations(
     (``metrics=False``: the caller logs `report.metrics()` in its own batch; ``artifacts``: the
     caller's artifact batch, uploaded with the rest of the run's files)."""
     if metrics:
-        mlflow.log_metrics(report.metrics())
+        log_metrics(report.metrics())
     if artifacts is None:
         with artifact_batch() as batch:
             return log_correlations(report, plots=plots, metrics=False, artifacts=batch)
@@ -557,7 +557,7 @@ def log_dataset(cfg: DictConfig, frame: pd.DataFrame) -> None:
     if holder is None:
         mlflow.log_input(dataset, context="training")
         return
-    mlflow.set_tags(
+    set_tags(
         {
             DATASET_DIGEST_TAG: dataset.digest,
             DATASET_NAME_TAG: dataset.name,
@@ -573,8 +573,8 @@ def log_preference(
 
     Returns the registered version number, or None when registration is off.
     """
-    # every metric and tag of the run in one call (one log_batch; queued when async logging
-    # is on), not one call per group
+    # every metric and tag of the run in one call (held with the run's other writes when
+    # they are: `held_writes`), not one call per group
     metrics = {**result.metrics, **report.as_metrics()}
     if result.correlations is not None:
         metrics.update(result.correlations.metrics())
@@ -586,15 +586,8 @@ def log_preference(
         "viralab.feature_weights": result.weights_kind,
         **retrain_basis_tags(frame),
     }
-    client = mlflow.MlflowClient()
-    run_id = mlflow.active_run().info.run_id
-    now = int(time.time() * 1000)
-    client.log_batch(
-        run_id,
-        metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
-        tags=[RunTag(k, str(v)) for k, v in tags.items()],
-        synchronous=not MLFLOW_ENABLE_ASYNC_LOGGING.get(),
-    )
+    log_metrics(metrics)
+    set_tags(tags)
     log_dataset(cfg, frame)
     # the run's files go up together when the batch ends (concurrently to a server), before
     # the model: its logging reads nothing of them
@@ -633,6 +626,7 @@ def log_preference(
     with tempfile.TemporaryDirectory() as tmp:
         if not cfg.get("log_model", True):  # sweep trials: numbers only, no model
             return None
+        flush_held()  # registration's gates and evidence read the run's metrics and tags
         return log_model(cfg, result, Path(tmp))
 
 
@@ -713,7 +707,7 @@ def log_retrain_basis(
     from viralab.monitor.drift import REFERENCE_ARTIFACT, build_reference
 
     if tags:
-        mlflow.set_tags(retrain_basis_tags(frame))
+        set_tags(retrain_basis_tags(frame))
     train_rows = frame[~frame["rating_id"].isin(set(result.test["rating_id"]))]
     if train_rows.empty:  # duplicate ids: fall back to every row the run saw
         train_rows = frame
@@ -773,17 +767,17 @@ def train_preference(cfg: DictConfig) -> dict[str, float]:
                 "viralab.extraction": report.summary(),
             },
         ),
-        async_logging(),
+        held_writes(),
     ):
         log_config(cfg)
         if decision.forced:
-            mlflow.set_tag("viralab.force_train", "true")
+            set_tags({"viralab.force_train": "true"})
         if not decision.train:
-            mlflow.set_tag("viralab.note", decision.reason)
+            set_tags({"viralab.note": decision.reason})
             correlations = analyze_preference(
                 cfg, frame[[ANALYSIS_COLUMN]], frame[LABEL].to_numpy()
             )
-            mlflow.log_metrics({**report.as_metrics(), "n_ratings": float(len(frame))})
+            log_metrics({**report.as_metrics(), "n_ratings": float(len(frame))})
             log_dataset(cfg, frame)
             log_correlations(correlations)
             _print_correlations(correlations)

@@ -75,7 +75,7 @@ from viralab.sweeps.study import (
     open_study,
     storage_from_config,
 )
-from viralab.tracking import async_logging, configure_tracking, no_run_links
+from viralab.tracking import configure_tracking, no_run_links
 
 log = logging.getLogger(__name__)
 
@@ -195,12 +195,10 @@ class _Objective:
             overrides,
             f"trial {trial.number} does not compose",
         )
-        # A tracked trial's writes are queued from its run's start and written when it ends
-        # (`finish_trial_run`); a hidden trial's run link is not even fetched (a request).
-        with (
-            async_logging() if self.parent_run_id else contextlib.nullcontext(),
-            no_run_links() if self.quiet else contextlib.nullcontext(),
-        ):
+        # A tracked trial's writes are held from its run's start and written when it ends
+        # (`start_trial_run` / `finish_trial_run`); a hidden trial's run link is not even
+        # fetched (a request).
+        with no_run_links() if self.quiet else contextlib.nullcontext():
             return self._tracked(trial, cfg, run_name, overrides)
 
     def _tracked(

@@ -31,6 +31,7 @@ from viralab.registry.vocabulary import (
     TAG_GATE_PREFIX,
     TAG_GATE_SET_DIGEST,
 )
+from viralab.tracking import flush_held
 
 log = logging.getLogger(__name__)
 
@@ -238,6 +239,7 @@ def record_registration(cfg: Any, model: str, version: str | int | None) -> None
     log_gate_set(model, registered=version is not None, cfg=cfg)
     if version is None:
         return
+    flush_held()  # the evidence reads the run's metrics and gate-set tags back from the store
     try:
         section = OmegaConf.to_container(cfg.registry, resolve=True)
         settings = RegistrySettings.from_config(section)  # type: ignore[arg-type]

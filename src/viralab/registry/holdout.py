@@ -35,6 +35,7 @@ from viralab.registry.vocabulary import (
     TAG_GATE_SET_DIGEST,
     TAG_GATE_SET_HELD_BACK,
 )
+from viralab.tracking import log_metrics, set_tags
 
 log = logging.getLogger(__name__)
 
@@ -193,13 +194,13 @@ def log_gate_set(model: str, registered: bool = False, cfg: Any = None) -> GateS
                     stored.digest,
                     gate.digest,
                 )
-    mlflow.set_tags(
+    set_tags(
         {
             TAG_GATE_SET_DIGEST: gate.digest if gate else NO_GATE_SET,
             TAG_GATE_SET_HELD_BACK: str(held),
         }
     )
-    mlflow.log_metric(METRIC_GATE_HELD_BACK, float(held))
+    log_metrics({METRIC_GATE_HELD_BACK: float(held)})
     if gate is not None:
         dataset = mlflow.data.from_pandas(
             gate.members_frame(), name=f"gate-set-{model}", digest=gate.digest

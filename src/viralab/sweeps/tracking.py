@@ -37,11 +37,18 @@ from typing import Any
 import mlflow
 import optuna
 from mlflow.entities import Metric, Param, RunTag
-from mlflow.environment_variables import MLFLOW_ENABLE_ASYNC_LOGGING
 from mlflow.tracking import MlflowClient
 
 from viralab.config import redact_text
-from viralab.tracking import artifact_batch, ensure_experiment, offer_active_run
+from viralab.tracking import (
+    artifact_batch,
+    discard_held_tag,
+    ensure_experiment,
+    hold_writes,
+    offer_active_run,
+    set_tags,
+    write_held,
+)
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +113,7 @@ def start_trial_run(
         run_name=run_name,
         tags={"mlflow.parentRunId": parent_id, **{k: str(v) for k, v in tags.items()}},
     )
+    hold_writes(run.info.run_id)  # written in one go by `finish_trial_run`
     return run.info.run_id
 
 
@@ -132,8 +140,8 @@ def finish_trial_run(
 ) -> None:
     """Tag the trial's run with its Optuna state and end it with the matching status.
 
-    The tags are queued when async logging is on; ending the run writes them, and everything
-    else the trial queued, before its status changes.
+    The tags join the trial's held writes (`hold_writes`), all written in one go before the
+    run's status changes.
     """
     if run_id is None:
         return
@@ -142,9 +150,10 @@ def finish_trial_run(
     if state == "PRUNED":
         if step is not None:
             tags["optuna.pruned_at_step"] = step
-        with contextlib.suppress(Exception):  # pruning is not an error
-            mlflow.flush_async_logging()  # the error tag `tracked_run` queued, then delete it
-            client.delete_tag(run_id, "viralab.error")
+        # pruning is not an error: drop the error tag `tracked_run` set (held, or written)
+        if not discard_held_tag("viralab.error", run_id):
+            with contextlib.suppress(Exception):
+                client.delete_tag(run_id, "viralab.error")
     elif error is not None:
         tags["viralab.error"] = redact_text(f"{type(error).__name__}: {error}")[:500]
     status = "FINISHED"
@@ -154,9 +163,8 @@ def finish_trial_run(
         interrupted = isinstance(error, KeyboardInterrupt | SystemExit)
         status = "KILLED" if interrupted else "FAILED"
     try:
-        client.log_batch(
-            run_id, tags=_tags(tags), synchronous=not MLFLOW_ENABLE_ASYNC_LOGGING.get()
-        )
+        set_tags({k: str(v)[:5000] for k, v in tags.items()}, run_id=run_id)
+        write_held(run_id)
     finally:  # the run leaves the thread's stack even then: the next trial opens its own
         active = mlflow.active_run()
         if active is not None and active.info.run_id == run_id:
