@@ -8,6 +8,7 @@ from viralab.data.commands import app as data_app
 from viralab.entrypoint import install_guards, user_errors_exit
 from viralab.forecast_compare import app as forecasts_app
 from viralab.monitor.commands import app as retrain_app
+from viralab.monitor.live_commands import app as monitor_app
 from viralab.registry.commands import app as registry_app
 from viralab.serve.commands import forecast, predict
 from viralab.service_limits import cli_limits_callback
@@ -22,6 +23,7 @@ app = typer.Typer(
 app.add_typer(data_app, name="data")
 app.add_typer(registry_app, name="registry")
 app.add_typer(retrain_app, name="retrain")
+app.add_typer(monitor_app, name="monitor")
 app.add_typer(sweep_app, name="sweep")
 app.add_typer(forecasts_app, name="forecasts")
 

@@ -64,6 +64,7 @@ from viralab.serve.preference_model import (
     PARAMS_EXAMPLE,
     PIPELINE_ARTIFACT,
     PIPELINE_FILE,
+    VIDEO_ID_COLUMN,
     PreferenceModel,
     save_pipeline,
 )
@@ -630,6 +631,17 @@ def log_preference(
         return log_model(cfg, result, Path(tmp))
 
 
+def with_video_id(signature: Any) -> Any:
+    """The signature plus an optional `video_id` input column: MLflow drops undeclared columns
+    before `predict`, and the prediction log needs the id to join later ratings."""
+    from mlflow.types.schema import ColSpec, DataType, Schema
+
+    extra = ColSpec(DataType.string, VIDEO_ID_COLUMN, required=False)
+    inputs = [*signature.inputs.inputs, extra]
+    signature.inputs = Schema(inputs)
+    return signature
+
+
 def log_model(cfg: DictConfig, result: PreferenceResult, tmp: Path) -> str | None:
     """The pyfunc model, registered as `task.registered_model`: models-from-code (the wrapper
     is `serve/preference_model.py`, run at load time, not a pickle) with the fitted pipeline
@@ -643,7 +655,9 @@ def log_model(cfg: DictConfig, result: PreferenceResult, tmp: Path) -> str | Non
     model_config = {"r2": float(result.metrics["r2"]), **serve_cfg}
     limits = ServeLimits.from_config(serve_cfg)
     model = PreferenceModel(result.pipeline, r2=model_config["r2"], limits=limits)
-    signature = infer_signature(example, model.predict(None, example), params=PARAMS_EXAMPLE)
+    signature = with_video_id(
+        infer_signature(example, model.predict(None, example), params=PARAMS_EXAMPLE)
+    )
     registered = cfg.task.registered_model if cfg.get("register", True) else None
     info = mlflow.pyfunc.log_model(
         name="model",

@@ -9,8 +9,11 @@ preference (spec 000 `RetrainTrigger`):
 - `new_ratings`: usable ratings (the training extraction) rated after the newest rating the
   version trained on (its run's `viralab.data.max_rated_at` tag; runs logged before that tag
   existed fall back to the run's start time, the spec's `trained_at`); fires at >= 50;
-- `performance_degradation`: the champion scores those new ratings; fires when that live MAE
-  is more than 0.05 above the test MAE its run logged;
+- `performance_degradation`: the live MAE of what the champion actually served (its logged
+  predictions in the prediction log, `viralab.monitor.live`, judged by the ratings that came
+  after them; at least `min_scored` of them); without such predictions the champion re-scores
+  the new ratings instead, and the trigger's text (and the `viralab.retrain.live_mae_source`
+  tag) says so; fires when that live MAE is more than 0.05 above the test MAE its run logged;
 - `feature_drift`: population stability index (PSI) per encoded feature, the new ratings
   against the training rows' distribution saved with the version (`drift/reference.json`);
   see `viralab.monitor.drift` for why a feature must also drift significantly.
@@ -50,6 +53,7 @@ from viralab.monitor.drift import (
     DriftSettings,
     compare,
 )
+from viralab.monitor.live import logged_live_mae
 from viralab.registry.client import (
     RegistryError,
     RunData,
@@ -240,6 +244,9 @@ class CheckResult:
     champion_model: Any = None  # the loaded pyfunc, reused by the retrain comparison
     #: a refused challenger already saw this data (`viralab.monitor.memory`), in words
     already_judged: str | None = None
+    #: where the live MAE came from: "prediction_log" (what was served), "re-scored" (the
+    #: champion scored the new ratings after the fact: no logged predictions with outcomes)
+    live_source: str | None = None
 
     @property
     def fired(self) -> list[Trigger]:
@@ -285,6 +292,8 @@ class CheckResult:
         )
         if self.already_judged:
             tags["viralab.retrain.already_judged"] = self.already_judged[:500]
+        if self.live_source:
+            tags["viralab.retrain.live_mae_source"] = self.live_source
         return tags
 
 
@@ -548,8 +557,26 @@ def check_preference(
     )
     pyfunc = load_champion(champion) if needs_model else None
 
+    logged, why_not_logged = (None, "")
+    if perf_threshold is not None:
+        logged, why_not_logged = logged_live_mae(mt.model, champion.version)
+        if logged is not None and logged[1] < mt.min_scored:
+            why_not_logged = f"{logged[1]} logged predictions with ratings < min_scored"
+            logged = None
+    live_source = None
     if perf_threshold is None:
         triggers.append(_off("performance_degradation"))
+    elif logged is not None:  # what users were actually shown, judged by the ratings since
+        live_source = "prediction_log"
+        triggers.append(
+            degradation_trigger(
+                mt,
+                logged[0],
+                run.metrics.get("mae"),
+                logged[1],
+                "logged predictions with ratings (prediction log)",
+            )
+        )
     elif n < mt.min_scored:
         triggers.append(
             _not_judged(
@@ -565,7 +592,9 @@ def check_preference(
             triggers.append(_cannot_judge("performance_degradation", exc, perf_threshold))
         else:
             live = float(np.mean(np.abs(pred - recent[LABEL].to_numpy(dtype=float))))
-            triggers.append(degradation_trigger(mt, live, run.metrics.get("mae"), n, "new ratings"))
+            live_source = "re-scored"
+            unit = f"new ratings (re-scored by the champion: {why_not_logged})"
+            triggers.append(degradation_trigger(mt, live, run.metrics.get("mae"), n, unit))
 
     drift_report = None
     if drift_settings is None:
@@ -587,6 +616,7 @@ def check_preference(
         cutoff=cutoff,
         drift=drift_report,
         champion_model=pyfunc,
+        live_source=live_source,
     )
 
 

@@ -5,7 +5,10 @@ there the version's metrics, each gate with its figure, threshold and verdict, t
 with the current champion on the frozen gate set (both MAEs or MASEs, the difference with its
 interval, n), the training data's digest, the gate set's digest and the run; and one version
 tag per gate (`viralab.gate.<gate>=pass|fail`) so the registry can be searched by verdict.
-Called when a version is registered and after every marker move.
+Called when a version is registered and after every marker move. The A/B report of
+`viralab monitor ab` (`write_ab_section`) is a block of its own at the end of the description,
+between HTML comments: it replaces only its previous block, and evidence rewritten later
+keeps it.
 """
 
 from __future__ import annotations
@@ -206,6 +209,7 @@ def write_version_evidence(
         run_link=_run_link(client, mv.run_id),
         gated=[t.metric for t in settings.gate_spec(model).thresholds],
     )
+    text = with_ab_section(text, ab_section(mv.description))  # the A/B report outlives it
     tags = {f"{TAG_GATE_PREFIX}{r.key}": "pass" if r.passed else "fail" for r in report.results}
     if gate is not None:
         tags[TAG_EVIDENCE_GATE_SET] = gate.digest
@@ -215,6 +219,49 @@ def write_version_evidence(
             if key.startswith(TAG_GATE_PREFIX):
                 client.delete_model_version_tag(model, str(version), key)
         set_version_tags(client, model, str(version), tags)  # one registry read, not one per tag
+    return text
+
+
+AB_START = "<!-- viralab:ab -->"
+AB_END = "<!-- /viralab:ab -->"
+
+
+def ab_section(description: str | None) -> str | None:
+    """The A/B block of a description (between the markers, markers included), or None."""
+    text = description or ""
+    start = text.find(AB_START)
+    end = text.find(AB_END, start)
+    if start < 0 or end < 0:
+        return None
+    return text[start : end + len(AB_END)]
+
+
+def with_ab_section(description: str | None, block: str | None) -> str:
+    """`description` with its A/B block replaced by `block` (appended when it had none;
+    removed when `block` is None); everything else is kept as it was."""
+    text = description or ""
+    old = ab_section(text)
+    if old is not None:
+        text = text.replace(old, "").rstrip()
+    if block:
+        room = DESCRIPTION_LIMIT - len(block) - 2
+        text = (text[:room].rstrip() + "\n\n" if text else "") + block
+    return text
+
+
+def write_ab_section(client: MlflowClient, model: str, version: str | int, markdown: str) -> str:
+    """Put `markdown` (the A/B report) on the version page, replacing an earlier A/B report
+    and keeping the evidence; returns the new description.
+
+    Raises:
+        RegistryError: the version does not exist or the registry cannot be written.
+    """
+    block = f"{AB_START}\n{markdown.strip()}\n{AB_END}"
+    with registry_errors(f"reading {model} version {version}"):
+        mv = client.get_model_version(model, str(version))
+    text = with_ab_section(mv.description, block)
+    with registry_errors(f"writing the A/B report of {model} version {version}"):
+        client.update_model_version(model, str(version), description=text)
     return text
 
 

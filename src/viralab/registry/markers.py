@@ -26,6 +26,40 @@ Target = Literal["champion", "challenger"]
 Policy = Literal["enforce", "warn", "off"]
 POLICIES: tuple[Policy, ...] = ("enforce", "warn", "off")
 TARGETS: tuple[Target, ...] = ("champion", "challenger")
+AB_KEYS = ("video_id",)
+
+
+@dataclass(frozen=True)
+class AbSettings:
+    """`registry.ab`: the share of keyed requests the challenger answers in-process (0 = off).
+
+    `key` names the request field hashed to pick the arm (only `video_id` exists today), so a
+    video always sees the same version; requests without it go to the champion.
+    """
+
+    share: float = 0.0
+    key: str = "video_id"
+
+    @property
+    def enabled(self) -> bool:
+        return self.share > 0.0
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any] | None) -> AbSettings:
+        """Raises ConfigError for a share outside [0, 1] or an unknown key."""
+        section = dict(section or {})
+        try:
+            share = float(section.get("share", 0.0) or 0.0)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"registry.ab.share must be a number, got {section['share']!r}"
+            ) from None
+        if not 0.0 <= share <= 1.0:
+            raise ConfigError(f"registry.ab.share must be within [0, 1], got {share:g}")
+        key = str(section.get("key", "video_id"))
+        if key not in AB_KEYS:
+            raise ConfigError(f"registry.ab.key must be one of {', '.join(AB_KEYS)}, got {key!r}")
+        return cls(share=share, key=key)
 
 
 @dataclass(frozen=True)
@@ -40,6 +74,7 @@ class RegistrySettings:
     gates: Mapping[str, Any] = field(default_factory=dict)
     champion_comparison: ComparisonSettings = field(default_factory=ComparisonSettings)
     guard_policy: Policy = "enforce"
+    ab: AbSettings = field(default_factory=AbSettings)
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any] | None) -> RegistrySettings:
@@ -62,6 +97,7 @@ class RegistrySettings:
             gates=dict(section.get("gates") or {}),
             champion_comparison=comparison_settings(section.get("champion_comparison")),
             guard_policy=policy,  # type: ignore[arg-type]
+            ab=AbSettings.from_config(section.get("ab")),
         )
 
     def guarded(self, model: str) -> bool:

@@ -27,11 +27,17 @@ def _analysis_of(item: Any) -> Any:
     return item
 
 
+class VideoLabel(str):
+    """A label that is the record's own `video_id` (not made up from the file's name): it
+    labels the logged prediction so the video's ratings can judge it, and keys A/B."""
+
+
 def _label_of(item: Any, fallback: str) -> str:
     if isinstance(item, dict):
-        for key in ("video_id", "id"):
-            if isinstance(item.get(key), str | int):
-                return str(item[key])
+        if isinstance(item.get("video_id"), str | int):
+            return VideoLabel(item["video_id"])
+        if isinstance(item.get("id"), str | int):
+            return str(item["id"])
     return fallback
 
 
@@ -116,7 +122,13 @@ def predict(
             task = progress.add_task("score", total=None)
             for batch in _batches(iter_documents(source), batch_size):
                 labels = [label for label, _ in batch]
-                scored = score_documents([doc for _, doc in batch], model_name=model, ref=version)
+                ids = [str(lab) if isinstance(lab, VideoLabel) else None for lab in labels]
+                scored = score_documents(
+                    [doc for _, doc in batch],
+                    model_name=model,
+                    ref=version,
+                    video_ids=ids if any(ids) else None,
+                )
                 for label, rec in zip(labels, scored.to_dict(orient="records"), strict=True):
                     out = {
                         "id": label,

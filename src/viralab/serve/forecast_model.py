@@ -82,8 +82,16 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
         self.scaler = scaler
         self.settings = settings or {}
         self.peer = peer
+        self._identity = None
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        from viralab.serve.prediction_log import get_prediction_log
+
+        self._identity = None
+        if get_prediction_log() is not None:  # which version this is, found off the load path
+            from viralab.serve.served_identity import IdentityResolver
+
+            self._identity = IdentityResolver(context.artifacts, context.model_config or {})
         with open(context.artifacts[PREPROCESSING_ARTIFACT], encoding="utf-8") as f:
             self.settings = json.load(f)
         if self.settings.get("kind", "lstm") != "lstm":
@@ -103,6 +111,38 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
+        import time
+
+        started = time.perf_counter()
+        result = self._predict(model_input, params)
+        self._log(model_input, result, (time.perf_counter() - started) * 1000.0)
+        return result
+
+    def _log(self, model_input: Any, result: pd.DataFrame, latency_ms: float) -> None:
+        """Record the forecast rows in the prediction log (buffered: no database work here)."""
+        from viralab.serve.prediction_log import active_log, record_forecast
+
+        prediction_log = active_log()
+        if prediction_log is None:
+            return
+        identity = getattr(self, "_identity", None)
+        if identity is None:
+            from viralab.serve.served_identity import UNKNOWN
+
+            served = UNKNOWN
+        else:
+            served = identity.get()
+        record_forecast(
+            prediction_log,
+            model=served.model,
+            version=served.version,
+            marker=served.marker,
+            rows=model_input,
+            result=result,
+            latency_ms=latency_ms,
+        )
+
+    def _predict(self, model_input: pd.DataFrame, params: dict[str, Any] | None) -> pd.DataFrame:
         from viralab.errors import DataError
 
         params = params or {}

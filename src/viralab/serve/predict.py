@@ -23,7 +23,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -35,7 +35,14 @@ from mlflow.entities.model_registry import ModelVersion
 
 from viralab.registry.client import RegistryError, get_client, resolve_version
 from viralab.registry.markers import RegistrySettings, holder
+from viralab.serve.ab import arms, challenger
 from viralab.serve.limits import check_horizon
+from viralab.serve.prediction_log import (
+    get_prediction_log,
+    record_forecast,
+    record_scores,
+    suppressed,
+)
 from viralab.service_limits import unreachable_message
 
 log = logging.getLogger(__name__)
@@ -180,6 +187,9 @@ def clear_caches() -> None:
         _loaded.clear()
         _outages.clear()
     load_version.cache_clear()
+    from viralab.serve.ab import clear_cache
+
+    clear_cache()
 
 
 def load_model(
@@ -214,18 +224,126 @@ def load_model(
     return model, version
 
 
+def _marker_of(ref: str | int | None) -> str:
+    """How a request named its version: the active one, an alias, or an explicit ref."""
+    if ref in (None, ""):
+        return "champion"
+    return str(ref) if str(ref) in ("champion", "challenger") else "explicit"
+
+
+def _as_documents(documents: Any) -> tuple[list[Any], list[Any] | None]:
+    """The documents as a list (the A/B split indexes them), and a frame's video ids."""
+    from viralab.features.tabular import ANALYSIS_COLUMN
+
+    if isinstance(documents, pd.DataFrame):
+        if ANALYSIS_COLUMN not in documents.columns:
+            return [documents], None  # let the model say what is wrong with it
+        ids = documents["video_id"].tolist() if "video_id" in documents.columns else None
+        return documents[ANALYSIS_COLUMN].tolist(), ids
+    if isinstance(documents, dict | str | bytes):
+        return [documents], None
+    return list(documents), None
+
+
+def _ab_settings(settings: RegistrySettings | Mapping[str, Any] | None) -> RegistrySettings | None:
+    """The registry settings whose `ab` section applies; None when they cannot be read (the
+    split is optional: a config that cannot be composed leaves every request to the champion,
+    and the first resolution reports the config problem itself)."""
+    if settings is not None:
+        return _registry_settings(settings)
+    from viralab.serve.ab import project_ab_settings
+
+    try:
+        return project_ab_settings()[0]
+    except Exception as exc:
+        log.warning("A/B settings not read (%s): the champion answers every request", exc)
+        return None
+
+
+def _score_arm(
+    pyfunc: mlflow.pyfunc.PyFuncModel,
+    documents: list[Any],
+    with_factors: bool,
+    *,
+    name: str,
+    version: str | int,
+    marker: str,
+    video_ids: list[Any] | None,
+) -> pd.DataFrame:
+    """Score with one version and log the answers (after scoring: the log never delays it)."""
+    started = time.perf_counter()
+    result = pyfunc.unwrap_python_model().score(documents, with_factors=with_factors)
+    prediction_log = get_prediction_log()
+    if prediction_log is not None:
+        record_scores(
+            prediction_log,
+            model=name,
+            version=version,
+            marker=marker,
+            documents=documents,
+            video_ids=video_ids,
+            result=result,
+            latency_ms=(time.perf_counter() - started) * 1000.0,
+        )
+    return result
+
+
 def score_documents(
     documents: Any,
     *,
     model_name: str = "preference",
     ref: str | int | None = None,
     with_factors: bool = True,
+    video_ids: Sequence[Any] | None = None,
     **kwargs: Any,
 ) -> pd.DataFrame:
-    """Score many documents (dicts or JSON text) with the active preference model."""
-    model, _ = load_model(model_name, ref, **kwargs)
-    python_model = model.unwrap_python_model()
-    return python_model.score(documents, with_factors=with_factors)
+    """Score many documents (dicts or JSON text) with the active preference model.
+
+    `video_ids` (one per document, None where unknown; a frame's `video_id` column otherwise)
+    label the logged predictions, so ratings that arrive later judge them, and key the A/B
+    split: with `registry.ab.share` > 0 and a challenger, that share of the videos is answered
+    by the challenger (see `viralab.serve.ab`). An explicit `ref` is never split.
+    """
+    model, version = load_model(model_name, ref, **kwargs)
+    docs, frame_ids = _as_documents(documents)
+    ids = list(video_ids) if video_ids is not None else frame_ids
+    if ids is not None and len(ids) != len(docs):
+        raise ValueError(f"{len(ids)} video ids for {len(docs)} documents")
+    marker = _marker_of(ref)
+    routes: list[bool] | None = None
+    rival = None
+    if ref in (None, "") and ids is not None:
+        reg = _ab_settings(kwargs.get("settings"))
+        if reg is not None and reg.ab.enabled:
+            rival = challenger(model_name, reg)
+            if rival is not None and str(rival.version) != str(version.version):
+                routes = arms(model_name, ids, reg.ab.share, len(docs))
+    if not routes or not any(routes):
+        return _score_arm(
+            model, docs, with_factors, name=model_name, version=version.version,
+            marker=marker, video_ids=ids,
+        )  # fmt: skip
+    assert rival is not None
+    parts = []
+    for arm, pyfunc, held, label in (
+        (False, model, version, "champion"),
+        (True, load_version(model_name, str(rival.version)), rival, "challenger"),
+    ):
+        index = [i for i, r in enumerate(routes) if r is arm]
+        if not index:
+            continue
+        part = _score_arm(
+            pyfunc,
+            [docs[i] for i in index],
+            with_factors,
+            name=model_name,
+            version=held.version,
+            marker=label,
+            video_ids=[ids[i] for i in index],
+        )
+        part.index = index
+        parts.append(part)
+    return pd.concat(parts).sort_index().reset_index(drop=True)
 
 
 def predict_virality_score(
@@ -233,10 +351,20 @@ def predict_virality_score(
     *,
     model_name: str = "preference",
     ref: str | int | None = None,
+    video_id: str | None = None,
     **kwargs: Any,
 ) -> dict[str, Any]:
-    """Spec 000 §7.2: `{score (0-10), confidence, top_factors: [{feature, contribution}]}`."""
-    row = score_documents([analysis], model_name=model_name, ref=ref, **kwargs).iloc[0]
+    """Spec 000 §7.2: `{score (0-10), confidence, top_factors: [{feature, contribution}]}`.
+
+    `video_id` labels the logged prediction (ratings arriving later judge it) and keys A/B.
+    """
+    row = score_documents(
+        [analysis],
+        model_name=model_name,
+        ref=ref,
+        video_ids=None if video_id is None else [video_id],
+        **kwargs,
+    ).iloc[0]
     return {
         "score": float(row["score"]),
         "confidence": float(row["confidence"]),
@@ -255,5 +383,20 @@ def forecast(
 ) -> pd.DataFrame:
     """Roll a forecaster forward `horizon` minutes from one video's recent rows."""
     horizon = check_horizon(horizon)  # before any work: the cost grows with the horizon
-    model, _ = load_model(f"{model_prefix}{target}", ref, **kwargs)
-    return pd.DataFrame(model.predict(rows, params={"horizon": horizon}))
+    name = f"{model_prefix}{target}"
+    model, version = load_model(name, ref, **kwargs)
+    started = time.perf_counter()
+    with suppressed():  # the pyfunc would log too, without knowing the marker
+        result = pd.DataFrame(model.predict(rows, params={"horizon": horizon}))
+    prediction_log = get_prediction_log()
+    if prediction_log is not None:
+        record_forecast(
+            prediction_log,
+            model=name,
+            version=version.version,
+            marker=_marker_of(ref),
+            rows=rows,
+            result=result,
+            latency_ms=(time.perf_counter() - started) * 1000.0,
+        )
+    return result

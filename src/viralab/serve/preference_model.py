@@ -22,6 +22,7 @@ Requests are bounded by `viralab.serve.limits` (size, depth, strict params, stri
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,8 @@ TRUSTED_TYPES = [
     "viralab.features.tabular.FeatureMetadata",
 ]
 OUTPUT_COLUMNS = ["prediction", "score", "confidence", "top_factors"]
+#: Optional input column beside `ANALYSIS_COLUMN`: labels the logged prediction (not scored).
+VIDEO_ID_COLUMN = "video_id"
 #: The params the signature declares (MLflow drops undeclared ones); "" = the model's setting.
 PARAMS_EXAMPLE = {"top_factors": True, "strict": ""}
 
@@ -116,6 +119,7 @@ class PreferenceModel(mlflow.pyfunc.PythonModel):
         self.r2 = r2
         self.limits = limits or ServeLimits()
         self._explainer = None
+        self._identity = None
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         self.pipeline = load_pipeline(context.artifacts[PIPELINE_ARTIFACT])
@@ -124,6 +128,13 @@ class PreferenceModel(mlflow.pyfunc.PythonModel):
             self.r2 = float(config["r2"])
         self.limits = ServeLimits.from_config(config)
         self._explainer = None
+        self._identity = None
+        from viralab.serve.prediction_log import get_prediction_log
+
+        if get_prediction_log() is not None:  # which version this is, found off the load path
+            from viralab.serve.served_identity import IdentityResolver
+
+            self._identity = IdentityResolver(context.artifacts, config)
 
     @property
     def explainer(self):
@@ -178,7 +189,41 @@ class PreferenceModel(mlflow.pyfunc.PythonModel):
         # "" (the signature's default) keeps the model's own setting (model_config / env)
         raw_strict = params.get("strict", "")
         strict = None if raw_strict in ("", None) else parse_bool(raw_strict, "strict")
-        return self.score(model_input, with_factors=with_factors, strict=strict)
+        started = time.perf_counter()
+        result = self.score(model_input, with_factors=with_factors, strict=strict)
+        self._log(model_input, result, (time.perf_counter() - started) * 1000.0)
+        return result
+
+    def _log(self, model_input: Any, result: pd.DataFrame, latency_ms: float) -> None:
+        """Record the answers in the prediction log (buffered: no database work here). The
+        optional `video_id` column of the input labels them so ratings can judge them."""
+        from viralab.serve.prediction_log import active_log, record_scores
+
+        prediction_log = active_log()
+        if prediction_log is None:
+            return
+        identity = getattr(self, "_identity", None)
+        if identity is None:  # loaded before the log was on, or built in code (tests)
+            from viralab.serve.served_identity import UNKNOWN
+
+            served = UNKNOWN
+        else:
+            served = identity.get()
+        if isinstance(model_input, pd.DataFrame) and ANALYSIS_COLUMN in model_input.columns:
+            documents = model_input[ANALYSIS_COLUMN].tolist()
+            ids = model_input["video_id"].tolist() if "video_id" in model_input.columns else None
+        else:
+            documents, ids = documents_frame(model_input)[ANALYSIS_COLUMN].tolist(), None
+        record_scores(
+            prediction_log,
+            model=served.model,
+            version=served.version,
+            marker=served.marker,
+            documents=documents,
+            video_ids=ids,
+            result=result,
+            latency_ms=latency_ms,
+        )
 
 
 # Models-from-code: MLflow runs this file at load time and serves the object set here; the

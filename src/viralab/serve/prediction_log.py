@@ -1,0 +1,588 @@
+"""The prediction log: every answer a served model gives, written to ``predictions`` off the
+caller's thread.
+
+Scoring must never wait on the database, and a database that is down must never stop serving
+or grow memory without bound. So `PredictionLog.record` only appends rows to a bounded
+in-memory buffer (a lock held for microseconds, never a wait); a daemon thread writes them in
+batches (one multi-row INSERT per batch). When the buffer is full the new rows are dropped and
+counted; when a batch cannot be written (database down) its rows are dropped and counted too,
+the outage is logged once (URL redacted) and the writer retries after a pause. The counts
+(`written`, `dropped`) are kept per process and, whenever the database answers, stored in
+``prediction_log_stats`` so that `viralab monitor live` can report what a server lost.
+
+On or off: ``VIRALAB_PREDICTION_LOG=on|off`` wins; else the config's `tracking.prediction_log`
+(true/false; null = automatic); automatic = on when MLflow tracks to a server (an http(s)
+``MLFLOW_TRACKING_URI``, i.e. a `tracking=server` deployment), off for the embedded SQLite
+store. The rows go to ``VIRALAB_PREDICTION_LOG_URL``, else the application database
+(``VIRALAB_DATABASE_URL``, else ``data/viralab.db``).
+
+The process-wide log (`get_prediction_log`) is closed at exit with a short bounded wait
+(``VIRALAB_PREDICTION_LOG_EXIT_WAIT``, 2 s): a process never hangs on exit for its log.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import contextvars
+import hashlib
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from viralab.redaction import mask_url, redact_text
+
+log = logging.getLogger(__name__)
+
+ENV_SWITCH = "VIRALAB_PREDICTION_LOG"
+ENV_URL = "VIRALAB_PREDICTION_LOG_URL"
+ENV_FLUSH = "VIRALAB_PREDICTION_LOG_FLUSH_S"
+ENV_EXIT_WAIT = "VIRALAB_PREDICTION_LOG_EXIT_WAIT"
+DEFAULT_BATCH_SIZE = 500
+DEFAULT_QUEUE_SIZE = 50_000
+DEFAULT_FLUSH_INTERVAL = 1.0
+RETRY_INTERVAL = 2.0  # seconds between write attempts while the database is down
+EXIT_WAIT = 2.0
+
+_ON = {"1", "on", "true", "yes"}
+_OFF = {"0", "off", "false", "no"}
+
+#: Set while a serving path that logs for itself calls a pyfunc that would log too.
+_suppressed: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "viralab_prediction_log_suppressed", default=False
+)
+
+
+def digest(text: str | bytes) -> str:
+    """sha256 hex of the document as the caller gave it (what identifies an input)."""
+    return hashlib.sha256(text if isinstance(text, bytes) else text.encode("utf-8")).hexdigest()
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def prediction_log_url(url: str | None = None) -> str:
+    """`url`, else ``VIRALAB_PREDICTION_LOG_URL``, else the application database."""
+    from viralab.data.database import app_database_url, normalize_url
+
+    return normalize_url(url or os.environ.get(ENV_URL) or app_database_url())
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+class PredictionLog:
+    """A bounded buffer of prediction rows and the daemon thread that writes them.
+
+    Args:
+        url: the database; None = ``VIRALAB_PREDICTION_LOG_URL``, else the application
+            database.
+        batch_size: rows per INSERT (and the fill level that wakes the writer early).
+        queue_size: rows held at most; beyond that new rows are dropped and counted.
+        flush_interval: seconds the writer waits for a batch to fill before writing what it has.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        flush_interval: float = DEFAULT_FLUSH_INTERVAL,
+        retry_interval: float = RETRY_INTERVAL,
+    ) -> None:
+        self.url = prediction_log_url(url)
+        self.batch_size = max(1, int(batch_size))
+        self.queue_size = max(1, int(queue_size))
+        self.flush_interval = float(flush_interval)
+        self.retry_interval = float(retry_interval)
+        self.process_id = uuid.uuid4().hex
+        self.started_at = now_utc()
+        self._rows: deque[dict[str, Any]] = deque()
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._in_flight = 0
+        self._written = 0
+        self._dropped = 0
+        self._stored_counts: tuple[int, int] = (0, 0)  # nothing to report yet
+        self._connect_lock = threading.Lock()
+        self._outage: str | None = None
+        self._full_logged = False
+        self._engine: Any = None
+        self._ready = False
+        self._thread = threading.Thread(
+            target=self._run, name="viralab-prediction-log", daemon=True
+        )
+        self._thread.start()
+
+    # --- caller side: never blocks ------------------------------------------------------
+
+    @property
+    def written(self) -> int:
+        """Rows stored in ``predictions`` by this process."""
+        return self._written
+
+    @property
+    def dropped(self) -> int:
+        """Rows lost: buffer full, or their batch could not be written."""
+        return self._dropped
+
+    @property
+    def pending(self) -> int:
+        """Rows buffered or being written now."""
+        return len(self._rows) + self._in_flight
+
+    def record(self, **row: Any) -> bool:
+        """Buffer one row (columns of ``predictions``; `at` defaults to now). Returns False
+        when it was dropped (buffer full or the log closed)."""
+        return self.record_many([row]) == 1
+
+    def record_many(self, rows: Sequence[dict[str, Any]]) -> int:
+        """Buffer rows; returns how many were kept (the rest are dropped and counted)."""
+        if not rows:
+            return 0
+        with self._lock:
+            if self._stop.is_set():
+                room = 0
+            else:
+                room = max(0, self.queue_size - len(self._rows) - self._in_flight)
+            kept = rows if len(rows) <= room else rows[:room]
+            self._rows.extend(kept)
+            lost = len(rows) - len(kept)
+            self._dropped += lost
+            full = len(self._rows) >= self.batch_size
+        if full:
+            self._wake.set()
+        if lost and not self._full_logged:
+            self._full_logged = True  # once: the count says the rest
+            log.warning(
+                "prediction log: buffer full (%d rows); new predictions are dropped and counted",
+                self.queue_size,
+            )
+        return len(kept)
+
+    def flush(self, timeout: float = EXIT_WAIT) -> None:
+        """Write what is buffered now; waits at most `timeout` seconds (then returns anyway)."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        self._wake.set()
+        with self._idle:
+            while self._rows or self._in_flight:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._thread.is_alive():
+                    return
+                self._idle.wait(min(remaining, 0.05))
+                self._wake.set()
+
+    def close(self, timeout: float = EXIT_WAIT) -> None:
+        """Flush (bounded by `timeout`), store the counts, stop the writer. Rows recorded
+        afterwards are dropped and counted."""
+        started = time.monotonic()
+        self.flush(timeout)
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(max(0.0, timeout - (time.monotonic() - started)) + 0.1)
+        with self._lock:
+            left = len(self._rows)
+            self._rows.clear()
+            self._dropped += left
+        if self._dropped:
+            log.warning(
+                "prediction log: %d prediction(s) dropped, %d written (database %s)",
+                self._dropped,
+                self._written,
+                mask_url(self.url),
+            )
+        if self._engine is not None and not self._thread.is_alive():
+            self._engine.dispose()
+
+    def stats(self) -> dict[str, Any]:
+        """Counts of this process, for a status line or endpoint."""
+        return {
+            "written": self._written,
+            "dropped": self._dropped,
+            "pending": self.pending,
+            "database": mask_url(self.url),
+            "outage": self._outage,
+        }
+
+    # --- writer thread --------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.flush_interval)
+            self._wake.clear()
+            batch = self._take()
+            if not batch:
+                self._store_counts()
+                with self._idle:
+                    self._idle.notify_all()
+                if self._stop.is_set():
+                    return
+                continue
+            ok = self._write(batch)
+            with self._idle:
+                self._in_flight = 0
+                self._idle.notify_all()
+            if not ok and not self._stop.is_set():
+                self._stop.wait(self.retry_interval)
+            elif self._rows:
+                self._wake.set()
+
+    def _take(self) -> list[dict[str, Any]]:
+        with self._lock:
+            n = min(self.batch_size, len(self._rows))
+            batch = [self._rows.popleft() for _ in range(n)]
+            self._in_flight = n
+        return batch
+
+    def _connect(self) -> Any:
+        with self._connect_lock:
+            if self._engine is None:
+                from viralab.data.database import make_engine
+
+                pg = self.url.startswith("postgresql")
+                self._engine = make_engine(
+                    self.url, connect_args={"connect_timeout": 5} if pg else {}
+                )
+            if not self._ready:
+                from viralab.serve.prediction_table import create_prediction_tables
+
+                try:
+                    create_prediction_tables(self._engine)
+                except Exception:
+                    # another process created them between our check and our CREATE
+                    from sqlalchemy import inspect
+
+                    present = set(inspect(self._engine).get_table_names())
+                    if not {"predictions", "prediction_log_stats"} <= present:
+                        raise
+                self._ready = True
+            return self._engine
+
+    def _write(self, batch: list[dict[str, Any]]) -> bool:
+        from viralab.serve.prediction_table import predictions
+
+        try:
+            engine = self._connect()
+            with engine.begin() as conn:
+                conn.execute(predictions.insert(), [_complete(r) for r in batch])
+                stored = self._upsert_counts(conn, self._written + len(batch))
+            self._written += len(batch)
+            self._stored_counts = stored
+        except Exception as exc:  # any failure: the rows are lost, serving goes on
+            with self._lock:
+                self._dropped += len(batch)
+            self._note_drop(_describe(exc))
+            return False
+        self._note_recovery()
+        return True
+
+    def _store_counts(self) -> None:
+        """Store the counts when they changed and the database answers (after an outage)."""
+        if self._stored_counts == (self._written, self._dropped):
+            return
+        try:
+            with self._connect().begin() as conn:
+                stored = self._upsert_counts(conn, self._written)
+            self._stored_counts = stored
+        except Exception as exc:
+            self._note_drop(_describe(exc))
+            return
+        self._note_recovery()
+
+    def _upsert_counts(self, conn: Any, written: int) -> tuple[int, int]:
+        """This process's row of ``prediction_log_stats``, in the caller's transaction."""
+        from viralab.serve.prediction_table import prediction_log_stats as t
+
+        counts = (written, self._dropped)
+        values = {"written": counts[0], "dropped": counts[1], "updated_at": now_utc()}
+        done = conn.execute(t.update().where(t.c.process_id == self.process_id).values(**values))
+        if done.rowcount == 0:
+            conn.execute(
+                t.insert().values(
+                    process_id=self.process_id,
+                    host=socket.gethostname()[:256],
+                    pid=os.getpid(),
+                    started_at=self.started_at,
+                    **values,
+                )
+            )
+        return counts
+
+    def _note_drop(self, reason: str) -> None:
+        if self._outage == reason:
+            return
+        first = self._outage is None
+        self._outage = reason
+        if first:
+            log.warning(
+                "prediction log: cannot write to %s (%s); serving goes on, predictions are "
+                "dropped and counted (%d so far)",
+                mask_url(self.url),
+                reason,
+                self._dropped,
+            )
+
+    def _note_recovery(self) -> None:
+        if self._outage is None:
+            return
+        self._outage = None
+        log.warning(
+            "prediction log: writing again to %s; %d prediction(s) dropped meanwhile",
+            mask_url(self.url),
+            self._dropped,
+        )
+
+
+def _describe(exc: BaseException) -> str:
+    """One redacted line (drivers quote the DSN, password included, in some messages)."""
+    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return redact_text(detail[0] if detail else type(exc).__name__)
+
+
+_COLUMNS = (
+    "request_id", "model", "version", "marker", "input_digest", "video_id", "prediction",
+    "score", "confidence", "target_at", "latency_ms", "at",
+)  # fmt: skip
+
+
+def _complete(row: Mapping[str, Any]) -> dict[str, Any]:
+    """Every column present (an executemany needs the same keys in each row)."""
+    out = {c: row.get(c) for c in _COLUMNS}
+    if out["at"] is None:
+        out["at"] = now_utc()
+    if out["request_id"] is None:
+        out["request_id"] = ""
+    if out["marker"] is None:
+        out["marker"] = "explicit"
+    if out["input_digest"] is None:
+        out["input_digest"] = ""
+    if out["version"] is not None:
+        try:
+            out["version"] = int(out["version"])
+        except (TypeError, ValueError):
+            out["version"] = None
+    return out
+
+
+# --- the process-wide log -------------------------------------------------------------------
+
+
+def _switch(value: str | None) -> bool | None:
+    if value is None:
+        return None
+    text = str(value).strip().lower()
+    if text in _ON:
+        return True
+    if text in _OFF:
+        return False
+    return None
+
+
+def _config_switch() -> bool | None:
+    """`tracking.prediction_log` of the project config (None: unset, null, or no config)."""
+    try:
+        from viralab.config import compose
+
+        value = compose().tracking.get("prediction_log")
+    except Exception:  # no config here (a bare model server): the automatic rule decides
+        return None
+    return None if value is None else _switch(str(value))
+
+
+def is_server_uri(uri: str | None) -> bool:
+    return bool(uri) and str(uri).lower().startswith(("http://", "https://"))
+
+
+def logging_enabled() -> bool:
+    """``VIRALAB_PREDICTION_LOG`` if set, else `tracking.prediction_log`, else whether MLflow
+    tracks to a server."""
+    explicit = _switch(os.environ.get(ENV_SWITCH))
+    if explicit is not None:
+        return explicit
+    configured = _config_switch()
+    if configured is not None:
+        return configured
+    import mlflow
+
+    return is_server_uri(mlflow.get_tracking_uri())
+
+
+_process_log: PredictionLog | None = None
+_decided = False
+_process_lock = threading.Lock()
+
+
+def get_prediction_log() -> PredictionLog | None:
+    """The process's log, started on first use; None while logging is off."""
+    global _process_log, _decided
+    if _decided:
+        return _process_log
+    with _process_lock:
+        if not _decided:
+            if logging_enabled():
+                flush = float(os.environ.get(ENV_FLUSH) or DEFAULT_FLUSH_INTERVAL)
+                _process_log = PredictionLog(flush_interval=flush)
+                atexit.register(_close_at_exit, _process_log)
+            _decided = True
+    return _process_log
+
+
+def set_prediction_log(prediction_log: PredictionLog | None) -> None:
+    """Use `prediction_log` from now on (tests, or an application that configures its own)."""
+    global _process_log, _decided
+    with _process_lock:
+        _process_log = prediction_log
+        _decided = True
+
+
+def reset_prediction_log() -> None:
+    """Close the process's log (bounded) and decide again on next use."""
+    global _process_log, _decided
+    with _process_lock:
+        current, _process_log, _decided = _process_log, None, False
+    if current is not None:
+        current.close(0.5)
+
+
+def _close_at_exit(prediction_log: PredictionLog) -> None:
+    with contextlib.suppress(Exception):
+        prediction_log.close(float(os.environ.get(ENV_EXIT_WAIT) or EXIT_WAIT))
+
+
+@contextlib.contextmanager
+def suppressed() -> Iterator[None]:
+    """Inside: pyfuncs do not log (the serving path around them logs with its marker)."""
+    token = _suppressed.set(True)
+    try:
+        yield
+    finally:
+        _suppressed.reset(token)
+
+
+def active_log() -> PredictionLog | None:
+    """The log a pyfunc should write to now: None when off or a caller logs for it."""
+    if _suppressed.get():
+        return None
+    return get_prediction_log()
+
+
+# --- rows from what the serving paths return --------------------------------------------------
+
+
+def document_digest(document: Any) -> str:
+    """Digest of a document: its text as given, else its canonical JSON (sorted keys)."""
+    if isinstance(document, str | bytes):
+        return digest(document)
+    try:
+        return digest(json.dumps(document, sort_keys=True, default=str))
+    except (TypeError, ValueError, RecursionError):
+        return ""
+
+
+def _video_id(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, float) and value != value:  # NaN from a frame column
+        return None
+    return str(value)
+
+
+def record_scores(
+    prediction_log: PredictionLog,
+    *,
+    model: str,
+    version: int | str | None,
+    marker: str,
+    documents: Sequence[Any],
+    video_ids: Sequence[Any] | None,
+    result: Any,
+    latency_ms: float,
+    request_id: str | None = None,
+) -> int:
+    """One row per scored document (`result`: the preference model's output frame)."""
+    request_id = request_id or new_request_id()
+    at = now_utc()
+    ids = list(video_ids) if video_ids is not None else [None] * len(documents)
+    rows = [
+        {
+            "request_id": request_id,
+            "model": model,
+            "version": version,
+            "marker": marker,
+            "input_digest": document_digest(doc),
+            "video_id": _video_id(vid),
+            "prediction": float(p),
+            "score": float(s),
+            "confidence": float(c),
+            "latency_ms": latency_ms,
+            "at": at,
+        }
+        for doc, vid, p, s, c in zip(
+            documents,
+            ids,
+            result["prediction"].tolist(),
+            result["score"].tolist(),
+            result["confidence"].tolist(),
+            strict=False,
+        )
+    ]
+    return prediction_log.record_many(rows)
+
+
+def record_forecast(
+    prediction_log: PredictionLog,
+    *,
+    model: str,
+    version: int | str | None,
+    marker: str,
+    rows: Any,
+    result: Any,
+    latency_ms: float,
+) -> int:
+    """One row per forecast row (a step or a horizon of one video)."""
+    import pandas as pd
+
+    try:
+        raw = pd.util.hash_pandas_object(rows, index=False).to_numpy().tobytes()
+        input_digest = digest(raw)
+    except (TypeError, ValueError):
+        input_digest = ""
+    request_id = new_request_id()
+    at = now_utc()
+    frame = result if isinstance(result, pd.DataFrame) else pd.DataFrame(result)
+    videos = frame["video_id"].tolist() if "video_id" in frame else [None] * len(frame)
+    stamps = (
+        pd.to_datetime(frame["timestamp"], utc=True).tolist()
+        if "timestamp" in frame
+        else [None] * len(frame)
+    )
+    values = frame["prediction"].tolist() if "prediction" in frame else [None] * len(frame)
+    out = [
+        {
+            "request_id": request_id,
+            "model": model,
+            "version": version,
+            "marker": marker,
+            "input_digest": input_digest,
+            "video_id": _video_id(v),
+            "prediction": None if p is None else float(p),
+            "target_at": None if t is None or pd.isna(t) else t.to_pydatetime(),
+            "latency_ms": latency_ms,
+            "at": at,
+        }
+        for v, t, p in zip(videos, stamps, values, strict=False)
+    ]
+    return prediction_log.record_many(out)

@@ -1,0 +1,180 @@
+"""The prediction log: never blocks, drops and counts when the database is down or the buffer
+is full, writes in batches, keeps secrets out of its rows and messages, switches on and off."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sqlalchemy import event, select
+
+from viralab.data.database import make_engine
+from viralab.serve import prediction_log as pl
+from viralab.serve.prediction_log import PredictionLog, record_scores
+from viralab.serve.prediction_table import prediction_log_stats, predictions
+
+SECRET = "s3cret-Pw-991"
+#: Nothing listens on port 1: a connection is refused at once (a database that is down).
+DOWN_URL = f"postgresql://viralab:{SECRET}@127.0.0.1:1/viralab"
+
+
+def _row(i: int, **extra) -> dict:
+    return {
+        "model": "preference",
+        "version": 1,
+        "marker": "champion",
+        "input_digest": f"{i:064x}",
+        "video_id": f"v{i}",
+        "prediction": i / 100,
+        **extra,
+    }
+
+
+def test_record_never_blocks_and_counts_drops_while_the_database_is_down(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING)
+    log = PredictionLog(DOWN_URL, batch_size=50, queue_size=200, flush_interval=0.01)
+    started = time.monotonic()
+    kept = sum(log.record(**_row(i)) for i in range(20_000))
+    elapsed = time.monotonic() - started
+    assert elapsed < 2.0, f"20,000 records took {elapsed:.2f} s: record must not wait"
+    assert kept <= 20_000 and log.dropped >= 20_000 - 200  # the buffer holds 200 at most
+    t0 = time.monotonic()
+    log.close(timeout=1.0)
+    assert time.monotonic() - t0 < 3.0  # bounded, whatever the database does
+    assert log.written == 0
+    assert log.dropped == 20_000  # every row is accounted for: written + dropped
+    text = caplog.text + repr(log.stats())
+    assert "dropped" in caplog.text and "cannot write" in caplog.text
+    assert SECRET not in text and "***" in text
+
+
+def test_a_full_buffer_drops_the_newest_rows_at_once() -> None:
+    # the writer sleeps (long interval, batch never full): rows only pile up
+    log = PredictionLog(DOWN_URL, batch_size=10_000, queue_size=10, flush_interval=60)
+    try:
+        kept = log.record_many([_row(i) for i in range(25)])
+        assert kept == 10 and log.dropped == 15 and log.pending == 10
+        assert log.record(**_row(99)) is False and log.dropped == 16
+    finally:
+        log.close(timeout=0.5)
+    assert log.dropped + log.written == 26
+
+
+def test_rows_are_written_in_batches(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/app.db"
+    log = PredictionLog(url, batch_size=7, flush_interval=0.01)
+    log.flush(5)  # the writer is idle: nothing to do, no wait
+    sizes: list[int] = []
+    log._connect()  # noqa: SLF001 - count the statements the writer's engine runs
+
+    @event.listens_for(log._engine, "before_cursor_execute")  # noqa: SLF001
+    def count(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+        if statement.lstrip().upper().startswith("INSERT INTO PREDICTIONS"):
+            sizes.append(len(parameters) if executemany else 1)
+
+    for i in range(50):
+        log.record(**_row(i))
+    log.flush(10)
+    assert log.written == 50 and log.dropped == 0 and log.pending == 0
+    assert sum(sizes) == 50 and max(sizes) <= 7 and len(sizes) < 50
+    log.close(1)
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(select(predictions)).mappings().all()
+        stats = conn.execute(select(prediction_log_stats)).mappings().all()
+    assert len(rows) == 50
+    assert {r["video_id"] for r in rows} == {f"v{i}" for i in range(50)}
+    assert all(r["at"] is not None and r["request_id"] == "" for r in rows)
+    assert len(stats) == 1 and stats[0]["written"] == 50 and stats[0]["dropped"] == 0
+
+
+def test_logged_rows_hold_a_digest_not_the_document(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/app.db"
+    log = PredictionLog(url, flush_interval=0.01)
+    document = '{"hook": {"strength": 0.9}, "api_key": "sk-live-SECRET-123"}'
+    result = pd.DataFrame({"prediction": [0.7], "score": [7.0], "confidence": [0.5]})
+    record_scores(
+        log,
+        model="preference",
+        version="3",
+        marker="challenger",
+        documents=[document],
+        video_ids=["vid-1"],
+        result=result,
+        latency_ms=1.5,
+    )
+    log.close(5)
+    with make_engine(url).connect() as conn:
+        (row,) = conn.execute(select(predictions)).mappings().all()
+    assert "sk-live-SECRET-123" not in repr(dict(row))
+    assert row["input_digest"] == pl.digest(document) and len(row["input_digest"]) == 64
+    assert (row["version"], row["marker"], row["video_id"]) == (3, "challenger", "vid-1")
+    assert (row["prediction"], row["score"], row["confidence"]) == (0.7, 7.0, 0.5)
+    assert row["latency_ms"] == 1.5 and len(row["request_id"]) == 32
+
+
+def test_dicts_get_the_digest_of_their_canonical_json() -> None:
+    assert pl.document_digest({"b": 1, "a": 2}) == pl.document_digest({"a": 2, "b": 1})
+    assert pl.document_digest('{"a": 2}') == pl.digest('{"a": 2}')
+
+
+@pytest.mark.parametrize(
+    ("switch", "uri", "expected"),
+    [
+        ("on", "sqlite:///x.db", True),
+        ("off", "http://mlflow:5000", False),
+        (None, "http://mlflow:5000", True),
+        (None, "https://mlflow.example.com", True),
+        (None, "sqlite:///mlruns/mlflow.db", False),
+    ],
+)
+def test_on_by_default_for_a_tracking_server_opt_in_locally(
+    monkeypatch: pytest.MonkeyPatch, switch: str | None, uri: str, expected: bool
+) -> None:
+    import mlflow
+
+    if switch is None:
+        monkeypatch.delenv(pl.ENV_SWITCH, raising=False)
+    else:
+        monkeypatch.setenv(pl.ENV_SWITCH, switch)
+    monkeypatch.setattr(mlflow, "get_tracking_uri", lambda: uri)
+    assert pl.logging_enabled() is expected
+
+
+def test_the_config_switch_decides_when_the_environment_does_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import mlflow
+
+    monkeypatch.delenv(pl.ENV_SWITCH, raising=False)
+    monkeypatch.setattr(mlflow, "get_tracking_uri", lambda: "sqlite:///x.db")
+    monkeypatch.setattr(pl, "_config_switch", lambda: True)
+    assert pl.logging_enabled() is True
+    monkeypatch.setattr(mlflow, "get_tracking_uri", lambda: "http://mlflow:5000")
+    monkeypatch.setattr(pl, "_config_switch", lambda: False)
+    assert pl.logging_enabled() is False
+
+
+def test_the_process_log_follows_the_switch(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("VIRALAB_DATABASE_URL", f"sqlite:///{tmp_path}/app.db")
+    pl.reset_prediction_log()
+    try:
+        monkeypatch.setenv(pl.ENV_SWITCH, "off")
+        assert pl.get_prediction_log() is None
+        pl.reset_prediction_log()
+        monkeypatch.setenv(pl.ENV_SWITCH, "on")
+        first = pl.get_prediction_log()
+        assert first is not None and pl.get_prediction_log() is first
+        assert first.url == f"sqlite:///{tmp_path}/app.db"
+        with pl.suppressed():
+            assert pl.active_log() is None  # a serving path logs for the pyfunc it calls
+        assert pl.active_log() is first
+    finally:
+        pl.reset_prediction_log()
