@@ -70,10 +70,10 @@ def test_rows_are_written_in_batches(tmp_path: Path) -> None:
     log = PredictionLog(url, batch_size=7, flush_interval=0.01)
     log.flush(5)  # the writer is idle: nothing to do, no wait
     sizes: list[int] = []
-    log._connect()  # noqa: SLF001 - count the statements the writer's engine runs
+    log._connect()
 
-    @event.listens_for(log._engine, "before_cursor_execute")  # noqa: SLF001
-    def count(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+    @event.listens_for(log._engine, "before_cursor_execute")
+    def count(conn, cursor, statement, parameters, context, executemany):
         if statement.lstrip().upper().startswith("INSERT INTO PREDICTIONS"):
             sizes.append(len(parameters) if executemany else 1)
 
