@@ -455,8 +455,10 @@ def preference_predictions(pyfunc: Any, frame: pd.DataFrame) -> np.ndarray:
     if hasattr(inner, "score"):
         return inner.score(documents, with_factors=False)["prediction"].to_numpy(dtype=float)
     from viralab.registry.evaluation import predictions
+    from viralab.serve.prediction_log import suppressed
 
-    return predictions(pyfunc.predict(documents))
+    with suppressed():  # re-scoring after the fact is not serving: keep it out of the log
+        return predictions(pyfunc.predict(documents))
 
 
 def recent_ratings(cfg: DictConfig, cutoff: pd.Timestamp | None) -> tuple[pd.DataFrame, int]:

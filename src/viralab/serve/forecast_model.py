@@ -122,16 +122,13 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
         """Record the forecast rows in the prediction log (buffered: no database work here)."""
         from viralab.serve.prediction_log import active_log, record_forecast
 
-        prediction_log = active_log()
+        identity = getattr(self, "_identity", None)
+        # only a loaded model logs (`load_context` found its identity while the log was on):
+        # a wrapper built in code is training's (signature inference), not serving
+        prediction_log = None if identity is None else active_log()
         if prediction_log is None:
             return
-        identity = getattr(self, "_identity", None)
-        if identity is None:
-            from viralab.serve.served_identity import UNKNOWN
-
-            served = UNKNOWN
-        else:
-            served = identity.get()
+        served = identity.get()
         record_forecast(
             prediction_log,
             model=served.model,

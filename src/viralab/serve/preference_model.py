@@ -199,16 +199,13 @@ class PreferenceModel(mlflow.pyfunc.PythonModel):
         optional `video_id` column of the input labels them so ratings can judge them."""
         from viralab.serve.prediction_log import active_log, record_scores
 
-        prediction_log = active_log()
+        identity = getattr(self, "_identity", None)
+        # only a loaded model logs (`load_context` found its identity while the log was on):
+        # a wrapper built in code is training's (signature inference), not serving
+        prediction_log = None if identity is None else active_log()
         if prediction_log is None:
             return
-        identity = getattr(self, "_identity", None)
-        if identity is None:  # loaded before the log was on, or built in code (tests)
-            from viralab.serve.served_identity import UNKNOWN
-
-            served = UNKNOWN
-        else:
-            served = identity.get()
+        served = identity.get()
         if isinstance(model_input, pd.DataFrame) and ANALYSIS_COLUMN in model_input.columns:
             documents = model_input[ANALYSIS_COLUMN].tolist()
             ids = model_input["video_id"].tolist() if "video_id" in model_input.columns else None

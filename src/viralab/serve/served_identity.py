@@ -83,6 +83,7 @@ def from_registry(artifacts: Mapping[str, str]) -> ServedIdentity:
     if not found:
         return UNKNOWN
     mv = max(found, key=lambda v: int(v.version))
+    mv = client.get_model_version(mv.name, mv.version)  # a search leaves the aliases out
     aliases = set(mv.aliases or [])
     marker = next((m for m in MARKERS if m in aliases), "explicit")
     if marker == "explicit" and mv.current_stage in ("Production", "Staging"):
