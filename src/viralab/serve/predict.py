@@ -14,6 +14,12 @@ once (a warning), and the next try comes after the TTL. When the registry answer
 second line says so. A registry that answers "no such alias/version" is not an outage: that
 error reaches the caller as before. The first resolution (nothing held yet) has nothing to
 fall back to and fails as the registry does.
+
+Every answer is recorded in the prediction log when it is on (`viralab.serve.prediction_log`:
+buffered, written by a background thread, after scoring returns), with its version and
+marker and the caller's video id. With `registry.ab.share` > 0, `score_documents` lets the
+challenger answer that share of the videos (`viralab.serve.ab`); a request for an explicit
+version is never split.
 """
 
 from __future__ import annotations
