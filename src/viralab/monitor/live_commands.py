@@ -56,7 +56,9 @@ def _fail(exc: Exception) -> typer.Exit:
 def _window(since: str | None) -> datetime | None:
     from viralab.monitor.live import parse_since
 
-    return None if not since else datetime.now(UTC) - parse_since(since)
+    if not since or since.strip().lower() == "all":
+        return None
+    return datetime.now(UTC) - parse_since(since)
 
 
 def _check_model(model: str, engine: Any) -> None:
@@ -106,9 +108,7 @@ def _interval(low: float | None, high: float | None) -> str:
 @app.command()
 def live(
     model: ModelArgument = "preference",
-    since: Annotated[
-        str | None, typer.Option(help="Window: 30m, 12h, 7d, 2w (default: all).")
-    ] = "7d",
+    since: Annotated[str | None, typer.Option(help="Window: 30m, 12h, 7d, 2w, or all.")] = "7d",
     database_url: DatabaseOption = None,
     rater_type: RaterOption = "owner",
     as_json: JsonOption = False,

@@ -39,6 +39,7 @@ import mlflow
 import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
 
+from viralab.features.tabular import ANALYSIS_COLUMN
 from viralab.registry.client import RegistryError, get_client, resolve_version
 from viralab.registry.markers import RegistrySettings, holder
 from viralab.serve.ab import arms, challenger
@@ -239,11 +240,7 @@ def _marker_of(ref: str | int | None) -> str:
 
 def _as_documents(documents: Any) -> tuple[list[Any], list[Any] | None]:
     """The documents as a list (the A/B split indexes them), and a frame's video ids."""
-    from viralab.features.tabular import ANALYSIS_COLUMN
-
     if isinstance(documents, pd.DataFrame):
-        if ANALYSIS_COLUMN not in documents.columns:
-            return [documents], None  # let the model say what is wrong with it
         ids = documents["video_id"].tolist() if "video_id" in documents.columns else None
         return documents[ANALYSIS_COLUMN].tolist(), ids
     if isinstance(documents, dict | str | bytes):
@@ -311,6 +308,8 @@ def score_documents(
     by the challenger (see `viralab.serve.ab`). An explicit `ref` is never split.
     """
     model, version = load_model(model_name, ref, **kwargs)
+    if isinstance(documents, pd.DataFrame) and ANALYSIS_COLUMN not in documents.columns:
+        return model.unwrap_python_model().score(documents, with_factors=with_factors)  # raises
     docs, frame_ids = _as_documents(documents)
     ids = list(video_ids) if video_ids is not None else frame_ids
     if ids is not None and len(ids) != len(docs):
