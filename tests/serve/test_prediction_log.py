@@ -178,3 +178,50 @@ def test_the_process_log_follows_the_switch(
         assert pl.active_log() is first
     finally:
         pl.reset_prediction_log()
+
+
+@pytest.mark.parametrize("max_text_bytes", [64 * 1024 * 1024, 100])
+def test_scored_batches_are_split_into_batches_and_digested_by_the_writer(
+    tmp_path: Path, max_text_bytes: int
+) -> None:
+    url = f"sqlite:///{tmp_path}/app.db"
+    log = PredictionLog(url, batch_size=7, flush_interval=0.01, max_text_bytes=max_text_bytes)
+    documents = [f'{{"n": {i}}}' for i in range(30)] + [{"n": 30}]
+    result = pd.DataFrame(
+        {"prediction": [i / 100 for i in range(31)], "score": [0.0] * 31, "confidence": [1.0] * 31}
+    )
+    sizes: list[int] = []
+    log._connect()
+
+    @event.listens_for(log._engine, "before_cursor_execute")
+    def count(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("INSERT INTO PREDICTIONS"):
+            sizes.append(len(parameters) if executemany else 1)
+
+    kept = record_scores(
+        log, model="preference", version=2, marker="challenger", documents=documents,
+        video_ids=[f"v{i}" for i in range(31)], result=result, latency_ms=3.0,
+    )  # fmt: skip
+    assert kept == 31
+    log.close(10)
+    assert log.written == 31 and max(sizes) <= 7 and sum(sizes) == 31
+    with make_engine(url).connect() as conn:
+        rows = conn.execute(select(predictions).order_by(predictions.c.id)).mappings().all()
+    assert [r["input_digest"] for r in rows] == [pl.document_digest(d) for d in documents]
+    assert [r["video_id"] for r in rows] == [f"v{i}" for i in range(31)]
+    assert len({r["request_id"] for r in rows}) == 1
+
+
+def test_a_full_buffer_keeps_the_head_of_a_scored_batch() -> None:
+    log = PredictionLog(DOWN_URL, batch_size=10_000, queue_size=10, flush_interval=60)
+    try:
+        result = pd.DataFrame({"prediction": [0.5] * 25, "score": [5.0] * 25})
+        result["confidence"] = 1.0
+        kept = record_scores(
+            log, model="p", version=1, marker="champion", documents=["{}"] * 25,
+            video_ids=None, result=result, latency_ms=1.0,
+        )  # fmt: skip
+        assert kept == 10 and log.dropped == 15 and log.pending == 10
+    finally:
+        log.close(0.5)
+    assert log.dropped == 25

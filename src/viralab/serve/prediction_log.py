@@ -51,6 +51,7 @@ DEFAULT_QUEUE_SIZE = 50_000
 DEFAULT_FLUSH_INTERVAL = 1.0
 RETRY_INTERVAL = 2.0  # seconds between write attempts while the database is down
 EXIT_WAIT = 2.0
+DEFAULT_MAX_TEXT_BYTES = 64 * 1024 * 1024
 
 _ON = {"1", "on", "true", "yes"}
 _OFF = {"0", "off", "false", "no"}
@@ -90,6 +91,8 @@ class PredictionLog:
         batch_size: rows per INSERT (and the fill level that wakes the writer early).
         queue_size: rows held at most; beyond that new rows are dropped and counted.
         flush_interval: seconds the writer waits for a batch to fill before writing what it has.
+        max_text_bytes: document text held for the writer to digest (`record_columns`); past
+            it the caller's thread digests instead (memory stays bounded, nothing is lost).
     """
 
     def __init__(
@@ -100,15 +103,19 @@ class PredictionLog:
         queue_size: int = DEFAULT_QUEUE_SIZE,
         flush_interval: float = DEFAULT_FLUSH_INTERVAL,
         retry_interval: float = RETRY_INTERVAL,
+        max_text_bytes: int = DEFAULT_MAX_TEXT_BYTES,
     ) -> None:
         self.url = prediction_log_url(url)
         self.batch_size = max(1, int(batch_size))
         self.queue_size = max(1, int(queue_size))
         self.flush_interval = float(flush_interval)
         self.retry_interval = float(retry_interval)
+        self.max_text_bytes = int(max_text_bytes)
+        self._queued = 0  # rows in `_rows` (a chunk holds many)
+        self._text_bytes = 0
         self.process_id = uuid.uuid4().hex
         self.started_at = now_utc()
-        self._rows: deque[dict[str, Any]] = deque()
+        self._rows: deque[dict[str, Any] | _Chunk] = deque()
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._wake = threading.Event()
@@ -142,7 +149,7 @@ class PredictionLog:
     @property
     def pending(self) -> int:
         """Rows buffered or being written now."""
-        return len(self._rows) + self._in_flight
+        return self._queued + self._in_flight
 
     def record(self, **row: Any) -> bool:
         """Buffer one row (columns of ``predictions``; `at` defaults to now). Returns False
@@ -157,12 +164,60 @@ class PredictionLog:
             if self._stop.is_set():
                 room = 0
             else:
-                room = max(0, self.queue_size - len(self._rows) - self._in_flight)
+                room = max(0, self.queue_size - self._queued - self._in_flight)
             kept = rows if len(rows) <= room else rows[:room]
             self._rows.extend(kept)
+            self._queued += len(kept)
             lost = len(rows) - len(kept)
             self._dropped += lost
-            full = len(self._rows) >= self.batch_size
+            full = self._queued >= self.batch_size
+        self._after_record(full, lost)
+        return len(kept)
+
+    def record_columns(
+        self,
+        common: Mapping[str, Any],
+        columns: Mapping[str, list[Any]],
+        documents: list[Any] | None = None,
+    ) -> int:
+        """Buffer `n` rows given as columns (lists of equal length) plus values `common` to
+        all; `documents` (one each) are digested by the writer thread, not the caller's.
+
+        The cheap path for a scored batch: no per-row dict and no hashing on the caller's
+        thread (hashlib releases the GIL on large inputs, so the writer hashes beside the
+        scoring). Returns how many rows were kept.
+        """
+        n = len(next(iter(columns.values()))) if columns else 0
+        if n == 0:
+            return 0
+        size = 0
+        if documents is not None:
+            size = _text_size(documents)
+        with self._lock:
+            room = 0 if self._stop.is_set() else self.queue_size - self._queued - self._in_flight
+            room = max(0, room)
+            over = documents is not None and self._text_bytes + size > self.max_text_bytes
+        kept = min(n, room)
+        if kept and over:  # too much text held already: digest here, hold only the digests
+            documents = [document_digest(d) for d in documents[:kept]]  # type: ignore[index]
+            columns = {**columns, "input_digest": documents}
+            documents, size = None, 0
+        if kept < n:
+            columns = {k: v[:kept] for k, v in columns.items()}
+            if documents is not None:
+                documents = documents[:kept]
+                size = _text_size(documents)
+        with self._lock:
+            if kept:
+                self._rows.append(_Chunk(dict(common), dict(columns), documents, size))
+                self._queued += kept
+                self._text_bytes += size
+            self._dropped += n - kept
+            full = self._queued >= self.batch_size
+        self._after_record(full, n - kept)
+        return kept
+
+    def _after_record(self, full: bool, lost: int) -> None:
         if full:
             self._wake.set()
         if lost and not self._full_logged:
@@ -171,14 +226,13 @@ class PredictionLog:
                 "prediction log: buffer full (%d rows); new predictions are dropped and counted",
                 self.queue_size,
             )
-        return len(kept)
 
     def flush(self, timeout: float = EXIT_WAIT) -> None:
         """Write what is buffered now; waits at most `timeout` seconds (then returns anyway)."""
         deadline = time.monotonic() + max(0.0, timeout)
         self._wake.set()
         with self._idle:
-            while self._rows or self._in_flight:
+            while self._queued or self._in_flight:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not self._thread.is_alive():
                     return
@@ -194,8 +248,9 @@ class PredictionLog:
         self._wake.set()
         self._thread.join(max(0.0, timeout - (time.monotonic() - started)) + 0.1)
         with self._lock:
-            left = len(self._rows)
+            left = self._queued
             self._rows.clear()
+            self._queued = self._text_bytes = 0
             self._dropped += left
         if self._dropped:
             log.warning(
@@ -237,14 +292,35 @@ class PredictionLog:
                 self._idle.notify_all()
             if not ok and not self._stop.is_set():
                 self._stop.wait(self.retry_interval)
-            elif self._rows:
+            elif self._queued:
                 self._wake.set()
 
     def _take(self) -> list[dict[str, Any]]:
+        """Up to `batch_size` rows off the buffer (a chunk is split where the batch ends);
+        chunks become rows here, on the writer's thread."""
+        items: list[dict[str, Any] | _Chunk] = []
         with self._lock:
-            n = min(self.batch_size, len(self._rows))
-            batch = [self._rows.popleft() for _ in range(n)]
+            n = 0
+            while self._rows and n < self.batch_size:
+                item = self._rows.popleft()
+                if isinstance(item, _Chunk):
+                    if n + item.n > self.batch_size:
+                        head, tail = item.split(self.batch_size - n)
+                        self._rows.appendleft(tail)
+                        item = head
+                    self._text_bytes -= item.size
+                    n += item.n
+                else:
+                    n += 1
+                items.append(item)
+            self._queued -= n
             self._in_flight = n
+        batch: list[dict[str, Any]] = []
+        for item in items:
+            if isinstance(item, _Chunk):
+                batch.extend(item.rows())
+            else:
+                batch.append(item)
         return batch
 
     def _connect(self) -> Any:
@@ -344,6 +420,53 @@ class PredictionLog:
             mask_url(self.url),
             self._dropped,
         )
+
+
+#: What a document held as an object (a dict, digested later as JSON) counts against the
+#: text budget: about the size of a typical analysis document.
+OBJECT_BYTES = 4096
+
+
+def _text_size(documents: Sequence[Any]) -> int:
+    return sum(len(d) if isinstance(d, str | bytes) else OBJECT_BYTES for d in documents)
+
+
+class _Chunk:
+    """Rows kept as columns until the writer takes them (see `record_columns`)."""
+
+    __slots__ = ("columns", "common", "documents", "n", "size")
+
+    def __init__(
+        self,
+        common: dict[str, Any],
+        columns: dict[str, list[Any]],
+        documents: list[Any] | None,
+        size: int,
+    ) -> None:
+        self.common = common
+        self.columns = columns
+        self.documents = documents
+        self.size = size
+        self.n = len(next(iter(columns.values())))
+
+    def split(self, k: int) -> tuple[_Chunk, _Chunk]:
+        docs = self.documents
+
+        def part(sl: slice) -> _Chunk:
+            sub = None if docs is None else docs[sl]
+            size = 0 if sub is None else _text_size(sub)
+            return _Chunk(self.common, {c: v[sl] for c, v in self.columns.items()}, sub, size)
+
+        return part(slice(0, k)), part(slice(k, None))
+
+    def rows(self) -> list[dict[str, Any]]:
+        names = list(self.columns)
+        values = list(zip(*self.columns.values(), strict=True))
+        out = [{**self.common, **dict(zip(names, row, strict=True))} for row in values]
+        if self.documents is not None:
+            for row, document in zip(out, self.documents, strict=True):
+                row["input_digest"] = document_digest(document)
+        return out
 
 
 def _describe(exc: BaseException) -> str:
@@ -512,34 +635,28 @@ def record_scores(
     latency_ms: float,
     request_id: str | None = None,
 ) -> int:
-    """One row per scored document (`result`: the preference model's output frame)."""
-    request_id = request_id or new_request_id()
-    at = now_utc()
-    ids = list(video_ids) if video_ids is not None else [None] * len(documents)
-    rows = [
+    """One row per scored document (`result`: the preference model's output frame). Cheap on
+    the caller's thread: the columns as lists, the documents by reference (digested by the
+    writer)."""
+    n = len(result)
+    ids = [None] * n if video_ids is None else [_video_id(v) for v in video_ids]
+    return prediction_log.record_columns(
         {
-            "request_id": request_id,
+            "request_id": request_id or new_request_id(),
             "model": model,
             "version": version,
             "marker": marker,
-            "input_digest": document_digest(doc),
-            "video_id": _video_id(vid),
-            "prediction": float(p),
-            "score": float(s),
-            "confidence": float(c),
             "latency_ms": latency_ms,
-            "at": at,
-        }
-        for doc, vid, p, s, c in zip(
-            documents,
-            ids,
-            result["prediction"].tolist(),
-            result["score"].tolist(),
-            result["confidence"].tolist(),
-            strict=False,
-        )
-    ]
-    return prediction_log.record_many(rows)
+            "at": now_utc(),
+        },
+        {
+            "video_id": ids,
+            "prediction": result["prediction"].tolist(),
+            "score": result["score"].tolist(),
+            "confidence": result["confidence"].tolist(),
+        },
+        list(documents),
+    )
 
 
 def record_forecast(
