@@ -316,11 +316,19 @@ class PredictionLog:
             self._queued -= n
             self._in_flight = n
         batch: list[dict[str, Any]] = []
-        for item in items:
-            if isinstance(item, _Chunk):
-                batch.extend(item.rows())
-            else:
-                batch.append(item)
+        try:
+            for item in items:
+                if isinstance(item, _Chunk):
+                    batch.extend(item.rows())
+                else:
+                    batch.append(item)
+        except Exception as exc:  # a malformed chunk must not stop the writer
+            log.warning("prediction log: %d row(s) dropped: %s", n, _describe(exc))
+            with self._idle:
+                self._dropped += n
+                self._in_flight = 0
+                self._idle.notify_all()
+            return []
         return batch
 
     def _connect(self) -> Any:
