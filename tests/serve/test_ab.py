@@ -147,3 +147,17 @@ def test_the_project_config_has_ab_off() -> None:
 
     reg = RegistrySettings.from_config(OmegaConf.to_container(compose().registry, resolve=True))
     assert reg.ab == AbSettings(share=0.0, key="video_id") and not reg.ab.enabled
+
+
+def test_a_challenger_that_cannot_load_leaves_its_share_to_the_champion(
+    two_versions, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def unreachable(name: str, version: str):
+        raise ConnectionError("artifact store unreachable")
+
+    monkeypatch.setattr(serving, "load_version", unreachable)
+    ids = [f"v{i}" for i in range(200)]
+    for _ in range(2):
+        out = serving.score_documents(["{}"] * 200, video_ids=ids, settings=_settings(0.5))
+        assert (out["prediction"] == 0.1).all()
+    assert caplog.text.count("A/B: cannot load preference version 2") == 1

@@ -263,6 +263,26 @@ def _ab_settings(settings: RegistrySettings | Mapping[str, Any] | None) -> Regis
         return None
 
 
+def _challenger_model(name: str, rival: ModelVersion) -> mlflow.pyfunc.PyFuncModel | None:
+    """The challenger's model, or None (its share goes to the champion) when it cannot be
+    loaded: the split is optional, a request must not fail for it (logged once)."""
+    try:
+        return load_version(name, str(rival.version))
+    except Exception as exc:
+        key = (name, f"challenger:{rival.version}")
+        with _lock:
+            first = key not in _outages
+            _outages.add(key)
+        if first:
+            log.warning(
+                "A/B: cannot load %s version %s (%s); the champion answers its share",
+                name,
+                rival.version,
+                unreachable_message(exc) or exc,
+            )
+        return None
+
+
 def _score_arm(
     pyfunc: mlflow.pyfunc.PyFuncModel,
     documents: list[Any],
@@ -316,23 +336,26 @@ def score_documents(
         raise ValueError(f"{len(ids)} video ids for {len(docs)} documents")
     marker = _marker_of(ref)
     routes: list[bool] | None = None
-    rival = None
+    rival = rival_model = None
     if ref in (None, "") and ids is not None:
         reg = _ab_settings(kwargs.get("settings"))
         if reg is not None and reg.ab.enabled:
             rival = challenger(model_name, reg)
             if rival is not None and str(rival.version) != str(version.version):
                 routes = arms(model_name, ids, reg.ab.share, len(docs))
+                rival_model = _challenger_model(model_name, rival) if any(routes) else None
+                if rival_model is None:
+                    routes = None
     if not routes or not any(routes):
         return _score_arm(
             model, docs, with_factors, name=model_name, version=version.version,
             marker=marker, video_ids=ids,
         )  # fmt: skip
-    assert rival is not None
+    assert rival is not None and rival_model is not None
     parts = []
     for arm, pyfunc, held, label in (
         (False, model, version, "champion"),
-        (True, load_version(model_name, str(rival.version)), rival, "challenger"),
+        (True, rival_model, rival, "challenger"),
     ):
         index = [i for i, r in enumerate(routes) if r is arm]
         if not index:
