@@ -225,3 +225,28 @@ def test_a_full_buffer_keeps_the_head_of_a_scored_batch() -> None:
     finally:
         log.close(0.5)
     assert log.dropped == 25
+
+
+def test_a_process_flushes_its_log_at_exit(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path}/app.db"
+    code = (
+        "from viralab.serve.prediction_log import get_prediction_log\n"
+        "log = get_prediction_log()\n"
+        "for i in range(40):\n"
+        "    log.record(model='preference', version=1, marker='champion', video_id=f'v{i}')\n"
+    )  # no flush, no close: the atexit hook writes them
+    env = {
+        **os.environ,
+        "VIRALAB_PREDICTION_LOG": "on",
+        "VIRALAB_PREDICTION_LOG_URL": url,
+        "VIRALAB_PREDICTION_LOG_FLUSH_S": "30",  # the writer would not wake by itself
+    }
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=60)
+    assert time.monotonic() - started < 30
+    with make_engine(url).connect() as conn:
+        assert len(conn.execute(select(predictions)).all()) == 40
