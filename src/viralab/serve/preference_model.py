@@ -208,9 +208,12 @@ class PreferenceModel(mlflow.pyfunc.PythonModel):
         served = identity.get()
         if isinstance(model_input, pd.DataFrame) and ANALYSIS_COLUMN in model_input.columns:
             documents = model_input[ANALYSIS_COLUMN].tolist()
-            ids = model_input["video_id"].tolist() if "video_id" in model_input.columns else None
+            has_ids = VIDEO_ID_COLUMN in model_input.columns
+            ids = model_input[VIDEO_ID_COLUMN].tolist() if has_ids else None
         else:
-            documents, ids = documents_frame(model_input)[ANALYSIS_COLUMN].tolist(), None
+            # as given: the writer thread digests them (no second json.dumps here)
+            documents = [model_input] if isinstance(model_input, dict) else list(model_input)
+            ids = None
         record_scores(
             prediction_log,
             model=served.model,
