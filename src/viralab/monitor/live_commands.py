@@ -184,8 +184,7 @@ def ab(
     ] = True,
     as_json: JsonOption = False,
 ) -> None:
-    """Champion vs challenger on the outcomes of what each served: MAEs, the difference with
-    its interval, n, and a verdict."""
+    """Champion vs challenger on what each served: MAEs, difference, interval, n, verdict."""
     from omegaconf import OmegaConf
 
     from viralab.config import compose
