@@ -30,6 +30,7 @@ from viralab.registry.comparison import GATE, judge_comparison, paired_bootstrap
 from viralab.registry.gate_set import GateSet, current_gate_set, in_stretch
 from viralab.registry.gates import ComparisonSettings, GateResult, compare_mae
 from viralab.registry.vocabulary import NO_GATE_SET, TAG_GATE_SET_DIGEST
+from viralab.serve.prediction_log import suppressed
 
 
 def predictions(output: object) -> np.ndarray:
@@ -56,7 +57,8 @@ def mae_on(model_uri: str, features: pd.DataFrame, labels: np.ndarray) -> float:
     import mlflow.pyfunc
 
     model = mlflow.pyfunc.load_model(model_uri)
-    pred = predictions(model.predict(features))
+    with suppressed():  # judging a version is not serving it: keep it out of the prediction log
+        pred = predictions(model.predict(features))
     if len(pred) != len(labels):
         raise ValueError(f"model returned {len(pred)} predictions for {len(labels)} rows")
     return float(np.mean(np.abs(pred - labels)))
@@ -236,7 +238,8 @@ def _score_ratings(models: dict[str, Any], rows: pd.DataFrame) -> GateScores:
     features = rows[[ANALYSIS_COLUMN]].reset_index(drop=True)
     errors = {}
     for uri, model in models.items():
-        pred = predictions(model.predict(features))
+        with suppressed():  # gate scoring is not serving: kept out of the prediction log
+            pred = predictions(model.predict(features))
         if len(pred) != len(labels):
             raise DataError(f"{uri} returned {len(pred)} predictions for {len(labels)} rows")
         errors[uri] = np.abs(pred - labels)
@@ -296,7 +299,8 @@ def _score_stretch(
     batch = batch.assign(**{c: batch[c].round().astype("int64") for c in COUNT_COLUMNS})
     errors = {}
     for uri, model in models.items():
-        out = model.predict(batch, params={"horizon": 1})
+        with suppressed():  # gate scoring is not serving: kept out of the prediction log
+            out = model.predict(batch, params={"horizon": 1})
         first_step = out[out["step"] == 1] if "step" in out.columns else out
         pred = first_step.set_index(first_step["video_id"].astype(str))["prediction"]
         errors[uri] = np.abs(pred.reindex(keys).to_numpy(dtype=float) - actual)
