@@ -8,6 +8,7 @@ Anything else (the MLP): no factors rather than slow, approximate ones.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,3 +76,62 @@ def top_factors(
     return [
         {"feature": str(contributions.names[j]), "contribution": float(values[j])} for j in order
     ]
+
+
+def top_factors_json(
+    contributions: Contributions, threshold: float = 0.02, limit: int = 10
+) -> list[str]:
+    """`json.dumps(top_factors(contributions, i))` for every row, byte for byte, at once.
+
+    One stable argsort of the whole matrix instead of one per row, and each row's text
+    joined from pre-escaped names and `repr` of the floats (what `json.dumps` writes for a
+    finite float): at 20,000 documents/s a `json.dumps` per row was a fifth of the time.
+    """
+    values = np.asarray(contributions.values, dtype=float)
+    if values.ndim != 2 or values.shape[1] == 0:
+        return ["[]"] * len(values)
+    magnitude = np.abs(values)
+    order = np.argsort(-magnitude, axis=1, kind="stable")[:, :limit]
+    picked = np.take_along_axis(values, order, axis=1).tolist()
+    kept = (np.take_along_axis(magnitude, order, axis=1) > threshold).tolist()
+    heads = [
+        '{"feature": ' + json.dumps(str(name)) + ', "contribution": '
+        for name in contributions.names
+    ]
+    out = []
+    for columns, numbers, keep in zip(order.tolist(), picked, kept, strict=True):
+        parts = [heads[j] + repr(v) + "}" for j, v, k in zip(columns, numbers, keep) if k]
+        out.append("[" + ", ".join(parts) + "]")
+    return out
+
+
+def weighed_columns(pipeline: Pipeline) -> np.ndarray:
+    """Which encoded columns (the `features` step's output) the fitted model weighs.
+
+    "Weighs" = can move the prediction: the columns the selection step(s) keep AND, among
+    those, a nonzero coefficient (linear models; any output's, for several) or a nonzero
+    `feature_importances_` (tree ensembles: a feature no split uses has importance 0). For
+    estimators with neither (HistGradientBoosting, the MLP) every kept column counts. When
+    nothing would count (an all-zero model), every kept column does, so coverage stays a
+    share of something.
+    """
+    encoder = pipeline.named_steps["features"]
+    kept = np.ones(len(encoder.get_feature_names_out()), dtype=bool)
+    for _, step in pipeline.steps[1:-1]:  # selection steps: map the surviving columns back
+        if not hasattr(step, "get_support"):  # a step that mixes columns: all count
+            return np.ones_like(kept)
+        support = np.asarray(step.get_support(), dtype=bool)
+        inner = np.zeros_like(kept)
+        inner[np.flatnonzero(kept)[support]] = True
+        kept = inner
+    estimator = pipeline[-1]
+    if hasattr(estimator, "coef_"):
+        coef = np.asarray(estimator.coef_, dtype=float)
+        weights = np.abs(coef).reshape(-1, int(kept.sum())).sum(axis=0)
+    elif hasattr(estimator, "feature_importances_"):
+        weights = np.asarray(estimator.feature_importances_, dtype=float)
+    else:
+        return kept
+    weighed = np.zeros_like(kept)
+    weighed[np.flatnonzero(kept)[weights != 0]] = True
+    return weighed if weighed.any() else kept
