@@ -13,7 +13,9 @@ walks the parsed document writing only those keys' values, by position, into a l
   row equals `[flatten_analysis(doc).get(k) for k in keys]` (tests check it on odd shapes);
 - JSON text is parsed with orjson; text orjson refuses (NaN/Infinity, lone surrogates, huge
   numbers, invalid JSON) goes to the standard library's parser as before, and text neither
-  parses is a row of missing values, as `flatten_document` makes it `{}`.
+  parses is a row of missing values, as `flatten_document` makes it `{}`. orjson reads an
+  integer beyond 64 bits as the float it rounds to (`json`: a Python int); encoding reads
+  both as that float, so the encoded row is the same.
 """
 
 from __future__ import annotations
