@@ -36,7 +36,8 @@ def _records(n: int, seed: int) -> list[dict]:
 
 def _fitted(overrides: list[str], n: int = 240) -> Pipeline:
     records = _records(n, seed=5)
-    X = pd.DataFrame({ANALYSIS_COLUMN: [json.dumps(r["video"]["visual_analysis"]) for r in records]})
+    texts = [json.dumps(r["video"]["visual_analysis"]) for r in records]
+    X = pd.DataFrame({ANALYSIS_COLUMN: texts})
     y = np.array([r["overall_score"] for r in records])
     return build_pipeline(compose(overrides)).fit(X, y)
 
@@ -223,7 +224,7 @@ def test_coverage_counts_only_readable_values() -> None:
 
 
 def test_coverage_counts_the_features_the_model_weighs() -> None:
-    """"Weighs" (see `serve.explain.weighed_columns`): kept by the selection step(s) and, for
+    """ "Weighs" (see `serve.explain.weighed_columns`): kept by the selection step(s) and, for
     linear models, a nonzero coefficient; for trees a nonzero feature importance (a feature
     no split uses cannot move the prediction); otherwise every column the estimator sees."""
     linear = Pipeline([("features", AnalysisEncoder()), ("model", Ridge())]).fit(
@@ -236,7 +237,8 @@ def test_coverage_counts_the_features_the_model_weighs() -> None:
     everything = linear.named_steps["features"].coverage(_frame([{"x": 1, "arr": []}]))
     assert everything[0] == pytest.approx(5 / 6)  # the encoder alone counts all inputs
 
-    tree = Pipeline([("features", AnalysisEncoder()), ("model", DecisionTreeRegressor(max_depth=1))])
+    stump = DecisionTreeRegressor(max_depth=1)
+    tree = Pipeline([("features", AnalysisEncoder()), ("model", stump)])
     tree.fit(_frame(TRAIN), TARGET)
     weighed = weighed_columns(tree)
     assert weighed.sum() == 1  # one split, one feature

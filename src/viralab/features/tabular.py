@@ -516,10 +516,10 @@ class AnalysisEncoder(TransformerMixin, BaseEstimator):
         the compiled one (`viralab.features.compiled`) straight from parsed JSON, so they
         can only differ in how the table is built (tests compare the tables).
 
-        Coverage is the share of the inputs in `weighed` (a boolean mask over `numeric_ +
-        boolean_ + categorical_`; None = all of them) for which the document gives the model
-        a value it can read (`weighed` then masks `layout`'s inputs): a finite number for a numeric input, true/false for a boolean,
-        a category seen in training for a categorical. A `<key>_has_<value>` flag whose
+        Coverage is the share of the inputs in `weighed` (a boolean mask over the layout's
+        inputs; None = all of them) for which the document gives the model a value it can
+        read: a finite number for a numeric input, true/false for a boolean, a category
+        seen in training for a categorical. A `<key>_has_<value>` flag whose
         array is present (its `<key>_count` is) counts as present-and-false when absent:
         the array was there and lacked the value; when the whole array is absent the flag
         is missing like any other input.

@@ -100,7 +100,8 @@ def top_factors_json(
     ]
     out = []
     for columns, numbers, keep in zip(order.tolist(), picked, kept, strict=True):
-        parts = [heads[j] + repr(v) + "}" for j, v, k in zip(columns, numbers, keep) if k]
+        row = zip(columns, numbers, keep, strict=True)
+        parts = [heads[j] + repr(v) + "}" for j, v, k in row if k]
         out.append("[" + ", ".join(parts) + "]")
     return out
 
