@@ -78,13 +78,22 @@ def top_factors(
     ]
 
 
+def factor_heads(names: np.ndarray) -> list[str]:
+    """Each feature's factor text up to its contribution, as `json.dumps` writes it."""
+    return ['{"feature": ' + json.dumps(str(name)) + ', "contribution": ' for name in names]
+
+
 def top_factors_json(
-    contributions: Contributions, threshold: float = 0.02, limit: int = 10
+    contributions: Contributions,
+    threshold: float = 0.02,
+    limit: int = 10,
+    heads: list[str] | None = None,
 ) -> list[str]:
     """`json.dumps(top_factors(contributions, i))` for every row, byte for byte, at once.
 
     One stable argsort of the whole matrix instead of one per row, and each row's text
-    joined from pre-escaped names and `repr` of the floats (what `json.dumps` writes for a
+    joined from pre-escaped names (`heads`: `factor_heads(names)`, kept by the caller) and
+    `repr` of the floats (what `json.dumps` writes for a
     finite float): at 20,000 documents/s a `json.dumps` per row was a fifth of the time.
     """
     values = np.asarray(contributions.values, dtype=float)
@@ -94,10 +103,7 @@ def top_factors_json(
     order = np.argsort(-magnitude, axis=1, kind="stable")[:, :limit]
     picked = np.take_along_axis(values, order, axis=1).tolist()
     kept = (np.take_along_axis(magnitude, order, axis=1) > threshold).tolist()
-    heads = [
-        '{"feature": ' + json.dumps(str(name)) + ', "contribution": '
-        for name in contributions.names
-    ]
+    heads = factor_heads(contributions.names) if heads is None else heads
     out = []
     for columns, numbers, keep in zip(order.tolist(), picked, kept, strict=True):
         row = zip(columns, numbers, keep, strict=True)
