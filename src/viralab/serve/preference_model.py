@@ -5,9 +5,12 @@ so `models:/preference@champion` — in-process, or behind `mlflow models serve`
 raw JSON the analysis service produces and answers with spec 000 §7.2's structure:
 
 - `score`: 0-10 (the 0-1 prediction clipped, times 10); `prediction`: the 0-1 value;
-- `confidence`: feature coverage (share of the model's input features present in the
-  document) x the model's test R2 (clipped to 0-1), as the spec defines it — an odd-shaped
-  document is scored, with lower confidence, not rejected;
+- `confidence`: coverage x the model's test R2 (clipped to 0-1), as the spec defines it;
+  coverage = the share of the features the model weighs (`serve.explain.weighed_columns`:
+  kept by selection, nonzero coefficient / importance) for which the document gives a value
+  the encoder can read, an absent `<key>_has_<value>` flag of a present array counting as
+  false (`AnalysisEncoder.encode_table`). An odd-shaped document is scored, with lower
+  confidence, not rejected;
 - `top_factors`: JSON list of {feature, contribution}, |contribution| > 0.02, top 10
   (see `serve.explain`).
 
@@ -17,6 +20,7 @@ The fitted pipeline is an artifact in skops format, loaded with `TRUSTED_TYPES` 
 in code, not the allow-list the sklearn flavor would read back from the model's own MLmodel
 file (MLflow 3.17's own loader warns that a crafted model can whitelist anything there).
 Requests are bounded by `viralab.serve.limits` (size, depth, strict params, strict mode).
+Scoring runs through `serve.scoring.CompiledScorer`, compiled at load time for the pipeline.
 """
 
 from __future__ import annotations
