@@ -227,6 +227,9 @@ class InputLayout:
     cat_offset: tuple[int, ...]  # within this layout's one-hot block
     cat_width: int
     output: np.ndarray  # the encoded columns' positions in `get_feature_names_out()`
+    scaler: Any  # the fitted numeric scaler (None without numeric inputs)
+    num_fill: np.ndarray  # fill values of this layout's numeric inputs (after scaling)
+    bool_fill: np.ndarray  # and of its boolean ones
 
     @property
     def n_num(self) -> int:
@@ -273,6 +276,8 @@ class InputLayout:
                 cat_offset.append(width)
                 width += len(categories)
                 output.extend(range(starts[c], starts[c] + len(categories)))
+        named = encoder.columns_.named_transformers_  # a new Bunch per access: read once
+        numeric = named["num"].named_steps if encoder.numeric_ else None
         return cls(
             tuple(keys),
             num,
@@ -284,6 +289,9 @@ class InputLayout:
             tuple(cat_offset),
             width,
             np.asarray(output, dtype=int),
+            numeric["scale"] if numeric else None,
+            numeric["fill"].statistics_[num] if numeric else np.empty(0),
+            named["bool"].statistics_[boolean] if encoder.boolean_ else np.empty(0),
         )
 
 
@@ -526,15 +534,12 @@ class AnalysisEncoder(TransformerMixin, BaseEstimator):
         """
         lay = self.layout() if layout is None else layout
         n, n_num, n_bool, n_cat = len(table), lay.n_num, lay.n_bool, lay.n_cat
-        named = self.columns_.named_transformers_
         blocks, present = [], []
         if n_num:
             values = _numeric_block([r[:n_num] for r in table], n, n_num)
             present.append(np.isfinite(values))
-            numeric = named["num"].named_steps
             subset = None if n_num == len(self.numeric_) else lay.num
-            scaled = _scale(numeric["scale"], values, subset)
-            blocks.append(_fill(scaled, numeric["fill"].statistics_[lay.num]))
+            blocks.append(_fill(_scale(lay.scaler, values, subset), lay.num_fill))
         if n_bool:
             end = n_num + n_bool
             values = _bool_block([r[n_num:end] for r in table], n, n_bool)
@@ -545,7 +550,7 @@ class AnalysisEncoder(TransformerMixin, BaseEstimator):
                 ).reshape(n, lay.flag_count.size)
                 seen[:, lay.flag_columns] |= arrays
             present.append(seen)
-            blocks.append(_fill(values, named["bool"].statistics_[lay.boolean]))
+            blocks.append(_fill(values, lay.bool_fill))
         if n_cat:
             start = n_num + n_bool
             one_hot = np.zeros((n, lay.cat_width))

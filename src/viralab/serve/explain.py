@@ -101,8 +101,9 @@ def top_factors_json(
         return ["[]"] * len(values)
     magnitude = np.abs(values)
     order = np.argsort(-magnitude, axis=1, kind="stable")[:, :limit]
-    picked = np.take_along_axis(values, order, axis=1).tolist()
-    kept = (np.take_along_axis(magnitude, order, axis=1) > threshold).tolist()
+    rows = np.arange(len(values))[:, None]
+    picked = values[rows, order].tolist()
+    kept = (magnitude[rows, order] > threshold).tolist()
     heads = factor_heads(contributions.names) if heads is None else heads
     out = []
     for columns, numbers, keep in zip(order.tolist(), picked, kept, strict=True):
