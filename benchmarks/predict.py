@@ -1,12 +1,24 @@
-"""Benchmark inference: single-document latency in-process and through `mlflow models serve`,
-and batch throughput, for a ridge preference model trained on the bundled sample.
+"""Benchmark inference for a ridge preference model trained on the bundled sample: where the
+time goes, how fast the whole path is, and how that compares in the same run with the bare
+scikit-learn pipeline (the ceiling) and the path a user would write by hand (naive).
 
     .venv/bin/python benchmarks/predict.py               # 10,000 documents, 300 single calls
     .venv/bin/python benchmarks/predict.py --docs 2000 --no-serve
 
-Floors (issue: inference): in-process p50 <= 10 ms per document after load, batch >= 5,000
-documents/s. Everything runs in a temporary MLflow store; the figures are printed, and the
-exit code is 1 when an in-process floor is missed.
+Floors (issue 17), for the whole path (parse, flatten, encode, predict, top factors):
+batch >= 20,000 documents/s, one document in-process p50 <= 0.5 ms, through `mlflow models
+serve` p50 <= 5 ms. The exit code is 1 when an in-process floor is missed (the served one is
+printed against its floor but depends on MLflow's server as much as on us).
+
+- stages: the loaded model's compiled path (`serve.scoring`) timed stage by stage on the
+  whole batch (limits, parse, flatten, encode, predict, explain, output frame);
+- ceiling: the fitted pipeline's steps after the encoder (selection + Ridge) on a matrix
+  encoded beforehand: no JSON, no flattening, no factors;
+- naive: `json.loads` + spec 000's `flattenAnalysis` (transliterated below) + a pandas
+  DataFrame + the fitted ColumnTransformer + `predict` (no limits, no factors).
+
+Everything runs in a temporary MLflow store; machines shared with other work are noisy, so
+compare the ratios printed by one run.
 """
 
 from __future__ import annotations
@@ -14,19 +26,128 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+FLOOR_BATCH = 20_000  # documents/s
+FLOOR_SINGLE_MS = 0.5
+FLOOR_SERVE_MS = 5.0
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:
     arr = np.asarray(samples) * 1000
     return float(np.percentile(arr, 50)), float(np.percentile(arr, 99))
+
+
+def best_of(runs: int, fn: Callable[[], Any]) -> float:
+    """The fastest of `runs` timings of `fn()` (seconds): the least disturbed by neighbours."""
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+# --- the naive path: spec 000 §3.1 as a user would port it ----------------------------------
+
+
+def spec_sanitize(value: str) -> str:
+    return re.sub(r"[^a-z0-9]", "_", value.lower())[:30]
+
+
+def spec_flatten(analysis: dict, prefix: str = "") -> dict[str, Any]:
+    """Spec 000's `flattenAnalysis`, line for line."""
+    flattened: dict[str, Any] = {}
+    for key, value in analysis.items():
+        full_key = f"{prefix}.{key}" if prefix else key
+        if value is None:
+            flattened[full_key] = None
+        elif isinstance(value, list):
+            flattened[f"{full_key}_count"] = len(value)
+            flattened[f"{full_key}_empty"] = len(value) == 0
+            if all(isinstance(v, str) for v in value):
+                for v in value:
+                    flattened[f"{full_key}_has_{spec_sanitize(v)}"] = True
+        elif isinstance(value, dict):
+            flattened.update(spec_flatten(value, full_key))
+        else:
+            flattened[full_key] = value
+    return flattened
+
+
+def naive_predict(pipeline: Any, texts: list[str]) -> np.ndarray:
+    import pandas as pd
+
+    encoder = pipeline.named_steps["features"]
+    frame = pd.DataFrame([spec_flatten(json.loads(t)) for t in texts])
+    frame = frame.reindex(columns=[*encoder.numeric_, *encoder.boolean_, *encoder.categorical_])
+    for name in encoder.numeric_:
+        frame[name] = pd.to_numeric(frame[name], errors="coerce")
+    for name in encoder.boolean_:
+        frame[name] = frame[name].astype(float)
+    return pipeline[1:].predict(encoder.columns_.transform(frame))
+
+
+# --- scenario slot: prediction log on vs off --------------------------------------------------
+
+
+def prediction_log_scenario(model: Any, texts: list[str], throughput_off: float) -> None:
+    """SLOT (issue 17): throughput with the prediction log on beside `throughput_off`
+    (floor: on costs at most 10 %). `viralab.serve.prediction_log` is being built
+    separately; its owner fills this in (score `texts` through the logging path, print
+    `on`, `off` and the ratio, and make `main` fail when the floor is missed)."""
+    print("  prediction log on vs off        (not measured yet: viralab.serve.prediction_log)")
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+def stage_shares(python_model: Any, texts: list[str]) -> dict[str, float]:
+    """Seconds per stage of the compiled path over the whole batch (best of 3 per stage)."""
+    import pandas as pd
+
+    from viralab.serve.scoring import gc_paused
+
+    scorer = python_model.scorer
+    limits = python_model.limits
+    seconds: dict[str, float] = {}
+    with gc_paused():
+        seconds["limits"] = best_of(
+            3, lambda: [limits.check_text(t, i) for i, t in enumerate(texts)]
+        )
+        seconds["parse"] = best_of(3, lambda: scorer.parse(texts))
+        parsed = scorer.parse(texts)
+        seconds["flatten"] = best_of(3, lambda: scorer.flatten(parsed))
+        table = scorer.flatten(parsed)
+        seconds["encode"] = best_of(3, lambda: scorer.encode(table))
+        encoded, coverage = scorer.encode(table)
+        seconds["predict"] = best_of(3, lambda: scorer.predict(encoded))
+        raw = scorer.predict(encoded)
+        seconds["explain"] = best_of(3, lambda: scorer.explain(encoded))
+        factors = scorer.explain(encoded)
+
+        def output() -> pd.DataFrame:
+            prediction = np.clip(raw, 0.0, 1.0)
+            return pd.DataFrame(
+                {
+                    "prediction": prediction,
+                    "score": prediction * 10.0,
+                    "confidence": coverage,
+                    "top_factors": np.array(factors, dtype=object),
+                }
+            )
+
+        seconds["output"] = best_of(3, output)
+    return seconds
 
 
 def main() -> int:
@@ -51,6 +172,7 @@ def main() -> int:
     sys.path.insert(0, str(ROOT))
 
     import mlflow
+    import pandas as pd
 
     from viralab.config import compose
     from viralab.data.sample import generate_ratings
@@ -65,10 +187,13 @@ def main() -> int:
     docs = [r["video"]["visual_analysis"] for r in records][: args.docs]
     texts = [json.dumps(d) for d in docs]
 
-    # warm up: load once (one load per process per version), explainer built
+    # warm up: load once (one load per process per version), scorer compiled at load
     t0 = time.perf_counter()
     serving.predict_virality_score(docs[0])
     load_s = time.perf_counter() - t0
+    model, _ = serving.load_model("preference")
+    python_model = model.unwrap_python_model()
+    pipeline = python_model.pipeline
 
     singles = []
     for text in texts[: args.singles]:
@@ -76,23 +201,57 @@ def main() -> int:
         serving.predict_virality_score(text)
         singles.append(time.perf_counter() - t)
     p50, p99 = percentiles(singles)
+    bodies = []
+    for text in texts[: args.singles]:
+        t = time.perf_counter()
+        python_model.score([text])
+        bodies.append(time.perf_counter() - t)
+    b50, _ = percentiles(bodies)
 
-    t = time.perf_counter()
     scored = serving.score_documents(texts)
-    batch_s = time.perf_counter() - t
-    throughput = len(texts) / batch_s
     assert len(scored) == len(texts)
+    batch_s = best_of(3, lambda: serving.score_documents(texts))
+    throughput = len(texts) / batch_s
 
-    print(f"\nridge preference model, {os.cpu_count()} CPU(s)")
-    print(f"  first call (load + explainer)   {load_s * 1000:8.1f} ms")
+    # side by side, same documents, same process
+    naive = naive_predict(pipeline, texts[:200])
+    ours = python_model.scorer.score(texts[:200], with_factors=False)[0]
+    assert np.allclose(naive, ours), "the naive path must predict what ours does"
+    naive_s = best_of(3, lambda: naive_predict(pipeline, texts))
+    encoded = pipeline.named_steps["features"].transform(pd.DataFrame({"visual_analysis": texts}))
+    ceiling_s = best_of(3, lambda: pipeline[1:].predict(encoded))
+    naive_tp, ceiling_tp = len(texts) / naive_s, len(texts) / ceiling_s
+
+    seconds = stage_shares(python_model, texts)
+    total = sum(seconds.values())
+
+    def verdict(ok: bool) -> str:
+        return "ok" if ok else "MISSED"
+
+    print(f"\nridge preference model, {os.cpu_count()} CPU(s), {len(texts):,} documents")
+    print("  scoring path, share of each stage (stage by stage over the batch):")
+    for stage, s in seconds.items():
+        per_doc = s / len(texts) * 1e6
+        print(f"    {stage:<8} {s / total:6.1%}   {per_doc:6.1f} us/document")
+    print(f"  first call (load + compile)     {load_s * 1000:8.1f} ms")
     print(
-        f"  in-process single document     p50 {p50:6.2f} ms   p99 {p99:6.2f} ms"
-        f"   (floor p50 <= 10 ms) {'ok' if p50 <= 10 else 'MISSED'}"
+        f"  in-process single document     p50 {p50:6.3f} ms   p99 {p99:6.3f} ms"
+        f"   (floor p50 <= {FLOOR_SINGLE_MS} ms) {verdict(p50 <= FLOOR_SINGLE_MS)}"
+        f"   [PreferenceModel.score alone: p50 {b50:.3f} ms]"
     )
     print(
-        f"  in-process batch of {len(texts):,}      {batch_s:6.2f} s   {throughput:8.0f} docs/s"
-        f"   (floor >= 5,000/s) {'ok' if throughput >= 5000 else 'MISSED'}"
+        f"  in-process batch                {batch_s:6.3f} s   {throughput:8.0f} docs/s"
+        f"   (floor >= {FLOOR_BATCH:,}/s) {verdict(throughput >= FLOOR_BATCH)}"
     )
+    print(
+        f"  naive (json + spec flatten + pandas + predict, no factors) {naive_tp:8.0f} docs/s"
+        f"   ours/naive   {throughput / naive_tp:6.2f}x"
+    )
+    print(
+        f"  ceiling (pipeline on pre-encoded arrays)  {ceiling_tp:12.0f} docs/s"
+        f"   ours/ceiling {throughput / ceiling_tp:8.4f}"
+    )
+    prediction_log_scenario(python_model, texts, throughput)
 
     if not args.no_serve:
         import requests
@@ -114,22 +273,24 @@ def main() -> int:
                 res = session.post(url, json=payload, timeout=300)
                 res.raise_for_status()
 
-            call(texts[:1])
+            for text in texts[:20]:
+                call([text])
             rest = []
-            for text in texts[: min(args.singles, 200)]:
+            for text in texts[: min(args.singles, 300)]:
                 t = time.perf_counter()
                 call([text])
                 rest.append(time.perf_counter() - t)
             r50, r99 = percentiles(rest)
             chunk = texts[:2000]
-            t = time.perf_counter()
-            call(chunk)
-            rest_tp = len(chunk) / (time.perf_counter() - t)
-            print(f"  mlflow models serve, single    p50 {r50:6.2f} ms   p99 {r99:6.2f} ms")
+            rest_tp = len(chunk) / best_of(3, lambda: call(chunk))
+            print(
+                f"  mlflow models serve, single    p50 {r50:6.2f} ms   p99 {r99:6.2f} ms"
+                f"   (floor p50 <= {FLOOR_SERVE_MS} ms) {verdict(r50 <= FLOOR_SERVE_MS)}"
+            )
             print(f"  mlflow models serve, batch of {len(chunk):,}  {rest_tp:8.0f} docs/s")
         finally:
             server.stop()
-    return 0 if (p50 <= 10 and throughput >= 5000) else 1
+    return 0 if (p50 <= FLOOR_SINGLE_MS and throughput >= FLOOR_BATCH) else 1
 
 
 if __name__ == "__main__":

@@ -94,6 +94,8 @@ MODEL_REQUIREMENTS = (
     "joblib",
     "skops",  # the fitted pipeline's format (serve.preference_model)
     "shap",  # serve.explain: top factors of tree models
+    "orjson",  # serve.scoring: JSON parsing on the scoring path
+    "cachetools",  # features.flatten: the byte-bounded flatten cache
 )
 #: Spec 000 §6.2, overridable under `task.verdict`.
 VERDICT_THRESHOLDS = {"mae_ready": 0.15, "mae_acceptable": 0.20, "r2_good": 0.6, "r2_moderate": 0.4}

@@ -36,10 +36,13 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
+from itertools import chain
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import numpy as np
 import pandas as pd
@@ -142,25 +145,158 @@ def _bool_column(values: list[Any]) -> np.ndarray:
     return np.array([_as_bool(v) for v in values], dtype=float)
 
 
-def _scale(scaler: Any, values: np.ndarray) -> np.ndarray:
-    """A fitted min-max / z-score / robust scaler's transform as plain arithmetic (NaN kept)."""
+def _scale(scaler: Any, values: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray:
+    """A fitted min-max / z-score / robust scaler's transform as plain arithmetic (NaN kept);
+    `columns`: `values` holds only these of the scaler's columns."""
+    at = slice(None) if columns is None else columns
     if isinstance(scaler, MinMaxScaler):
-        out = values * scaler.scale_ + scaler.min_
+        out = values * scaler.scale_[at] + scaler.min_[at]
         if scaler.clip:
             out = np.clip(out, *scaler.feature_range)
         return out
     if isinstance(scaler, StandardScaler):
-        out = values - scaler.mean_ if scaler.with_mean else values.copy()
-        return out / scaler.scale_ if scaler.with_std else out
+        out = values - scaler.mean_[at] if scaler.with_mean else values.copy()
+        return out / scaler.scale_[at] if scaler.with_std else out
     if isinstance(scaler, RobustScaler):
-        out = values - scaler.center_ if scaler.with_centering else values.copy()
-        return out / scaler.scale_ if scaler.with_scaling else out
-    return np.asarray(scaler.transform(values), dtype=float)
+        out = values - scaler.center_[at] if scaler.with_centering else values.copy()
+        return out / scaler.scale_[at] if scaler.with_scaling else out
+    if columns is None:
+        return np.asarray(scaler.transform(values), dtype=float)
+    full = np.full((len(values), scaler.n_features_in_), np.nan)
+    full[:, columns] = values
+    return np.asarray(scaler.transform(full), dtype=float)[:, columns]
 
 
 def _fill(values: np.ndarray, statistics: np.ndarray) -> np.ndarray:
     """SimpleImputer's transform: each NaN takes its column's fitted fill value."""
     return np.where(np.isnan(values), np.asarray(statistics, dtype=float), values)
+
+
+def _numeric_block(rows: list[list[Any]], n: int, width: int) -> np.ndarray:
+    """`_numeric_column` over every column at once: one numpy conversion of the whole block
+    when it converts (as each column then would), else column by column, exactly as there."""
+    try:
+        values = np.array(rows, dtype=float).reshape(n, width)
+    except (TypeError, ValueError):
+        columns = list(zip(*rows, strict=True)) if n else [() for _ in range(width)]
+        return np.column_stack([_numeric_column(list(c)) for c in columns]).reshape(n, width)
+    values[~np.isfinite(values)] = np.nan
+    return values
+
+
+def _bool_block(rows: list[list[Any]], n: int, width: int) -> np.ndarray:
+    """`_bool_column` over every column at once (the usual block of booleans and None)."""
+    if set(map(type, chain.from_iterable(rows))) <= {bool, type(None)}:
+        return np.array(rows, dtype=float).reshape(n, width)
+    columns = list(zip(*rows, strict=True)) if n else [() for _ in range(width)]
+    return np.column_stack([_bool_column(list(c)) for c in columns]).reshape(n, width)
+
+
+_SANITIZED = re.compile(r"[a-z0-9_]{0,30}")
+
+
+def has_flag_array(name: str, known: Mapping[str, Any]) -> str | None:
+    """The array key whose `<key>_has_<value>` flag `name` is, when `<key>_count` is a key
+    in `known` (the training rows' keys); None for anything else. The rightmost "_has_"
+    that fits wins ("a_has_b_has_c" with array "a_has_b" seen -> "a_has_b")."""
+    at = name.rfind("_has_")
+    while at >= 0:
+        array = name[:at]
+        if f"{array}_count" in known and _SANITIZED.fullmatch(name[at + 5 :]):
+            return array
+        at = name.rfind("_has_", 0, at)
+    return None
+
+
+@dataclass(frozen=True)
+class InputLayout:
+    """What encoding reads from a flat row, in order: `keys` = the inputs (numeric, boolean,
+    categorical: all of `numeric_ + boolean_ + categorical_`, or the subset a scorer needs)
+    then the `<key>_count` of each has-flag's array that is not itself an input (coverage
+    asks whether the array was present). `output` says where the encoded columns sit in the
+    full encoder's output. Derived from the fitted encoder on use and never stored with it
+    (the saved model keeps its fitted state only)."""
+
+    keys: tuple[str, ...]
+    num: np.ndarray  # positions in `numeric_` (and the scaler's columns)
+    boolean: np.ndarray  # positions in `boolean_`
+    cat: np.ndarray  # positions in `categorical_`
+    flag_columns: np.ndarray  # positions within the boolean block of the has-flags
+    flag_count: np.ndarray  # their arrays' `_count` positions in `keys`
+    cat_index: tuple[dict[str, int], ...]
+    cat_offset: tuple[int, ...]  # within this layout's one-hot block
+    cat_width: int
+    output: np.ndarray  # the encoded columns' positions in `get_feature_names_out()`
+    scaler: Any  # the fitted numeric scaler (None without numeric inputs)
+    num_fill: np.ndarray  # fill values of this layout's numeric inputs (after scaling)
+    bool_fill: np.ndarray  # and of its boolean ones
+
+    @property
+    def n_num(self) -> int:
+        return len(self.num)
+
+    @property
+    def n_bool(self) -> int:
+        return len(self.boolean)
+
+    @property
+    def n_cat(self) -> int:
+        return len(self.cat)
+
+    @classmethod
+    def of(cls, encoder: AnalysisEncoder, inputs: np.ndarray | None = None) -> InputLayout:
+        n_num, n_bool = len(encoder.numeric_), len(encoder.boolean_)
+        everything = [*encoder.numeric_, *encoder.boolean_, *encoder.categorical_]
+        chosen = np.ones(len(everything), dtype=bool) if inputs is None else inputs
+        chosen = np.asarray(chosen, dtype=bool)
+        num = np.flatnonzero(chosen[:n_num])
+        boolean = np.flatnonzero(chosen[n_num : n_num + n_bool])
+        cat = np.flatnonzero(chosen[n_num + n_bool :])
+        keys = [everything[i] for i in np.flatnonzero(chosen)]
+        position = {k: i for i, k in enumerate(keys)}
+        flag_columns, flag_count = [], []
+        for b, at in enumerate(boolean):
+            array = has_flag_array(encoder.boolean_[at], encoder.metadata_)
+            if array is None:
+                continue
+            count = f"{array}_count"
+            if count not in position:
+                position[count] = len(keys)
+                keys.append(count)
+            flag_columns.append(b)
+            flag_count.append(position[count])
+        cat_index, cat_offset, width = [], [], 0
+        output = [*num, *(n_num + boolean)]
+        if encoder.categorical_:
+            all_categories = encoder.columns_.named_transformers_["cat"].categories_
+            starts = np.cumsum([0, *map(len, all_categories)]) + n_num + n_bool
+            for c in cat:
+                categories = all_categories[c]
+                cat_index.append({str(v): j for j, v in enumerate(categories)})
+                cat_offset.append(width)
+                width += len(categories)
+                output.extend(range(starts[c], starts[c] + len(categories)))
+        named = encoder.columns_.named_transformers_  # a new Bunch per access: read once
+        numeric = named["num"].named_steps if encoder.numeric_ else None
+        return cls(
+            tuple(keys),
+            num,
+            boolean,
+            cat,
+            np.asarray(flag_columns, dtype=int),
+            np.asarray(flag_count, dtype=int),
+            tuple(cat_index),
+            tuple(cat_offset),
+            width,
+            np.asarray(output, dtype=int),
+            numeric["scale"] if numeric else None,
+            numeric["fill"].statistics_[num] if numeric else np.empty(0),
+            named["bool"].statistics_[boolean] if encoder.boolean_ else np.empty(0),
+        )
+
+
+#: encoder -> (its `columns_` when computed, layout): a refit replaces `columns_`.
+_LAYOUTS: WeakKeyDictionary = WeakKeyDictionary()
 
 
 def describe_features(
@@ -355,50 +491,102 @@ class AnalysisEncoder(TransformerMixin, BaseEstimator):
         """
         return self.encode_with_coverage(flat_rows)[0]
 
-    def encode_with_coverage(
-        self, flat_rows: list[Mapping[str, Any]]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The encoded matrix and each row's coverage, from one pass over the rows."""
+    def layout(self, inputs: np.ndarray | None = None) -> InputLayout:
+        """The flat keys encoding reads and how (see `InputLayout`): all inputs (cached per
+        fit), or those marked in `inputs` (a boolean mask over `numeric_ + boolean_ +
+        categorical_`; the caller keeps it)."""
         check_is_fitted(self, "columns_")
-        names = [*self.numeric_, *self.boolean_, *self.categorical_]
-        n, n_num, n_bool = len(flat_rows), len(self.numeric_), len(self.boolean_)
-        table = [[row.get(k) for k in names] for row in flat_rows]  # row-wise: cache friendly
-        coverage = np.array([1.0 - row.count(None) / len(names) for row in table])
-        columns = list(zip(*table, strict=True)) if n else [() for _ in names]
-        blocks = []
-        named = self.columns_.named_transformers_
+        if inputs is not None:
+            return InputLayout.of(self, inputs)
+        cached = _LAYOUTS.get(self)
+        if cached is None or cached[0] is not self.columns_:
+            cached = (self.columns_, InputLayout.of(self))
+            _LAYOUTS[self] = cached
+        return cached[1]
+
+    def encode_with_coverage(
+        self, flat_rows: list[Mapping[str, Any]], weighed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The encoded matrix and each row's coverage (see `encode_table`), from flat rows."""
+        keys = self.layout().keys
+        return self.encode_table([[row.get(k) for k in keys] for row in flat_rows], weighed)
+
+    def encode_table(
+        self,
+        table: list[list[Any]],
+        weighed: np.ndarray | None = None,
+        layout: InputLayout | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Encode rows of raw flat values laid out as `layout.keys` (default: all inputs),
+        with coverage; the columns are `layout.output` of the full encoding.
+
+        Both scoring paths end here: the general one builds `table` from `flatten_rows`,
+        the compiled one (`viralab.features.compiled`) straight from parsed JSON, so they
+        can only differ in how the table is built (tests compare the tables).
+
+        Coverage is the share of the inputs in `weighed` (a boolean mask over the layout's
+        inputs; None = all of them) for which the document gives the model a value it can
+        read: a finite number for a numeric input, true/false for a boolean, a category
+        seen in training for a categorical. A `<key>_has_<value>` flag whose
+        array is present (its `<key>_count` is) counts as present-and-false when absent:
+        the array was there and lacked the value; when the whole array is absent the flag
+        is missing like any other input.
+        """
+        lay = self.layout() if layout is None else layout
+        n, n_num, n_bool, n_cat = len(table), lay.n_num, lay.n_bool, lay.n_cat
+        blocks, present = [], []
         if n_num:
-            values = np.column_stack([_numeric_column(list(c)) for c in columns[:n_num]]).reshape(
-                n, n_num
-            )
-            scaled = _scale(named["num"].named_steps["scale"], values)
-            blocks.append(_fill(scaled, named["num"].named_steps["fill"].statistics_))
+            values = _numeric_block([r[:n_num] for r in table], n, n_num)
+            present.append(np.isfinite(values))
+            subset = None if n_num == len(self.numeric_) else lay.num
+            blocks.append(_fill(_scale(lay.scaler, values, subset), lay.num_fill))
         if n_bool:
-            values = np.column_stack(
-                [_bool_column(list(c)) for c in columns[n_num : n_num + n_bool]]
-            ).reshape(n, n_bool)
-            blocks.append(_fill(values, named["bool"].statistics_))
-        if self.categorical_:
-            encoder = named["cat"]
-            width = sum(len(c) for c in encoder.categories_)
-            one_hot = np.zeros((n, width))
-            offset = 0
-            for column, categories in zip(
-                columns[n_num + n_bool :], encoder.categories_, strict=True
-            ):
-                index = {str(c): j for j, c in enumerate(categories)}
-                for i, value in enumerate(column):
+            end = n_num + n_bool
+            values = _bool_block([r[n_num:end] for r in table], n, n_bool)
+            seen = ~np.isnan(values)
+            if lay.flag_count.size:  # has-flags: present when their array's count is
+                arrays = np.array(
+                    [[r[j] is not None for j in lay.flag_count] for r in table], dtype=bool
+                ).reshape(n, lay.flag_count.size)
+                seen[:, lay.flag_columns] |= arrays
+            present.append(seen)
+            blocks.append(_fill(values, lay.bool_fill))
+        if n_cat:
+            start = n_num + n_bool
+            one_hot = np.zeros((n, lay.cat_width))
+            known = np.zeros((n, n_cat), dtype=bool)
+            for c, (index, offset) in enumerate(zip(lay.cat_index, lay.cat_offset, strict=True)):
+                for i, row in enumerate(table):
+                    value = row[start + c]
                     if isinstance(value, str) and (j := index.get(value)) is not None:
                         one_hot[i, offset + j] = 1.0
-                offset += len(categories)
+                        known[i, c] = True
+            present.append(known)
             blocks.append(one_hot)
         matrix = np.hstack(blocks) if blocks else np.empty((n, 0))
+        readable = np.hstack(present) if present else np.zeros((n, 0), dtype=bool)
+        if weighed is not None:
+            readable = readable[:, np.asarray(weighed, dtype=bool)]
+        coverage = readable.mean(axis=1) if readable.shape[1] else np.zeros(n)
         return matrix, coverage
 
-    def coverage(self, X: Any) -> np.ndarray:
-        """Share of the model's input features present (non-null) in each document."""
+    def inputs_of(self, columns: np.ndarray) -> np.ndarray:
+        """Which inputs (`numeric_ + boolean_ + categorical_`) feed the encoded columns
+        marked in `columns` (a boolean mask over `get_feature_names_out()`): numbers and
+        booleans one column each, a categorical any of its one-hot columns."""
+        lay = self.layout()
+        columns = np.asarray(columns, dtype=bool)
+        plain = lay.n_num + lay.n_bool
+        cats = [
+            bool(columns[plain + offset : plain + offset + len(index)].any())
+            for index, offset in zip(lay.cat_index, lay.cat_offset, strict=True)
+        ]
+        return np.concatenate([columns[:plain], np.asarray(cats, dtype=bool)])
+
+    def coverage(self, X: Any, weighed: np.ndarray | None = None) -> np.ndarray:
+        """Each document's coverage of the inputs in `weighed` (all by default)."""
         check_is_fitted(self, "columns_")
-        return self.encode_with_coverage(flatten_rows(X, self.column))[1]
+        return self.encode_with_coverage(flatten_rows(X, self.column), weighed)[1]
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """Encoded feature names: flattened keys, one-hot columns as `<key>_<category>`."""

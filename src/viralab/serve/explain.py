@@ -8,6 +8,7 @@ Anything else (the MLP): no factors rather than slow, approximate ones.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,3 +76,75 @@ def top_factors(
     return [
         {"feature": str(contributions.names[j]), "contribution": float(values[j])} for j in order
     ]
+
+
+def factor_heads(names: np.ndarray) -> list[str]:
+    """Each feature's factor text up to its contribution, as `json.dumps` writes it."""
+    return ['{"feature": ' + json.dumps(str(name)) + ', "contribution": ' for name in names]
+
+
+def top_factors_json(
+    contributions: Contributions,
+    threshold: float = 0.02,
+    limit: int = 10,
+    heads: list[str] | None = None,
+) -> list[str]:
+    """`json.dumps(top_factors(contributions, i))` for every row, byte for byte, at once.
+
+    One stable argsort of the whole matrix instead of one per row, and each row's text
+    joined from pre-escaped names (`heads`: `factor_heads(names)`, kept by the caller) and
+    `repr` of the floats (what `json.dumps` writes for a finite float): at 20,000
+    documents/s a `json.dumps` per row was a fifth of the time.
+    """
+    values = np.asarray(contributions.values, dtype=float)
+    if values.ndim != 2 or values.shape[1] == 0:
+        return ["[]"] * len(values)
+    heads = factor_heads(contributions.names) if heads is None else heads
+    magnitude = np.abs(values)
+    order = np.argsort(-magnitude, axis=1, kind="stable")[:, :limit]
+    rows = np.arange(len(values))[:, None]
+    keep = magnitude[rows, order] > threshold
+    # every kept factor's text but its closing brace, row after row, built by C-level maps
+    columns = order[keep].tolist()
+    numbers = values[rows, order][keep].tolist()
+    parts = list(map(str.__add__, map(heads.__getitem__, columns), map(repr, numbers)))
+    out, start = [], 0
+    for count in keep.sum(axis=1).tolist():
+        if count:
+            out.append("[" + "}, ".join(parts[start : start + count]) + "}]")
+            start += count
+        else:
+            out.append("[]")
+    return out
+
+
+def weighed_columns(pipeline: Pipeline) -> np.ndarray:
+    """Which encoded columns (the `features` step's output) the fitted model weighs.
+
+    "Weighs" = can move the prediction: the columns the selection step(s) keep AND, among
+    those, a nonzero coefficient (linear models; any output's, for several) or a nonzero
+    `feature_importances_` (tree ensembles: a feature no split uses has importance 0). For
+    estimators with neither (HistGradientBoosting, the MLP) every kept column counts. When
+    nothing would count (an all-zero model), every kept column does, so coverage stays a
+    share of something.
+    """
+    encoder = pipeline.named_steps["features"]
+    kept = np.ones(len(encoder.get_feature_names_out()), dtype=bool)
+    for _, step in pipeline.steps[1:-1]:  # selection steps: map the surviving columns back
+        if not hasattr(step, "get_support"):  # a step that mixes columns: all count
+            return np.ones_like(kept)
+        support = np.asarray(step.get_support(), dtype=bool)
+        inner = np.zeros_like(kept)
+        inner[np.flatnonzero(kept)[support]] = True
+        kept = inner
+    estimator = pipeline[-1]
+    if hasattr(estimator, "coef_"):
+        coef = np.asarray(estimator.coef_, dtype=float)
+        weights = np.abs(coef).reshape(-1, int(kept.sum())).sum(axis=0)
+    elif hasattr(estimator, "feature_importances_"):
+        weights = np.asarray(estimator.feature_importances_, dtype=float)
+    else:
+        return kept
+    weighed = np.zeros_like(kept)
+    weighed[np.flatnonzero(kept)[weights != 0]] = True
+    return weighed if weighed.any() else kept
