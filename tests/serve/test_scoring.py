@@ -27,7 +27,7 @@ from viralab.features.tabular import ANALYSIS_COLUMN, AnalysisEncoder, flatten_r
 from viralab.preference import build_pipeline
 from viralab.serve.explain import Explainer, top_factors, weighed_columns
 from viralab.serve.preference_model import PreferenceModel
-from viralab.serve.scoring import CompiledScorer
+from viralab.serve.scoring import CHUNK, CompiledScorer
 
 
 def _records(n: int, seed: int) -> list[dict]:
@@ -161,6 +161,15 @@ def test_compiled_scoring_equals_the_general_path(pipeline: Pipeline) -> None:
     # and the whole pipeline's own predict (encoder.transform) agrees too
     frame = pd.DataFrame({ANALYSIS_COLUMN: texts})
     np.testing.assert_array_equal(ours_raw, pipeline.predict(frame))
+
+
+def test_a_batch_longer_than_a_chunk_scores_as_one(pipeline: Pipeline) -> None:
+    texts = (_texts() * (CHUNK // len(_texts()) + 2))[: CHUNK * 2 + 7]  # three chunks
+    _, raw, coverage, factors = _reference(pipeline, texts)
+    ours_raw, ours_coverage, ours_factors = CompiledScorer(pipeline).score(texts)
+    np.testing.assert_array_equal(ours_raw, raw)
+    np.testing.assert_array_equal(ours_coverage, coverage)
+    assert ours_factors == factors
 
 
 def test_preference_model_output_is_the_general_paths(pipeline: Pipeline) -> None:
