@@ -41,6 +41,7 @@ def test_rest_round_trip_matches_the_python_function(mlflow_isolation: str, tmp_
         assert len(predictions) == 2
         local = serving.predict_virality_score(docs[0])
         remote = predictions[0]
+        assert list(remote) == ["prediction", "score", "confidence", "top_factors"]
         assert remote["score"] == pytest.approx(local["score"])
         assert remote["confidence"] == pytest.approx(local["confidence"])
         remote_factors = json.loads(remote["top_factors"])

@@ -9,6 +9,7 @@ on the bundled sample documents and on every odd shape the flattening rules cove
 
 from __future__ import annotations
 
+import io
 import json
 import math
 
@@ -26,7 +27,7 @@ from viralab.features.flatten import flatten_cache, flatten_document
 from viralab.features.tabular import ANALYSIS_COLUMN, AnalysisEncoder, flatten_rows
 from viralab.preference import build_pipeline
 from viralab.serve.explain import Explainer, top_factors, weighed_columns
-from viralab.serve.preference_model import PreferenceModel
+from viralab.serve.preference_model import PreferenceModel, served_records
 from viralab.serve.scoring import CHUNK, CompiledScorer
 
 
@@ -257,3 +258,14 @@ def test_coverage_counts_the_features_the_model_weighs() -> None:
     key = split_on.split("_has_")[0].removesuffix("_count").removesuffix("_empty")
     missing = PreferenceModel(tree).score([json.dumps({k: v for k, v in doc.items() if k != key})])
     assert missing["confidence"].iloc[0] == 0.0
+
+
+def test_served_records_are_the_json_mlflow_makes_of_the_frame() -> None:
+    from mlflow.pyfunc.scoring_server import predictions_to_json
+
+    pipeline = _fitted(PIPELINES["ridge, top-50 selection"])
+    frame = PreferenceModel(pipeline, r2=0.8).score(_texts())
+    as_frame, as_records = io.StringIO(), io.StringIO()
+    predictions_to_json(frame, as_frame)
+    predictions_to_json(served_records(frame), as_records)
+    assert as_records.getvalue() == as_frame.getvalue()

@@ -26,6 +26,7 @@ Scoring runs through `serve.scoring.CompiledScorer`, compiled at load time for t
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,21 @@ def documents_frame(documents: Any) -> pd.DataFrame:
     return pd.DataFrame({ANALYSIS_COLUMN: texts})
 
 
+#: Set by MLflow's scoring server (`mlflow models serve`) in the process it serves from.
+SERVING_ENV = "_MLFLOW_IS_IN_SERVING_ENVIRONMENT"
+
+
+def served_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The frame as the list of row dicts MLflow's scoring server would make of it.
+
+    The server turns a returned DataFrame into JSON with `to_dict(orient="records")`, which
+    took about 1 ms of a ~2 ms single-document request (pandas row iteration); handed the
+    records, it writes the very same JSON (`tests/serve/test_rest.py`)."""
+    columns = list(frame.columns)
+    values = zip(*(frame[c].tolist() for c in columns), strict=True)
+    return [dict(zip(columns, row, strict=True)) for row in values]
+
+
 class PreferenceModel(mlflow.pyfunc.PythonModel):
     """pyfunc: DataFrame[visual_analysis (JSON text)] -> prediction, score, confidence,
     top_factors (JSON text)."""
@@ -195,6 +211,8 @@ class PreferenceModel(mlflow.pyfunc.PythonModel):
         started = time.perf_counter()
         result = self.score(model_input, with_factors=with_factors, strict=strict)
         self._log(model_input, result, (time.perf_counter() - started) * 1000.0)
+        if os.environ.get(SERVING_ENV) == "true":
+            return served_records(result)
         return result
 
     def _log(self, model_input: Any, result: pd.DataFrame, latency_ms: float) -> None:
