@@ -63,11 +63,13 @@ SHARE_TARGET = 0.10
 #: does not use), whose idle queue consumers (seven processes polling) took about one core of
 #: a 2-core machine away from the trials' compute.
 SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-#: How the server is served (`--sgi`): gunicorn (one sync worker, as docker/compose.yaml runs
-#: it) answered MLflow's requests in about 60 % of uvicorn's time on this machine (create a run
+#: How the server is served (`--sgi`): gunicorn (one worker, as docker/compose.yaml runs it)
+#: answered MLflow's requests in about 60 % of uvicorn's time on this machine (create a run
 #: 7.6 vs 11.9 ms, a 99-param batch 11.4 vs 16.2, an artifact 13.8 vs 21.0, end a run 17.2
 #: vs 26.0; medians of 12): uvicorn serves MLflow's Flask app through an ASGI-to-WSGI bridge.
-SERVER_ARGS = {"gunicorn": ["--gunicorn-opts=--timeout=120"], "uvicorn": []}
+#: With `--threads` the one worker answers a trial's concurrent requests (its uploads and its
+#: last batch) side by side instead of one after the other.
+SERVER_ARGS = {"gunicorn": ["--gunicorn-opts=--timeout=120 --threads=4"], "uvicorn": []}
 
 # ---- profile breakdown ---------------------------------------------------------------------
 

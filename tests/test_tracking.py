@@ -108,9 +108,9 @@ def test_a_batch_opened_inside_a_batch_of_the_same_run_uploads_once_with_it(
     uploads: list[list[str]] = []
     upload = tracking.upload_artifacts
 
-    def counted(local_dir: Path, artifact_uri: str) -> None:
-        uploads.append(sorted(p.name for p in local_dir.rglob("*") if p.is_file()))
-        upload(local_dir, artifact_uri)
+    def counted(local_dir: Path, artifact_uri: str, files: list[Path]) -> None:
+        uploads.append(sorted(p.name for p in files))
+        upload(local_dir, artifact_uri, files)
 
     monkeypatch.setattr(tracking, "upload_artifacts", counted)
     with mlflow.start_run() as run, artifact_batch() as outer:
