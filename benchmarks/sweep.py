@@ -23,7 +23,9 @@ untracked sweep took 12.6 s and 18.7 s two minutes apart, which swamps a 10 % sh
 
 Then the profile of a few tracked trials (cProfile), split into run creation, params,
 metrics, tags, dataset, artifacts, registry, config composition, store reads, imports and the
-rest (the compute), per trial; and one `python -m viralab.train model=ridge` run (model logged
+rest (the compute), per trial (cProfile sees the sweep's own thread only: against a server the
+params and uploads sent while a trial trains are not in it, the wait for them at the run's end
+is, under "run creation/end"); and one `python -m viralab.train model=ridge` run (model logged
 and registered) timed tracked vs its compute alone, with its own breakdown.
 
 Target: MLflow's share of each tracked sweep <= 10 % (median of the rounds); exits 1 if a sweep

@@ -340,18 +340,27 @@ def _holding(run_id: str | None = None) -> RunWrites | None:
     return _held.get(run_id) if run_id else None
 
 
+#: MLflow's most params (and tags) in one `log_batch` request.
+PARAMS_PER_BATCH = 100
+
+
 def log_params(params: Mapping[str, Any]) -> None:
     """`mlflow.log_params` on the active run, held while its writes are (`hold_writes`)."""
     run = mlflow.active_run()
     held = _holding(run.info.run_id if run is not None else None)
     if held is None:
         mlflow.log_params(dict(params))
-    elif held.early:  # sent now, while the run's body goes on; `write_held` waits for it
-        batch = [Param(k, str(v)) for k, v in params.items()]
-        client, run_id = mlflow.MlflowClient(), run.info.run_id
-        send_early(run_id, lambda: client.log_batch(run_id, params=batch))
     else:
         held.params.update({k: str(v) for k, v in params.items()})
+        if held.early and len(held.params) >= PARAMS_PER_BATCH:
+            # full batches go now, while the run's body goes on (`write_held` waits for them);
+            # the rest joins the run's last batch rather than making a request of its own
+            items = list(held.params.items())
+            cut = len(items) - len(items) % PARAMS_PER_BATCH
+            batch = [Param(k, v) for k, v in items[:cut]]
+            held.params = dict(items[cut:])
+            client, run_id = mlflow.MlflowClient(), run.info.run_id
+            send_early(run_id, lambda: client.log_batch(run_id, params=batch))
 
 
 def log_metrics(metrics: Mapping[str, float], step: int = 0) -> None:
