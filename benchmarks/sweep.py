@@ -23,7 +23,9 @@ untracked sweep took 12.6 s and 18.7 s two minutes apart, which swamps a 10 % sh
 
 Then the profile of a few tracked trials (cProfile), split into run creation, params,
 metrics, tags, dataset, artifacts, registry, config composition, store reads, imports and the
-rest (the compute), per trial; and one `python -m viralab.train model=ridge` run (model logged
+rest (the compute), per trial (cProfile sees the sweep's own thread only: against a server the
+params and uploads sent while a trial trains are not in it, the wait for them at the run's end
+is, under "run creation/end"); and one `python -m viralab.train model=ridge` run (model logged
 and registered) timed tracked vs its compute alone, with its own breakdown.
 
 Target: MLflow's share of each tracked sweep <= 10 % (median of the rounds); exits 1 if a sweep
@@ -63,11 +65,13 @@ SHARE_TARGET = 0.10
 #: does not use), whose idle queue consumers (seven processes polling) took about one core of
 #: a 2-core machine away from the trials' compute.
 SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-#: How the server is served (`--sgi`): gunicorn (one sync worker, as docker/compose.yaml runs
-#: it) answered MLflow's requests in about 60 % of uvicorn's time on this machine (create a run
+#: How the server is served (`--sgi`): gunicorn (one worker, as docker/compose.yaml runs it)
+#: answered MLflow's requests in about 60 % of uvicorn's time on this machine (create a run
 #: 7.6 vs 11.9 ms, a 99-param batch 11.4 vs 16.2, an artifact 13.8 vs 21.0, end a run 17.2
 #: vs 26.0; medians of 12): uvicorn serves MLflow's Flask app through an ASGI-to-WSGI bridge.
-SERVER_ARGS = {"gunicorn": ["--gunicorn-opts=--timeout=120"], "uvicorn": []}
+#: With `--threads` the one worker answers a trial's concurrent requests (its uploads and its
+#: last batch) side by side instead of one after the other.
+SERVER_ARGS = {"gunicorn": ["--gunicorn-opts=--timeout=120 --threads=4"], "uvicorn": []}
 
 # ---- profile breakdown ---------------------------------------------------------------------
 

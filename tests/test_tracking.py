@@ -108,9 +108,9 @@ def test_a_batch_opened_inside_a_batch_of_the_same_run_uploads_once_with_it(
     uploads: list[list[str]] = []
     upload = tracking.upload_artifacts
 
-    def counted(local_dir: Path, artifact_uri: str) -> None:
-        uploads.append(sorted(p.name for p in local_dir.rglob("*") if p.is_file()))
-        upload(local_dir, artifact_uri)
+    def counted(local_dir: Path, artifact_uri: str, files: list[Path]) -> None:
+        uploads.append(sorted(p.name for p in files))
+        upload(local_dir, artifact_uri, files)
 
     monkeypatch.setattr(tracking, "upload_artifacts", counted)
     with mlflow.start_run() as run, artifact_batch() as outer:
@@ -169,3 +169,83 @@ def test_held_writes_are_written_when_the_body_raises() -> None:
         log_params({"kept": "yes"})
         raise RuntimeError("training failed")
     assert mlflow.get_run(run.info.run_id).data.params == {"kept": "yes"}
+
+
+def test_early_writes_go_while_the_run_goes_on_and_are_all_stored_when_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A held run with early writes (a trial against a server): its params and the files of a
+    batch that ended are sent on background threads; `write_held` returns once all of them
+    (and the held metrics and tags) are in the store, and removes the batch's folder."""
+    import threading
+
+    import viralab.tracking as tracking
+    from viralab.tracking import hold_writes, log_metrics, log_params, set_tags, write_held
+
+    release = threading.Event()  # the background writes wait until the body has gone on
+    started: list[str] = []
+    upload = tracking._upload_one
+
+    def slow_upload(repo: object, local_dir: Path, path: Path) -> None:
+        started.append(path.name)
+        assert release.wait(10)
+        upload(repo, local_dir, path)
+
+    monkeypatch.setattr(tracking, "_upload_one", slow_upload)
+    client = mlflow.MlflowClient()
+    with mlflow.start_run() as run:
+        run_id = run.info.run_id
+        assert hold_writes(run_id, early=True)
+        log_params({f"p{i}": i for i in range(150)})  # 100 sent now, 50 held for the end
+        assert len(tracking._held[run_id].params) == 50
+        with artifact_batch() as outer:
+            with artifact_batch() as inner:
+                inner.text("config", "config.yaml")
+            # the inner batch's file is on its way while the body goes on
+            assert tracking._held[run_id].sent and started == ["config.yaml"]
+            outer.text("late", "sub/late.txt")
+            root = outer.root
+        assert root.exists()  # the uploads still need it
+        log_metrics({"mae": 0.1})
+        set_tags({"t": "1"})
+        release.set()
+        write_held(run_id)
+        assert not root.exists()
+        stored = client.get_run(run_id).data
+        assert len(stored.params) == 150 and stored.metrics == {"mae": 0.1}
+        assert stored.tags["t"] == "1"
+        names = {f.path for f in client.list_artifacts(run_id)}
+        assert names == {"config.yaml", "sub"}
+        assert [f.path for f in client.list_artifacts(run_id, "sub")] == ["sub/late.txt"]
+
+
+def test_a_failed_early_write_fails_write_held_after_the_rest_is_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import viralab.tracking as tracking
+    from viralab.tracking import hold_writes, log_metrics, write_held
+
+    def broken(repo: object, local_dir: Path, path: Path) -> None:
+        raise OSError("the server went away")
+
+    monkeypatch.setattr(tracking, "_upload_one", broken)
+    with mlflow.start_run() as run:
+        assert hold_writes(run.info.run_id, early=True)
+        with artifact_batch() as batch:
+            batch.text("x", "x.txt")
+        log_metrics({"mae": 0.2})
+        with pytest.raises(OSError, match="went away"):
+            write_held(run.info.run_id)
+    assert mlflow.get_run(run.info.run_id).data.metrics == {"mae": 0.2}
+
+
+def test_early_writes_are_for_remote_stores_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    from viralab.tracking import EARLY_WRITES_ENV, early_writes
+
+    monkeypatch.delenv(EARLY_WRITES_ENV, raising=False)
+    assert early_writes("http://127.0.0.1:5000") and early_writes("https://mlflow.internal")
+    assert not early_writes("sqlite:////tmp/mlflow.db") and not early_writes("file:///tmp/x")
+    monkeypatch.setenv(EARLY_WRITES_ENV, "1")
+    assert early_writes("sqlite:////tmp/mlflow.db")
+    monkeypatch.setenv(EARLY_WRITES_ENV, "0")
+    assert not early_writes("http://127.0.0.1:5000")

@@ -253,7 +253,9 @@ def log_plots(
             notes["importance_plot"] = f"skipped: {n_complete} complete trial(s), 2 needed"
         else:
             try:
-                evaluator = optuna.importance.FanovaImportanceEvaluator(seed=seed)
+                evaluator = optuna.importance.FanovaImportanceEvaluator(
+                    n_trees=IMPORTANCE_TREES, seed=seed
+                )
                 ax = ovm.plot_param_importances(study, evaluator=evaluator, target_name=metric)
                 ax.figure.tight_layout()
                 client.log_figure(run_id, ax.figure, "plots/param_importances.png")
@@ -261,6 +263,13 @@ def log_plots(
             except (ValueError, RuntimeError) as exc:  # e.g. every trial had the same params
                 notes["importance_plot"] = f"skipped: {exc}"[:300]
     return notes
+
+
+#: Trees of the fANOVA forest behind the parameter-importance plot (Optuna's default: 64).
+#: Why: with 64 the plot took about 0.45 s of a 50-trial ridge sweep's ~0.6 s of summary,
+#: with 16 about 0.12 s; the importances of a 50-trial study moved by about 0.02 (alpha
+#: 0.918 -> 0.891, the order of the parameters kept).
+IMPORTANCE_TREES = 16
 
 
 DEAD_WORKER = (
