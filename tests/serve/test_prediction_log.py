@@ -75,7 +75,8 @@ def test_rows_are_written_in_batches(tmp_path: Path) -> None:
     @event.listens_for(log._engine, "before_cursor_execute")
     def count(conn, cursor, statement, parameters, context, executemany):
         if statement.lstrip().upper().startswith("INSERT INTO PREDICTIONS"):
-            sizes.append(len(parameters) if executemany else 1)
+            # rows per statement: an executemany's parameter sets, or one multi-row VALUES
+            sizes.append(len(parameters) if executemany else statement.count("(?"))
 
     for i in range(50):
         log.record(**_row(i))
@@ -196,7 +197,8 @@ def test_scored_batches_are_split_into_batches_and_digested_by_the_writer(
     @event.listens_for(log._engine, "before_cursor_execute")
     def count(conn, cursor, statement, parameters, context, executemany):
         if statement.lstrip().upper().startswith("INSERT INTO PREDICTIONS"):
-            sizes.append(len(parameters) if executemany else 1)
+            # rows per statement: an executemany's parameter sets, or one multi-row VALUES
+            sizes.append(len(parameters) if executemany else statement.count("(?"))
 
     kept = record_scores(
         log, model="preference", version=2, marker="challenger", documents=documents,
