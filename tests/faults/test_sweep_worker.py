@@ -76,7 +76,10 @@ def test_a_killed_worker_s_trials_are_finished_by_the_other(tmp_path: Path) -> N
             started = any(t.state.name == "COMPLETE" for t in trials)
             for t in trials:
                 worker = t.user_attrs.get("viralab.worker")
-                if started and t.state.name == "RUNNING" and worker == "2":
+                # mid-trial: its MLflow run is open (a kill before the run exists leaves
+                # no run to end, which is not what this test is about)
+                has_run = "mlflow_run_id" in t.user_attrs
+                if started and t.state.name == "RUNNING" and worker == "2" and has_run:
                     victim = _kill_mid_trial(storage, t)
                     break
             time.sleep(0.2)
