@@ -99,3 +99,23 @@ def test_viralab_predict_logs_each_document_with_its_video_id(
     }
     scores = [json.loads(line)["score"] for line in result.stdout.splitlines()]
     assert rows[-1]["score"] == pytest.approx(scores[0], abs=1e-4)
+
+
+def test_judging_a_version_is_not_serving_it(champion: str, logging_on: str) -> None:
+    """The registry's gate and champion comparisons run the pyfunc without logging it."""
+    import mlflow
+    import pandas as pd
+
+    from viralab.features.tabular import ANALYSIS_COLUMN
+    from viralab.registry.evaluation import mae_on
+
+    docs = [json.dumps(r["video"]["visual_analysis"]) for r in new_ratings(8)]
+    frame = pd.DataFrame({ANALYSIS_COLUMN: docs})
+    log = prediction_log.get_prediction_log()
+    mae_on("models:/preference/1", frame, np.zeros(len(frame)))
+    log.flush(10)
+    assert log.written == 0 and log.pending == 0
+    # the same loaded model, called as a server calls it, does log
+    mlflow.pyfunc.load_model("models:/preference/1").predict(frame)
+    log.flush(10)
+    assert log.written == len(frame)
