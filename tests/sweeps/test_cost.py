@@ -88,9 +88,10 @@ def expected(kind: str) -> dict[str, set[str]]:
 
 
 #: Config params that other issues changed on purpose in `conf/` (13: gate sets, guard; 14:
-#: retrain allowlist; 16: scale-free forecaster gates, data.split). The resolved config is
-#: logged as params, so these follow `conf/`, not the tracking code this test guards.
-CONFIG_PARAM_PREFIXES = ("registry.", "retrain.", "data.split")
+#: retrain allowlist; 16: scale-free forecaster gates, data.split; 17: the prediction log's
+#: switch, registry.ab). The resolved config is logged as params, so these follow `conf/`,
+#: not the tracking code this test guards.
+CONFIG_PARAM_PREFIXES = ("registry.", "retrain.", "data.split", "tracking.prediction_log")
 
 
 def _tracking_params(names: set[str]) -> set[str]:
