@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import mlflow
@@ -201,8 +202,13 @@ def test_early_writes_go_while_the_run_goes_on_and_are_all_stored_when_written(
         with artifact_batch() as outer:
             with artifact_batch() as inner:
                 inner.text("config", "config.yaml")
-            # the inner batch's file is on its way while the body goes on
-            assert tracking._held[run_id].sent and started == ["config.yaml"]
+            # the inner batch's file is on its way while the body goes on (its thread may
+            # take a moment to begin on a busy machine)
+            assert tracking._held[run_id].sent
+            deadline = time.monotonic() + 10
+            while not started and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert started == ["config.yaml"]
             outer.text("late", "sub/late.txt")
             root = outer.root
         assert root.exists()  # the uploads still need it
