@@ -113,7 +113,7 @@ def test_logged_rows_hold_a_digest_not_the_document(tmp_path: Path) -> None:
     with make_engine(url).connect() as conn:
         (row,) = conn.execute(select(predictions)).mappings().all()
     assert "sk-live-SECRET-123" not in repr(dict(row))
-    assert row["input_digest"] == pl.digest(document) and len(row["input_digest"]) == 64
+    assert row["input_digest"] == pl.digest(document) and len(row["input_digest"]) == 32
     assert (row["version"], row["marker"], row["video_id"]) == (3, "challenger", "vid-1")
     assert (row["prediction"], row["score"], row["confidence"]) == (0.7, 7.0, 0.5)
     assert row["latency_ms"] == 1.5 and len(row["request_id"]) == 32

@@ -25,9 +25,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import contextvars
-import hashlib
 import itertools
-import json
 import logging
 import os
 import socket
@@ -37,10 +35,13 @@ import uuid
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from hashlib import sha256
 from typing import Any
 
+from xxhash import xxh3_128_hexdigest
+
 from viralab.redaction import mask_url, redact_text
+from viralab.serve.input_digest import digest, document_digest
+from viralab.serve.prediction_log_process import ProcessPredictionLog, RowLog
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ ENV_SWITCH = "VIRALAB_PREDICTION_LOG"
 ENV_URL = "VIRALAB_PREDICTION_LOG_URL"
 ENV_FLUSH = "VIRALAB_PREDICTION_LOG_FLUSH_S"
 ENV_EXIT_WAIT = "VIRALAB_PREDICTION_LOG_EXIT_WAIT"
+ENV_WRITER = "VIRALAB_PREDICTION_LOG_WRITER"  # process (default) | thread
 DEFAULT_BATCH_SIZE = 500
 DEFAULT_QUEUE_SIZE = 50_000
 DEFAULT_FLUSH_INTERVAL = 1.0
@@ -64,11 +66,6 @@ _OFF = {"0", "off", "false", "no"}
 _suppressed: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "viralab_prediction_log_suppressed", default=False
 )
-
-
-def digest(text: str | bytes) -> str:
-    """sha256 hex of the document as the caller gave it (what identifies an input)."""
-    return hashlib.sha256(text if isinstance(text, bytes) else text.encode("utf-8")).hexdigest()
 
 
 _ID_PREFIX = uuid.uuid4().hex[:20]  # per process; a counter makes each request's id unique
@@ -123,8 +120,12 @@ class PredictionLog:
         self.max_text_bytes = int(max_text_bytes)
         self._queued = 0  # rows in `_rows` (a chunk holds many)
         self._text_bytes = 0
+        #: whose rows these are in ``prediction_log_stats`` (a writer process takes its
+        #: serving process's identity: `viralab.serve.prediction_log_writer`)
         self.process_id = uuid.uuid4().hex
+        self.pid = os.getpid()
         self.started_at = now_utc()
+        self._upstream_dropped = 0  # dropped before they reached this log (its serving process)
         self._rows: deque[dict[str, Any] | _Chunk] = deque()
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
@@ -154,7 +155,18 @@ class PredictionLog:
     @property
     def dropped(self) -> int:
         """Rows lost: buffer full, or their batch could not be written."""
+        return self._dropped + self._upstream_dropped
+
+    @property
+    def own_dropped(self) -> int:
+        """Rows this log dropped itself (not those counted upstream)."""
         return self._dropped
+
+    def count_upstream_drops(self, total: int) -> None:
+        """Rows the serving process in front of this log dropped before sending them (a
+        running total): they count in ``prediction_log_stats`` like this log's own."""
+        self._upstream_dropped = max(self._upstream_dropped, int(total))
+        self._wake.set()  # the writer stores the new count
 
     @property
     def pending(self) -> int:
@@ -262,10 +274,10 @@ class PredictionLog:
             self._rows.clear()
             self._queued = self._text_bytes = 0
             self._dropped += left
-        if self._dropped:
+        if self.dropped:
             log.warning(
                 "prediction log: %d prediction(s) dropped, %d written (database %s)",
-                self._dropped,
+                self.dropped,
                 self._written,
                 mask_url(self.url),
             )
@@ -276,7 +288,7 @@ class PredictionLog:
         """Counts of this process, for a status line or endpoint."""
         return {
             "written": self._written,
-            "dropped": self._dropped,
+            "dropped": self.dropped,
             "pending": self.pending,
             "database": mask_url(self.url),
             "outage": self._outage,
@@ -383,7 +395,7 @@ class PredictionLog:
 
     def _store_counts(self) -> None:
         """Store the counts when they changed and the database answers (after an outage)."""
-        if self._stored_counts == (self._written, self._dropped):
+        if self._stored_counts == (self._written, self.dropped):
             return
         try:
             with self._connect().begin() as conn:
@@ -398,7 +410,7 @@ class PredictionLog:
         """This process's row of ``prediction_log_stats``, in the caller's transaction."""
         from viralab.serve.prediction_table import prediction_log_stats as t
 
-        counts = (written, self._dropped)
+        counts = (written, self.dropped)
         values = {"written": counts[0], "dropped": counts[1], "updated_at": now_utc()}
         done = conn.execute(t.update().where(t.c.process_id == self.process_id).values(**values))
         if done.rowcount == 0:
@@ -406,7 +418,7 @@ class PredictionLog:
                 t.insert().values(
                     process_id=self.process_id,
                     host=socket.gethostname()[:256],
-                    pid=os.getpid(),
+                    pid=self.pid,
                     started_at=self.started_at,
                     **values,
                 )
@@ -424,7 +436,7 @@ class PredictionLog:
                 "dropped and counted (%d so far)",
                 mask_url(self.url),
                 reason,
-                self._dropped,
+                self.dropped,
             )
 
     def _note_recovery(self) -> None:
@@ -434,7 +446,7 @@ class PredictionLog:
         log.warning(
             "prediction log: writing again to %s; %d prediction(s) dropped meanwhile",
             mask_url(self.url),
-            self._dropped,
+            self.dropped,
         )
 
 
@@ -609,12 +621,12 @@ def logging_enabled() -> bool:
     return is_server_uri(mlflow.get_tracking_uri())
 
 
-_process_log: PredictionLog | None = None
+_process_log: RowLog | None = None
 _decided = False
 _process_lock = threading.Lock()
 
 
-def get_prediction_log() -> PredictionLog | None:
+def get_prediction_log() -> RowLog | None:
     """The process's log, started on first use; None while logging is off."""
     global _process_log, _decided
     if _decided:
@@ -623,13 +635,41 @@ def get_prediction_log() -> PredictionLog | None:
         if not _decided:
             if logging_enabled():
                 flush = float(os.environ.get(ENV_FLUSH) or DEFAULT_FLUSH_INTERVAL)
-                _process_log = PredictionLog(flush_interval=flush)
+                _process_log = new_prediction_log(flush_interval=flush)
                 atexit.register(_close_at_exit, _process_log)
             _decided = True
     return _process_log
 
 
-def set_prediction_log(prediction_log: PredictionLog | None) -> None:
+def new_prediction_log(
+    url: str | None = None, *, flush_interval: float = DEFAULT_FLUSH_INTERVAL
+) -> RowLog:
+    """A log whose writer runs in a process of its own (`ProcessPredictionLog`: the serving
+    process only hands rows over), or in a thread of this one with
+    ``VIRALAB_PREDICTION_LOG_WRITER=thread`` or when no process can be started."""
+    resolved = prediction_log_url(url)
+
+    def thread_log() -> PredictionLog:
+        return PredictionLog(resolved, flush_interval=flush_interval)
+
+    if (os.environ.get(ENV_WRITER) or "process").strip().lower() == "thread":
+        return thread_log()
+    try:
+        return ProcessPredictionLog(
+            resolved,
+            fallback=thread_log,
+            batch_size=DEFAULT_BATCH_SIZE,
+            queue_size=DEFAULT_QUEUE_SIZE,
+            flush_interval=flush_interval,
+            retry_interval=RETRY_INTERVAL,
+            max_text_bytes=DEFAULT_MAX_TEXT_BYTES,
+        )
+    except OSError as exc:
+        log.warning("prediction log: no writer process (%s); writing from a thread", exc)
+        return thread_log()
+
+
+def set_prediction_log(prediction_log: RowLog | None) -> None:
     """Use `prediction_log` from now on (tests, or an application that configures its own)."""
     global _process_log, _decided
     with _process_lock:
@@ -646,7 +686,7 @@ def reset_prediction_log() -> None:
         current.close(0.5)
 
 
-def _close_at_exit(prediction_log: PredictionLog) -> None:
+def _close_at_exit(prediction_log: RowLog) -> None:
     with contextlib.suppress(Exception):
         prediction_log.close(float(os.environ.get(ENV_EXIT_WAIT) or EXIT_WAIT))
 
@@ -661,7 +701,7 @@ def suppressed() -> Iterator[None]:
         _suppressed.reset(token)
 
 
-def active_log() -> PredictionLog | None:
+def active_log() -> RowLog | None:
     """The log a pyfunc should write to now: None when off or a caller logs for it."""
     if _suppressed.get():
         return None
@@ -669,16 +709,6 @@ def active_log() -> PredictionLog | None:
 
 
 # --- rows from what the serving paths return --------------------------------------------------
-
-
-def document_digest(document: Any) -> str:
-    """Digest of a document: its text as given, else its canonical JSON (sorted keys)."""
-    if isinstance(document, str | bytes):
-        return digest(document)
-    try:
-        return digest(json.dumps(document, sort_keys=True, default=str))
-    except (TypeError, ValueError, RecursionError):
-        return ""
 
 
 def _video_id(value: Any) -> str | None:
@@ -690,7 +720,7 @@ def _video_id(value: Any) -> str | None:
 
 
 def record_scores(
-    prediction_log: PredictionLog,
+    prediction_log: RowLog,
     *,
     model: str,
     version: int | str | None,
@@ -702,35 +732,38 @@ def record_scores(
     request_id: str | None = None,
 ) -> int:
     """One row per scored document (`result`: the preference model's output frame). Cheap on
-    the caller's thread: the columns as lists and one sha256 per document (~3 us for 4 KB)."""
+    the caller's thread: the columns as lists and one XXH3 digest per document."""
     n = len(result)
-    ids = [None] * n if video_ids is None else [_video_id(v) for v in video_ids]
-    return prediction_log.record_columns(
-        {
-            "request_id": request_id or new_request_id(),
-            "model": model,
-            "version": version,
-            "marker": marker,
-            "latency_ms": latency_ms,
-            "at": now_utc(),
-        },
-        {
-            "video_id": ids,
-            "prediction": result["prediction"].tolist(),
-            "score": result["score"].tolist(),
-            "confidence": result["confidence"].tolist(),
-            # here, not on the writer's thread: hashlib lets go of the GIL for a 4 KB text,
-            # and a writer waiting to take it back behind the scoring thread fell far behind
-            "input_digest": [
-                sha256(d.encode("utf-8")).hexdigest() if type(d) is str else document_digest(d)
-                for d in documents
-            ],
-        },
+    ids = (
+        [None] * n
+        if video_ids is None
+        else [v if type(v) is str and v else _video_id(v) for v in video_ids]
     )
+    common = {
+        "request_id": request_id or new_request_id(),
+        "model": model,
+        "version": version,
+        "marker": marker,
+        "latency_ms": latency_ms,
+        "at": now_utc(),
+    }
+    columns = {
+        "video_id": ids,
+        "prediction": result["prediction"].tolist(),
+        "score": result["score"].tolist(),
+        "confidence": result["confidence"].tolist(),
+    }
+    # here, not on the writer's side: XXH3 costs ~0.2 us a document, less than handing the
+    # text over would
+    columns["input_digest"] = [
+        xxh3_128_hexdigest(d.encode("utf-8")) if type(d) is str else document_digest(d)
+        for d in documents
+    ]
+    return prediction_log.record_columns(common, columns)
 
 
 def record_forecast(
-    prediction_log: PredictionLog,
+    prediction_log: RowLog,
     *,
     model: str,
     version: int | str | None,
