@@ -269,3 +269,45 @@ def test_served_records_are_the_json_mlflow_makes_of_the_frame() -> None:
     predictions_to_json(frame, as_frame)
     predictions_to_json(served_records(frame), as_records)
     assert as_records.getvalue() == as_frame.getvalue()
+
+
+def test_under_the_scoring_server_predict_answers_rows_built_without_a_frame(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under `mlflow models serve` the pyfunc hands back rows made from its output columns (no
+    frame): the same JSON as the frame, and the same rows in the prediction log."""
+    from types import SimpleNamespace
+
+    from mlflow.pyfunc.scoring_server import predictions_to_json
+
+    from viralab.serve import prediction_log as pl
+    from viralab.serve.preference_model import SERVING_ENV, documents_frame
+
+    class Captured:
+        def __init__(self) -> None:
+            self.columns: list[dict] = []
+
+        def record_columns(self, common: dict, columns: dict, documents: object = None) -> int:
+            self.columns.append(dict(columns))
+            return len(columns["prediction"])
+
+    model = PreferenceModel(_fitted(PIPELINES["ridge, top-50 selection"]), r2=0.8)
+    served = SimpleNamespace(model="preference", version=3, marker="champion")
+    model._identity = SimpleNamespace(get=lambda: served)
+    frame = documents_frame(_texts()[:5])
+    frame["video_id"] = [f"v{i}" for i in range(5)]
+    captured = Captured()
+    monkeypatch.setattr(pl, "active_log", lambda: captured)
+    for params in ({}, {"top_factors": False}):
+        monkeypatch.delenv(SERVING_ENV, raising=False)
+        as_frame = model.predict(None, frame, params)
+        assert isinstance(as_frame, pd.DataFrame)
+        monkeypatch.setenv(SERVING_ENV, "true")
+        rows = model.predict(None, frame, params)
+        assert isinstance(rows, list) and list(rows[0]) == list(as_frame.columns)
+        frame_json, rows_json = io.StringIO(), io.StringIO()
+        predictions_to_json(as_frame, frame_json)
+        predictions_to_json(rows, rows_json)
+        assert rows_json.getvalue() == frame_json.getvalue()
+        assert captured.columns[-1] == captured.columns[-2]  # logged the same rows
+        assert captured.columns[-1]["video_id"] == ["v0", "v1", "v2", "v3", "v4"]

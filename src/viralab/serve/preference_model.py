@@ -124,13 +124,17 @@ def documents_frame(documents: Any) -> pd.DataFrame:
 SERVING_ENV = "_MLFLOW_IS_IN_SERVING_ENVIRONMENT"
 
 
-def served_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """The frame as the list of row dicts MLflow's scoring server would make of it.
+def served_records(frame: pd.DataFrame | dict[str, Any]) -> list[dict[str, Any]]:
+    """The output (a frame, or its columns as arrays) as the list of row dicts MLflow's scoring
+    server would make of the frame.
 
     The server turns a returned DataFrame into JSON with `to_dict(orient="records")`, which
     took about 1 ms of a ~2 ms single-document request (pandas row iteration); handed the
-    records, it writes the very same JSON (`tests/serve/test_rest.py`)."""
-    columns = list(frame.columns)
+    records, it writes the very same JSON (`tests/serve/test_rest.py`). Under the server the
+    pyfunc passes the columns it computed and builds no frame at all: a frame built only to be
+    taken apart again cost ~0.1 ms of a single-document request (its construction, then a
+    cache-missing `frame[column]` per column)."""
+    columns = list(frame.keys())
     values = zip(*(frame[c].tolist() for c in columns), strict=True)
     return [dict(zip(columns, row, strict=True)) for row in values]
 
@@ -183,41 +187,54 @@ class PreferenceModel(mlflow.pyfunc.PythonModel):
             RequestLimitError: a document over the size/depth limits, or (strict mode) not
                 a JSON object; nothing of the batch is scored then.
         """
+        columns = self.output_columns(model_input, with_factors=with_factors, strict=strict)
+        return pd.DataFrame(
+            columns,
+            index=pd.RangeIndex(len(columns["prediction"])),
+            copy=False,  # fresh arrays: nothing to protect (a third of a single call's cost)
+        )
+
+    def output_columns(
+        self, model_input: Any, with_factors: bool = True, strict: bool | None = None
+    ) -> dict[str, np.ndarray]:
+        """`score`'s output as its columns (`OUTPUT_COLUMNS`, in order), before any frame."""
         texts = document_texts(model_input)
         for i, text in enumerate(texts):
             self.limits.check_text(text, i, strict=strict)
         raw, coverage, factors = self.scorer.score(texts, with_factors=with_factors)
         prediction = np.clip(raw, 0.0, 1.0)
         r2 = 1.0 if self.r2 is None else float(np.clip(self.r2, 0.0, 1.0))
-        return pd.DataFrame(
-            {
-                "prediction": prediction,
-                "score": prediction * 10.0,
-                "confidence": coverage * r2,
-                "top_factors": np.array(factors, dtype=object),
-            },
-            index=pd.RangeIndex(len(prediction)),
-            copy=False,  # fresh arrays: nothing to protect (a third of a single call's cost)
-        )
+        return {
+            "prediction": prediction,
+            "score": prediction * 10.0,
+            "confidence": coverage * r2,
+            "top_factors": np.array(factors, dtype=object),
+        }
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict | None = None
-    ) -> pd.DataFrame:
+    ) -> pd.DataFrame | list[dict[str, Any]]:
         params = params or {}
         with_factors = parse_bool(params.get("top_factors", True), "top_factors")
         # "" (the signature's default) keeps the model's own setting (model_config / env)
         raw_strict = params.get("strict", "")
         strict = None if raw_strict in ("", None) else parse_bool(raw_strict, "strict")
         started = time.perf_counter()
+        if os.environ.get(SERVING_ENV) == "true":
+            # the scoring server only serialises what it gets: hand it the rows, no frame
+            columns = self.output_columns(model_input, with_factors=with_factors, strict=strict)
+            self._log(model_input, columns, (time.perf_counter() - started) * 1000.0)
+            return served_records(columns)
         result = self.score(model_input, with_factors=with_factors, strict=strict)
         self._log(model_input, result, (time.perf_counter() - started) * 1000.0)
-        if os.environ.get(SERVING_ENV) == "true":
-            return served_records(result)
         return result
 
-    def _log(self, model_input: Any, result: pd.DataFrame, latency_ms: float) -> None:
-        """Record the answers in the prediction log (buffered: no database work here). The
-        optional `video_id` column of the input labels them so ratings can judge them."""
+    def _log(
+        self, model_input: Any, result: pd.DataFrame | dict[str, np.ndarray], latency_ms: float
+    ) -> None:
+        """Record the answers (the output frame, or its columns) in the prediction log
+        (buffered: no database work here). The optional `video_id` column of the input labels
+        them so ratings can judge them."""
         from viralab.serve.prediction_log import active_log, record_scores
 
         identity = getattr(self, "_identity", None)
@@ -227,6 +244,8 @@ class PreferenceModel(mlflow.pyfunc.PythonModel):
         if prediction_log is None:
             return
         served = identity.get()
+        if isinstance(result, dict):
+            result = pd.DataFrame(result, copy=False)
         if isinstance(model_input, pd.DataFrame) and ANALYSIS_COLUMN in model_input.columns:
             documents = model_input[ANALYSIS_COLUMN].tolist()
             has_ids = VIDEO_ID_COLUMN in model_input.columns
