@@ -131,9 +131,9 @@ def prediction_log_scenario(texts: list[str], ids: list[str], folder: Path, writ
                 log.flush(120)
             return time.perf_counter() - started
 
-        # off and on alternate, 7 pairs: this machine's speed drifts by tens of percent
+        # off and on alternate, 15 pairs: this machine's speed drifts by tens of percent
         # from one second to the next, so each pair is compared and the median pair kept
-        pairs = [(timed(False), timed(True)) for _ in range(7)]
+        pairs = [(timed(False), timed(True)) for _ in range(15)]
         log.flush(120)
         rows, dropped = log.written, log.dropped
     finally:

@@ -51,6 +51,13 @@ ENV_FLUSH = "VIRALAB_PREDICTION_LOG_FLUSH_S"
 ENV_EXIT_WAIT = "VIRALAB_PREDICTION_LOG_EXIT_WAIT"
 ENV_WRITER = "VIRALAB_PREDICTION_LOG_WRITER"  # process (default) | thread
 DEFAULT_BATCH_SIZE = 500
+#: Rows per transaction in a writer process: no scoring thread to share the GIL with, and a
+#: commit costs about as much CPU as a few hundred rows (measured on SQLite: 8.2 -> 4.9 us a
+#: row from 500 to 2,000)
+PROCESS_BATCH_SIZE = 2000
+#: A writer process writes what it has at least this often: it shares no GIL with scoring,
+#: and rows still unwritten when a caller flushes are what the caller waits for.
+PROCESS_FLUSH_INTERVAL = 0.05
 DEFAULT_QUEUE_SIZE = 50_000
 DEFAULT_FLUSH_INTERVAL = 1.0
 RETRY_INTERVAL = 2.0  # seconds between write attempts while the database is down
@@ -111,6 +118,7 @@ class PredictionLog:
         flush_interval: float = DEFAULT_FLUSH_INTERVAL,
         retry_interval: float = RETRY_INTERVAL,
         max_text_bytes: int = DEFAULT_MAX_TEXT_BYTES,
+        thread: bool = True,
     ) -> None:
         self.url = prediction_log_url(url)
         self.batch_size = max(1, int(batch_size))
@@ -140,10 +148,13 @@ class PredictionLog:
         self._full_logged = False
         self._engine: Any = None
         self._ready = False
-        self._thread = threading.Thread(
-            target=self._run, name="viralab-prediction-log", daemon=True
-        )
-        self._thread.start()
+        self._retry_at = 0.0  # without a thread: no write before this (after a failure)
+        self._thread: threading.Thread | None = None
+        if thread:
+            self._thread = threading.Thread(
+                target=self._run, name="viralab-prediction-log", daemon=True
+            )
+            self._thread.start()
 
     # --- caller side: never blocks ------------------------------------------------------
 
@@ -252,6 +263,9 @@ class PredictionLog:
     def flush(self, timeout: float = EXIT_WAIT) -> None:
         """Write what is buffered now; waits at most `timeout` seconds (then returns anyway)."""
         deadline = time.monotonic() + max(0.0, timeout)
+        if self._thread is None:
+            self.write_due(everything=True, deadline=deadline)
+            return
         self._wake.set()
         with self._idle:
             while self._queued or self._in_flight:
@@ -268,12 +282,15 @@ class PredictionLog:
         self.flush(timeout)
         self._stop.set()
         self._wake.set()
-        self._thread.join(max(0.0, timeout - (time.monotonic() - started)) + 0.1)
+        if self._thread is not None:
+            self._thread.join(max(0.0, timeout - (time.monotonic() - started)) + 0.1)
         with self._lock:
             left = self._queued
             self._rows.clear()
             self._queued = self._text_bytes = 0
             self._dropped += left
+        if self._thread is None:
+            self._store_counts()
         if self.dropped:
             log.warning(
                 "prediction log: %d prediction(s) dropped, %d written (database %s)",
@@ -281,7 +298,7 @@ class PredictionLog:
                 self._written,
                 mask_url(self.url),
             )
-        if self._engine is not None and not self._thread.is_alive():
+        if self._engine is not None and (self._thread is None or not self._thread.is_alive()):
             self._engine.dispose()
 
     def stats(self) -> dict[str, Any]:
@@ -293,6 +310,26 @@ class PredictionLog:
             "database": mask_url(self.url),
             "outage": self._outage,
         }
+
+    # --- writing on the caller's thread (a log without its own: a writer process) ----------
+
+    def write_due(self, *, everything: bool, deadline: float | None = None) -> None:
+        """Write full batches now (all that is buffered with `everything`), unless a write
+        failed less than `retry_interval` ago; stops at `deadline` (monotonic seconds)."""
+        while self._queued and (everything or self._queued >= self.batch_size):
+            now = time.monotonic()
+            if now < self._retry_at or (deadline is not None and now > deadline):
+                return
+            batch = self._take()
+            if not batch:
+                continue
+            ok = self._write(batch)
+            self._in_flight = 0
+            if not ok:
+                self._retry_at = time.monotonic() + self.retry_interval
+                return
+        if time.monotonic() >= self._retry_at:
+            self._store_counts()  # when they changed without a write (drops, upstream)
 
     # --- writer thread --------------------------------------------------------------------
 
@@ -571,7 +608,7 @@ def _insert_rows(conn: Any, rows: list[tuple[Any, ...]]) -> None:
         marks = "(" + ", ".join("?" * len(_COLUMNS)) + ")"
         for start in range(0, len(values), SQLITE_ROWS):
             part = values[start : start + SQLITE_ROWS]
-            flat = tuple(v for row in part for v in row)
+            flat = tuple(itertools.chain.from_iterable(part))
             sql = f"INSERT INTO predictions ({names}) VALUES " + ", ".join([marks] * len(part))
             conn.exec_driver_sql(sql, flat)
     else:  # any other driver: SQLAlchemy's own executemany
@@ -658,9 +695,9 @@ def new_prediction_log(
         return ProcessPredictionLog(
             resolved,
             fallback=thread_log,
-            batch_size=DEFAULT_BATCH_SIZE,
+            batch_size=PROCESS_BATCH_SIZE,
             queue_size=DEFAULT_QUEUE_SIZE,
-            flush_interval=flush_interval,
+            flush_interval=min(flush_interval, PROCESS_FLUSH_INTERVAL),
             retry_interval=RETRY_INTERVAL,
             max_text_bytes=DEFAULT_MAX_TEXT_BYTES,
         )

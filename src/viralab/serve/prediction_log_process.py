@@ -5,9 +5,12 @@ every batch it bound took the GIL from the scoring thread, and each of its waits
 database handed the GIL back and forth at the interpreter's switch interval. On two cores the
 log cost ~19 % of scoring throughput (`benchmarks/predict.py`), however little Python it ran.
 Here the serving process only pickles each request's columns and writes them into a
-non-blocking pipe, on the caller's thread (a few microseconds a request, no other thread
-woken). The writer process (`viralab.serve.prediction_log_writer`) builds the rows and writes
-them with the same `PredictionLog` a thread would use, on the other core.
+non-blocking pipe, on the caller's thread: a few microseconds a request, and no thread or
+process woken. The writer does not wait on that pipe, it looks every few milliseconds (a
+reader woken by each write was scheduled onto the scoring thread's CPU and preempted it);
+only a flush or close wakes it at once, through a second pipe. The writer process
+(`viralab.serve.prediction_log_writer`) builds the rows and writes them with the same
+`PredictionLog` a thread would use, on its own thread.
 
 Nothing here may block scoring or grow without bound: when the pipe is full (the writer is
 behind) the rest waits in a backlog that a sender thread drains as the pipe empties; past
@@ -47,6 +50,7 @@ log = logging.getLogger("viralab.serve.prediction_log")
 #: Frame header: the pickled message's length.
 HEADER = struct.Struct(">Q")
 WRITER_MODULE = "viralab.serve.prediction_log_writer"
+PIPE_BYTES = 1 << 20
 #: What a document held as an object (pickled as is) counts against the text budget.
 OBJECT_BYTES = 4096
 
@@ -164,21 +168,30 @@ class ProcessPredictionLog:
             "pid": os.getpid(),
             "started_at": self.started_at,
         }
-        read_fd, write_fd = os.pipe()
+        read_fd, write_fd = os.pipe()  # acks: writer -> here
+        wake_read, self._wake = os.pipe()  # a byte here wakes the writer (flush, close)
+        os.set_blocking(self._wake, False)
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", WRITER_MODULE, str(write_fd)],
+                [sys.executable, "-m", WRITER_MODULE, str(write_fd), str(wake_read)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,  # the acks have their own pipe
-                pass_fds=(write_fd,),
+                pass_fds=(write_fd, wake_read),
                 close_fds=True,
             )
+        except BaseException:
+            os.close(self._wake)
+            raise
         finally:
             os.close(write_fd)
+            os.close(wake_read)
         assert self._proc.stdin is not None
         self._pipe = self._proc.stdin.fileno()
         flags = fcntl.fcntl(self._pipe, fcntl.F_GETFL)
         fcntl.fcntl(self._pipe, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+        with contextlib.suppress(OSError, AttributeError):  # Linux; else the default 64 KB
+            # room for ~10,000 rows while the writer is busy with a batch
+            fcntl.fcntl(self._pipe, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         self._acks = os.fdopen(read_fd, "rb")
         self._put(_frame(("config", config)), 0, 0)
         self._sender = threading.Thread(
@@ -306,6 +319,11 @@ class ProcessPredictionLog:
         if lost is not None:
             self._lost(f"writer process unreachable ({type(lost).__name__})")
 
+    def _nudge(self) -> None:
+        """Wake the writer now (it otherwise looks at the pipe every `POLL_S`)."""
+        with contextlib.suppress(OSError):  # full (it will wake anyway) or gone
+            os.write(self._wake, b"!")
+
     # --- flush and close ----------------------------------------------------------------------
 
     def _send_upstream(self) -> None:
@@ -328,6 +346,7 @@ class ProcessPredictionLog:
             self._seq += 1
             seq = self._seq
         self._put(_frame(("flush", seq, max(0.0, timeout))), 0, 0)
+        self._nudge()
         with self._lock:
             while self._acked_seq < seq and self._dead is None:
                 remaining = deadline - time.monotonic()
@@ -345,6 +364,7 @@ class ProcessPredictionLog:
         self.flush(timeout)
         self._send_upstream()
         self._put(_frame(("close", left())), 0, 0)
+        self._nudge()
         with self._lock:
             self._closing = True
             self._changed.notify_all()
@@ -355,6 +375,8 @@ class ProcessPredictionLog:
             self._proc.kill()
             self._proc.wait(5)
         self._reader.join(1.0)
+        with contextlib.suppress(OSError):
+            os.close(self._wake)
         if self._fallback is not None:
             self._fallback.close(left())
         with self._lock:

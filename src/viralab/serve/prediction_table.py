@@ -45,9 +45,8 @@ predictions = Table(
     Column("model", String(256), nullable=False),
     Column("version", Integer),  # None: a model served outside the registry
     Column("marker", String(64), nullable=False),  # champion | challenger | explicit | ...
-    Column(
-        "input_digest", String(64), nullable=False
-    ),  # XXH3-128 hex of the document's text (serve.input_digest)
+    # XXH3-128 hex of the document's text (serve.input_digest)
+    Column("input_digest", String(64), nullable=False),
     Column("video_id", Text),
     Column("prediction", Float),
     Column("score", Float),

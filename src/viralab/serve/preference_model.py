@@ -124,6 +124,15 @@ def documents_frame(documents: Any) -> pd.DataFrame:
 SERVING_ENV = "_MLFLOW_IS_IN_SERVING_ENVIRONMENT"
 
 
+def output_frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:
+    """`PreferenceModel.output_columns` as the frame `score` returns."""
+    return pd.DataFrame(
+        columns,
+        index=pd.RangeIndex(len(columns["prediction"])),
+        copy=False,  # fresh arrays: nothing to protect (a third of a single call's cost)
+    )
+
+
 def served_records(frame: pd.DataFrame | dict[str, Any]) -> list[dict[str, Any]]:
     """The output (a frame, or its columns as arrays) as the list of row dicts MLflow's scoring
     server would make of the frame.
@@ -187,11 +196,8 @@ class PreferenceModel(mlflow.pyfunc.PythonModel):
             RequestLimitError: a document over the size/depth limits, or (strict mode) not
                 a JSON object; nothing of the batch is scored then.
         """
-        columns = self.output_columns(model_input, with_factors=with_factors, strict=strict)
-        return pd.DataFrame(
-            columns,
-            index=pd.RangeIndex(len(columns["prediction"])),
-            copy=False,  # fresh arrays: nothing to protect (a third of a single call's cost)
+        return output_frame(
+            self.output_columns(model_input, with_factors=with_factors, strict=strict)
         )
 
     def output_columns(
