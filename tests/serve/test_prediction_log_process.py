@@ -89,8 +89,11 @@ def test_rows_reach_the_table_through_the_writer_process(tmp_path: Path) -> None
 def test_the_url_travels_on_the_pipe_not_the_command_line(tmp_path: Path) -> None:
     log = _log(f"sqlite:///{tmp_path}/{SECRET}.db")
     try:
+        log.flush(30)  # the writer is up
         cmdline = Path(f"/proc/{log._proc.pid}/cmdline").read_bytes().decode()
         assert "prediction_log_writer" in cmdline and SECRET not in cmdline
+        # and it yields to the serving process: the lowest priority
+        assert os.getpriority(os.PRIO_PROCESS, log._proc.pid) == 19
     finally:
         log.close(5)
 
