@@ -252,3 +252,28 @@ def test_a_process_flushes_its_log_at_exit(tmp_path: Path) -> None:
     assert time.monotonic() - started < 30
     with make_engine(url).connect() as conn:
         assert len(conn.execute(select(predictions)).all()) == 40
+
+
+def test_scores_given_as_columns_log_one_row_per_document(tmp_path: Path) -> None:
+    # the serving paths hand the scorer's output arrays, not a frame: a dict's len() is its
+    # number of columns, never the number of documents
+    import numpy as np
+
+    url = f"sqlite:///{tmp_path}/app.db"
+    log = PredictionLog(url, flush_interval=0.01)
+    columns = {
+        "prediction": np.linspace(0, 1, 7),
+        "score": np.linspace(0, 10, 7),
+        "confidence": np.full(7, 0.5),
+        "top_factors": np.array(["[]"] * 7, dtype=object),
+    }
+    kept = record_scores(
+        log, model="preference", version=1, marker="champion", documents=["{}"] * 7,
+        video_ids=None, result=columns, latency_ms=1.0,
+    )  # fmt: skip
+    log.close(10)
+    assert kept == 7 and log.written == 7 and log.dropped == 0
+    with make_engine(url).connect() as conn:
+        rows = conn.execute(select(predictions).order_by(predictions.c.id)).mappings().all()
+    assert [r["video_id"] for r in rows] == [None] * 7
+    assert [r["prediction"] for r in rows] == pytest.approx(list(np.linspace(0, 1, 7)))

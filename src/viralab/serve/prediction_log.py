@@ -770,7 +770,7 @@ def record_scores(
 ) -> int:
     """One row per scored document (`result`: the preference model's output frame). Cheap on
     the caller's thread: the columns as lists and one XXH3 digest per document."""
-    n = len(result)
+    n = len(result["prediction"])  # a frame or its columns (a dict of arrays)
     ids = (
         [None] * n
         if video_ids is None
