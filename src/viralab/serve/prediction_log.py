@@ -314,11 +314,14 @@ class PredictionLog:
     # --- writing on the caller's thread (a log without its own: a writer process) ----------
 
     def write_due(self, *, everything: bool, deadline: float | None = None) -> None:
-        """Write full batches now (all that is buffered with `everything`), unless a write
-        failed less than `retry_interval` ago; stops at `deadline` (monotonic seconds)."""
+        """Write full batches now (all that is buffered with `everything`), unless the
+        database failed less than `retry_interval` ago; stops at `deadline` (monotonic s).
+        Then stores the counts if they changed without a write (drops, upstream drops, the
+        first answer after an outage). Cheap when there is nothing to do: call it often."""
+        if time.monotonic() < self._retry_at:
+            return
         while self._queued and (everything or self._queued >= self.batch_size):
-            now = time.monotonic()
-            if now < self._retry_at or (deadline is not None and now > deadline):
+            if deadline is not None and time.monotonic() > deadline:
                 return
             batch = self._take()
             if not batch:
@@ -328,8 +331,8 @@ class PredictionLog:
             if not ok:
                 self._retry_at = time.monotonic() + self.retry_interval
                 return
-        if time.monotonic() >= self._retry_at:
-            self._store_counts()  # when they changed without a write (drops, upstream)
+        if not self._store_counts():
+            self._retry_at = time.monotonic() + self.retry_interval
 
     # --- writer thread --------------------------------------------------------------------
 
@@ -430,18 +433,20 @@ class PredictionLog:
         self._note_recovery()
         return True
 
-    def _store_counts(self) -> None:
-        """Store the counts when they changed and the database answers (after an outage)."""
+    def _store_counts(self) -> bool:
+        """Store the counts when they changed and the database answers (after an outage).
+        False: they changed and could not be stored."""
         if self._stored_counts == (self._written, self.dropped):
-            return
+            return True
         try:
             with self._connect().begin() as conn:
                 stored = self._upsert_counts(conn, self._written)
             self._stored_counts = stored
         except Exception as exc:
             self._note_drop(_describe(exc))
-            return
+            return False
         self._note_recovery()
+        return True
 
     def _upsert_counts(self, conn: Any, written: int) -> tuple[int, int]:
         """This process's row of ``prediction_log_stats``, in the caller's transaction."""

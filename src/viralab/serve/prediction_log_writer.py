@@ -139,14 +139,16 @@ def serve(inp: IO[bytes], acks: IO[bytes], wake: int) -> int:
         if closing or eof:
             break
         now = time.monotonic()
-        if prediction_log.pending:
-            oldest = now if oldest is None else oldest
-            due = now - oldest >= interval
-            prediction_log.write_due(everything=due)
-            if not prediction_log.pending or due:
-                oldest = None if not prediction_log.pending else now
-        else:
+        if prediction_log.pending and oldest is None:
+            oldest = now
+        due = oldest is not None and now - oldest >= interval
+        # every turn, rows or not: it also stores changed counts (drops during an outage
+        # reach prediction_log_stats once the database answers again)
+        prediction_log.write_due(everything=due)
+        if not prediction_log.pending:
             oldest = None
+        elif due:
+            oldest = now
         timeout = POLL_S
         if oldest is not None:
             timeout = min(POLL_S, max(0.0, interval - (time.monotonic() - oldest)))
