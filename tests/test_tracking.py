@@ -245,6 +245,56 @@ def test_a_failed_early_write_fails_write_held_after_the_rest_is_written(
     assert mlflow.get_run(run.info.run_id).data.metrics == {"mae": 0.2}
 
 
+def test_a_status_update_goes_beside_the_last_batch_with_early_writes_and_after_it_without(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`write_held(along=...)`: with early writes (a server) the caller's request (a trial's
+    status update) is made while the last batch is in flight; without, after it, also when
+    it raised. Either way `write_held` returns only once both are done."""
+    import threading
+
+    from viralab.tracking import hold_writes, log_metrics, write_held
+
+    client = mlflow.MlflowClient()
+    batch = client.log_batch
+    in_flight = threading.Event()
+    release = threading.Event()
+    seen: list[str] = []
+
+    def slow_batch(*args: object, **kwargs: object) -> None:
+        in_flight.set()
+        assert release.wait(10)
+        batch(*args, **kwargs)
+        seen.append("batch")
+
+    monkeypatch.setattr(mlflow.MlflowClient, "log_batch", lambda self, *a, **k: slow_batch(*a, **k))
+
+    def status() -> None:
+        assert in_flight.wait(10)  # the batch is on its way, not yet stored
+        seen.append("status")
+        release.set()
+
+    with mlflow.start_run() as run:
+        assert hold_writes(run.info.run_id, early=True)
+        log_metrics({"mae": 0.1})
+        write_held(run.info.run_id, along=status)
+        assert seen == ["status", "batch"]  # both done on return
+    assert mlflow.get_run(run.info.run_id).data.metrics == {"mae": 0.1}
+
+    def broken(*args: object, **kwargs: object) -> None:
+        seen.append("batch")
+        raise OSError("the server went away")
+
+    monkeypatch.setattr(mlflow.MlflowClient, "log_batch", lambda self, *a, **k: broken(*a, **k))
+    seen.clear()
+    with mlflow.start_run() as run:
+        assert hold_writes(run.info.run_id, early=False)
+        log_metrics({"mae": 0.1})
+        with pytest.raises(OSError, match="went away"):
+            write_held(run.info.run_id, along=lambda: seen.append("status"))
+    assert seen == ["batch", "status"]
+
+
 def test_early_writes_are_for_remote_stores_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
     from viralab.tracking import EARLY_WRITES_ENV, early_writes
 
