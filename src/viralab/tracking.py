@@ -252,6 +252,12 @@ def hold_writes(run_id: str, early: bool | None = None) -> bool:
     return True
 
 
+def early_writes_of(run_id: str) -> bool:
+    """Whether ``run_id``'s writes are held and go early (see `hold_writes`)."""
+    writes = _held.get(run_id)
+    return writes is not None and writes.early
+
+
 def send_early(run_id: str, fn: Callable[[], None], *, quiet: bool = False) -> bool:
     """Run ``fn`` (a write for the held run ``run_id``) on a background thread now; False
     when the run's writes are not held (the caller writes it itself). `write_held` joins it
