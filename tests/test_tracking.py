@@ -295,6 +295,52 @@ def test_a_status_update_goes_beside_the_last_batch_with_early_writes_and_after_
     assert seen == ["batch", "status"]
 
 
+def test_tags_held_before_an_early_params_batch_go_with_it_and_later_values_win(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A full params batch sent early carries the tags held so far (a trial's command tag
+    reaches the store while it trains); a newer value of such a tag, written at the end,
+    is stored after it even when the early batch is slow; a discarded one is deleted."""
+    from viralab.tracking import discard_held_tag, hold_writes, log_params, set_tags, write_held
+
+    batch = mlflow.MlflowClient.log_batch
+    calls: list[set[str]] = []
+
+    def slow_first(self: mlflow.MlflowClient, run_id: str, **kwargs: object) -> None:
+        calls.append({t.key for t in kwargs.get("tags", [])})
+        if len(calls) == 1:
+            time.sleep(0.3)  # the early batch lands after the last one would have
+        batch(self, run_id, **kwargs)
+
+    monkeypatch.setattr(mlflow.MlflowClient, "log_batch", slow_first)
+    client = mlflow.MlflowClient()
+    with mlflow.start_run() as run:
+        run_id = run.info.run_id
+        assert hold_writes(run_id, early=True)
+        set_tags({"command": "python -m viralab.train x=1", "state": "old", "error": "boom"})
+        log_params({f"p{i}": i for i in range(100)})  # a full batch: sent now, with the tags
+        deadline = time.monotonic() + 10  # its thread may take a moment to begin
+        while not calls and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert calls == [{"command", "state", "error"}]
+        set_tags({"state": "new"})
+        write_held(run_id)
+    tags = mlflow.get_run(run_id).data.tags
+    assert tags["state"] == "new" and tags["command"] == "python -m viralab.train x=1"
+
+    calls.clear()
+    with mlflow.start_run() as run:
+        run_id = run.info.run_id
+        assert hold_writes(run_id, early=True)
+        set_tags({"error": "boom"})
+        log_params({f"p{i}": i for i in range(100)})
+        assert not discard_held_tag("error", run_id)  # sent: stored now, the caller deletes it
+        assert client.get_run(run_id).data.tags["error"] == "boom"
+        client.delete_tag(run_id, "error")
+        write_held(run_id)
+    assert "error" not in mlflow.get_run(run_id).data.tags
+
+
 def test_early_writes_are_for_remote_stores_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
     from viralab.tracking import EARLY_WRITES_ENV, early_writes
 

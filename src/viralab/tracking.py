@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -186,6 +186,7 @@ class RunWrites:
     tags: dict[str, str] = field(default_factory=dict)
     early: bool = False
     sent: list[Future] = field(default_factory=list)
+    early_tags: set[str] = field(default_factory=set)  # tag keys sent with an early batch
     after: list[Callable[[], None]] = field(default_factory=list)
 
 
@@ -240,9 +241,9 @@ def hold_writes(run_id: str, early: bool | None = None) -> bool:
     status changes: a finished run holds everything; a killed process loses its running
     run's writes, never a finished run's, as with MLflow's queue.
 
-    ``early`` (default: `early_writes()`): params, and the files of an artifact batch once it
-    ends, are sent at once on background threads (`send_early`) instead of held; `write_held`
-    waits for them before it returns. A status update passed to `write_held` as ``along`` is
+    ``early`` (default: `early_writes()`): params (in full batches of 100, with the tags held
+    so far), and the files of an artifact batch once it ends, are sent at once on background
+    threads (`send_early`) instead of held; `write_held` waits for them before it returns. A status update passed to `write_held` as ``along`` is
     then sent beside the run's last writes rather than after them (a sweep trial against a
     server: its caller hears of the end only once both are stored).
     """
@@ -321,6 +322,8 @@ def write_held(run_id: str, along: Callable[[], None] | None = None) -> None:
             params=[Param(k, v) for k, v in writes.params.items()],
             tags=[RunTag(k, v) for k, v in writes.tags.items()],
         )
+    if writes.early_tags & writes.tags.keys():  # a newer value of a tag sent early: the
+        wait(writes.sent)  # early batch lands first, so the newer value stays
     try:
         if batch is not None and along is not None and writes.early:
             writes.sent.append(background_pool().submit(batch))
@@ -389,8 +392,14 @@ def log_params(params: Mapping[str, Any]) -> None:
             cut = len(items) - len(items) % PARAMS_PER_BATCH
             batch = [Param(k, v) for k, v in items[:cut]]
             held.params = dict(items[cut:])
+            # the tags held so far ride along in the same request (up to MLflow's 100): off
+            # the run's last batch, and in the store early (a sweep's command for its trial)
+            tags = [RunTag(k, v) for k, v in list(held.tags.items())[:PARAMS_PER_BATCH]]
+            for tag in tags:
+                del held.tags[tag.key]
+                held.early_tags.add(tag.key)
             client, run_id = mlflow.MlflowClient(), run.info.run_id
-            send_early(run_id, lambda: client.log_batch(run_id, params=batch))
+            send_early(run_id, lambda: client.log_batch(run_id, params=batch, tags=tags))
 
 
 def log_metrics(metrics: Mapping[str, float], step: int = 0) -> None:
@@ -415,11 +424,16 @@ def set_tags(tags: Mapping[str, Any], run_id: str | None = None) -> None:
 
 
 def discard_held_tag(key: str, run_id: str) -> bool:
-    """Drop a held tag not yet written; False when the run's writes are not held."""
+    """Drop a held tag not yet written; False when the run's writes are not held, or when
+    the tag went with an early batch: that batch is then stored before this returns, and the
+    caller deletes the tag from the store."""
     held = _holding(run_id)
     if held is None:
         return False
     held.tags.pop(key, None)
+    if key in held.early_tags:
+        wait(held.sent)
+        return False
     return True
 
 
