@@ -238,14 +238,15 @@ def hold_writes(run_id: str, early: bool | None = None) -> bool:
     and joined its logging threads for every run: about 18 ms a run on the embedded store,
     more than the writes themselves (a 150-param, 40-metric, 30-tag run: 26 ms held and
     written at once, 45 ms queued). Held writes are written when the run ends, before its
-    status changes: a finished run holds everything; a killed process loses its running
-    run's writes, never a finished run's, as with MLflow's queue.
+    status changes (or beside it, see below): a finished run holds everything; a killed
+    process loses its running run's writes, never a finished run's, as with MLflow's queue.
 
     ``early`` (default: `early_writes()`): params (in full batches of 100, with the tags held
     so far), and the files of an artifact batch once it ends, are sent at once on background
-    threads (`send_early`) instead of held; `write_held` waits for them before it returns. A status update passed to `write_held` as ``along`` is
-    then sent beside the run's last writes rather than after them (a sweep trial against a
-    server: its caller hears of the end only once both are stored).
+    threads (`send_early`) instead of held; `write_held` waits for them before it returns. A
+    status update passed to `write_held` as ``along`` is then sent beside the run's last
+    writes rather than after them (a sweep trial against a server: its caller hears of the
+    end only once both are stored).
     """
     if run_id in _held:
         return False
