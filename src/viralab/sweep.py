@@ -78,7 +78,7 @@ from viralab.sweeps.study import (
     open_study,
     storage_from_config,
 )
-from viralab.tracking import configure_tracking, early_writes, no_run_links, set_tags
+from viralab.tracking import configure_tracking, early_writes, no_run_links
 
 log = logging.getLogger(__name__)
 
@@ -91,12 +91,6 @@ INVOCATION_ATTR = runs.INVOCATION_ATTR
 FAILED_ATTR = runs.FAILED_ATTR  # failed in its own process (not a dead worker's trial)
 
 TrialFn = Callable[[DictConfig], Mapping[str, float]]
-#: On a trial's run: the `python -m viralab.train` command that repeats it.
-COMMAND_TAG = "viralab.sweep.command"
-
-
-def _command(overrides: Sequence[str]) -> str:
-    return redact_text("python -m viralab.train " + shlex.join(overrides))
 
 
 class SweepError(ViralabError):
@@ -168,9 +162,9 @@ class _Objective:
             import mlflow
 
             self.experiment_id = mlflow.MlflowClient().get_run(parent_run_id).info.experiment_id
-        # against a tracking server, a trial's run is created while its config is prepared
+        # against a tracking server, a trial's run is created while its config is composed
         self.overlap = parent_run_id is not None and early_writes()
-        self._prep_pool: ThreadPoolExecutor | None = None
+        self._compose_pool: ThreadPoolExecutor | None = None
         # Hydra composes the trials' config once; each trial only sets its own values on a copy
         self.trial_base = TrialComposer(
             [*plan.base_overrides, *self.lean, "register=false"],
@@ -187,8 +181,13 @@ class _Objective:
                 trial.set_user_attr(FAILED_ATTR, True)
             raise
 
-    def _prepare(self, trial: optuna.Trial, run_name: str) -> tuple[list[str], DictConfig]:
-        """The trial's point, its marks in the study, its config: (overrides, config)."""
+    def _sample(self, trial: optuna.Trial, run_name: str) -> tuple[dict[str, Any], list[str]]:
+        """The trial's point and its marks in the study: (values, overrides).
+
+        On the sweep's own thread: Optuna caches the study's trials per thread and renews the
+        cache only on the thread that asks for the next trial, so a sampler run on another
+        thread would propose from a stale history.
+        """
         plan = self.plan
         values = plan.space.suggest(trial)
         overrides = [
@@ -202,66 +201,70 @@ class _Objective:
         trial.set_user_attr("viralab.pid", os.getpid())
         if self.worker:
             trial.set_user_attr("viralab.worker", self.worker)
-        cfg = self.trial_base.compose(
-            {**plan.space.key_values(values), "run_name": run_name},
+        return values, overrides
+
+    def _compose(
+        self, trial: optuna.Trial, run_name: str, values: dict[str, Any], overrides: list[str]
+    ) -> DictConfig:
+        return self.trial_base.compose(
+            {**self.plan.space.key_values(values), "run_name": run_name},
             overrides,
             f"trial {trial.number} does not compose",
         )
-        return overrides, cfg
 
     def _run(self, trial: optuna.Trial) -> float:
         run_name = f"{self.plan.study_name}-trial-{trial.number}"
+        values, overrides = self._sample(trial, run_name)
         # A tracked trial's writes are held from its run's start and written when it ends
         # (`start_trial_run` / `finish_trial_run`); a hidden trial's run link is not even
         # fetched (a request).
         with no_run_links() if self.quiet else contextlib.nullcontext():
             if self.parent_run_id is None:
-                _, cfg = self._prepare(trial, run_name)
+                cfg = self._compose(trial, run_name, values, overrides)
                 return self._tracked(trial, cfg, None)
             if not self.overlap:
-                overrides, cfg = self._prepare(trial, run_name)
+                cfg = self._compose(trial, run_name, values, overrides)
                 run_id = self._start_run(trial, run_name, overrides)
             else:
-                run_id, cfg = self._start_run_while_preparing(trial, run_name)
+                run_id, cfg = self._start_run_while_composing(trial, run_name, values, overrides)
             trial.set_user_attr(runs.RUN_ID_ATTR, run_id)
             return self._tracked(trial, cfg, run_id)
 
-    def _start_run(self, trial: optuna.Trial, run_name: str, overrides: list[str] | None) -> str:
+    def _start_run(self, trial: optuna.Trial, run_name: str, overrides: list[str]) -> str:
         tags = {
             runs.TRIAL_TAG: trial.number,
             "optuna.study_name": self.plan.study_name,
             "viralab.sweep": self.plan.name,
+            "viralab.sweep.command": redact_text(
+                "python -m viralab.train " + shlex.join(overrides)
+            ),
         }
-        if overrides is not None:
-            tags[COMMAND_TAG] = _command(overrides)
         return runs.start_trial_run(self.parent_run_id, self.experiment_id, run_name, tags)
 
-    def _start_run_while_preparing(
-        self, trial: optuna.Trial, run_name: str
+    def _start_run_while_composing(
+        self, trial: optuna.Trial, run_name: str, values: dict[str, Any], overrides: list[str]
     ) -> tuple[str, DictConfig]:
-        """The trial's run created while another thread samples its point and composes its
-        config: neither needs the run. Why: against a tracking server the creation is a
-        request (~11 ms) the trial only waited for; the point (Optuna's sampler) and the
-        config (~10 ms together) are computed meanwhile. The command tag, which needs the
-        point, joins the run's held writes (sent with its first params). A trial whose point
-        or config fails ends its run FAILED (the config was checked before trial 1)."""
-        if self._prep_pool is None:
-            self._prep_pool = ThreadPoolExecutor(1, thread_name_prefix="viralab-trial-prep")
-        prepared = self._prep_pool.submit(
-            contextvars.copy_context().run, self._prepare, trial, run_name
+        """The trial's run created while another thread composes its config: the config does
+        not need the run. Why: against a tracking server the creation is a request (~11 ms)
+        the trial only waited for; the config (a copy of the base with the trial's values,
+        ~5 ms) is built meanwhile. A trial whose config fails ends its run FAILED (the config
+        was checked before trial 1)."""
+        if self._compose_pool is None:
+            self._compose_pool = ThreadPoolExecutor(1, thread_name_prefix="viralab-trial-config")
+        composed = self._compose_pool.submit(
+            contextvars.copy_context().run, self._compose, trial, run_name, values, overrides
         )
         try:
-            run_id = self._start_run(trial, run_name, None)
+            run_id = self._start_run(trial, run_name, overrides)
         except BaseException:
-            futures_wait([prepared])  # no study write of this trial's after the caller's
+            futures_wait([composed])
             raise
         try:
-            overrides, cfg = prepared.result()
+            cfg = composed.result()
         except BaseException as exc:
-            futures_wait([prepared])
+            futures_wait([composed])
             runs.finish_trial_run(run_id, "FAIL", error=exc)
             raise
-        set_tags({COMMAND_TAG: _command(overrides)}, run_id=run_id)
         return run_id, cfg
 
     def _tracked(self, trial: optuna.Trial, cfg: DictConfig, run_id: str | None) -> float:

@@ -230,30 +230,38 @@ def test_trial_function_sees_its_trial() -> None:
     assert current_trial() is None
 
 
-def test_against_a_server_a_trials_run_is_created_while_its_config_is_prepared(
+def test_against_a_server_a_trials_run_is_created_while_its_config_is_composed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """With early writes (a tracking server; forced here on SQLite) the trial's point and
-    config are prepared on another thread while its run is created; the run still gets the
-    command tag and the study every mark."""
+    """With early writes (a tracking server; forced here on SQLite) the trial's config is
+    composed on another thread while its run is created; the point is sampled on the sweep's
+    thread (Optuna's trial cache is per thread: elsewhere it proposes from a stale history),
+    so the proposals equal those of a sweep without early writes."""
     import threading
 
     from viralab import sweep as sweep_module
 
+    run_sweep(
+        ["sweep=ridge", "n_trials=14", "sweep.study_name=baseline"], trial_fn=family(distance)
+    )
     monkeypatch.setenv("VIRALAB_EARLY_WRITES", "1")
     threads: list[str] = []
-    prepare = sweep_module._Objective._prepare
+    compose = sweep_module._Objective._compose
 
-    def spy(self: object, trial: optuna.Trial, run_name: str) -> object:
+    def spy(self: object, *args: object) -> object:
         threads.append(threading.current_thread().name)
-        return prepare(self, trial, run_name)
+        return compose(self, *args)
 
-    monkeypatch.setattr(sweep_module._Objective, "_prepare", spy)
-    result = run_sweep(["sweep=ridge", "n_trials=3"], trial_fn=family(distance))
-    assert result.counts == {"COMPLETE": 3, "PRUNED": 0, "FAIL": 0}
-    assert len(threads) == 3 and all(t.startswith("viralab-trial-prep") for t in threads)
+    monkeypatch.setattr(sweep_module._Objective, "_compose", spy)
+    result = run_sweep(["sweep=ridge", "n_trials=14"], trial_fn=family(distance))
+    assert result.counts == {"COMPLETE": 14, "PRUNED": 0, "FAIL": 0}
+    assert len(threads) == 14 and all(t.startswith("viralab-trial-config") for t in threads)
+    # past the sampler's 10 random start-up trials: TPE saw the same history
+    assert [t.params for t in _study("ridge").trials] == [
+        t.params for t in _study("baseline").trials
+    ]
     children = _children(result.parent_run_id)
-    for child, trial in zip(children, _study("ridge").trials, strict=True):
+    for child, trial in zip(children, _study("ridge").trials[:3], strict=False):
         assert child.info.status == "FINISHED"
         assert child.data.tags["optuna.state"] == "COMPLETE"
         assert "register=false" in child.data.tags["viralab.sweep.command"]
