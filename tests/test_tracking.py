@@ -245,6 +245,102 @@ def test_a_failed_early_write_fails_write_held_after_the_rest_is_written(
     assert mlflow.get_run(run.info.run_id).data.metrics == {"mae": 0.2}
 
 
+def test_a_status_update_goes_beside_the_last_batch_with_early_writes_and_after_it_without(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`write_held(along=...)`: with early writes (a server) the caller's request (a trial's
+    status update) is made while the last batch is in flight; without, after it, also when
+    it raised. Either way `write_held` returns only once both are done."""
+    import threading
+
+    from viralab.tracking import hold_writes, log_metrics, write_held
+
+    client = mlflow.MlflowClient()
+    batch = client.log_batch
+    in_flight = threading.Event()
+    release = threading.Event()
+    seen: list[str] = []
+
+    def slow_batch(*args: object, **kwargs: object) -> None:
+        in_flight.set()
+        assert release.wait(10)
+        batch(*args, **kwargs)
+        seen.append("batch")
+
+    monkeypatch.setattr(mlflow.MlflowClient, "log_batch", lambda self, *a, **k: slow_batch(*a, **k))
+
+    def status() -> None:
+        assert in_flight.wait(10)  # the batch is on its way, not yet stored
+        seen.append("status")
+        release.set()
+
+    with mlflow.start_run() as run:
+        assert hold_writes(run.info.run_id, early=True)
+        log_metrics({"mae": 0.1})
+        write_held(run.info.run_id, along=status)
+        assert seen == ["status", "batch"]  # both done on return
+    assert mlflow.get_run(run.info.run_id).data.metrics == {"mae": 0.1}
+
+    def broken(*args: object, **kwargs: object) -> None:
+        seen.append("batch")
+        raise OSError("the server went away")
+
+    monkeypatch.setattr(mlflow.MlflowClient, "log_batch", lambda self, *a, **k: broken(*a, **k))
+    seen.clear()
+    with mlflow.start_run() as run:
+        assert hold_writes(run.info.run_id, early=False)
+        log_metrics({"mae": 0.1})
+        with pytest.raises(OSError, match="went away"):
+            write_held(run.info.run_id, along=lambda: seen.append("status"))
+    assert seen == ["batch", "status"]
+
+
+def test_tags_held_before_an_early_params_batch_go_with_it_and_later_values_win(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A full params batch sent early carries the tags held so far (a trial's command tag
+    reaches the store while it trains); a newer value of such a tag, written at the end,
+    is stored after it even when the early batch is slow; a discarded one is deleted."""
+    from viralab.tracking import discard_held_tag, hold_writes, log_params, set_tags, write_held
+
+    batch = mlflow.MlflowClient.log_batch
+    calls: list[set[str]] = []
+
+    def slow_first(self: mlflow.MlflowClient, run_id: str, **kwargs: object) -> None:
+        calls.append({t.key for t in kwargs.get("tags", [])})
+        if len(calls) == 1:
+            time.sleep(0.3)  # the early batch lands after the last one would have
+        batch(self, run_id, **kwargs)
+
+    monkeypatch.setattr(mlflow.MlflowClient, "log_batch", slow_first)
+    client = mlflow.MlflowClient()
+    with mlflow.start_run() as run:
+        run_id = run.info.run_id
+        assert hold_writes(run_id, early=True)
+        set_tags({"command": "python -m viralab.train x=1", "state": "old", "error": "boom"})
+        log_params({f"p{i}": i for i in range(100)})  # a full batch: sent now, with the tags
+        deadline = time.monotonic() + 10  # its thread may take a moment to begin
+        while not calls and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert calls == [{"command", "state", "error"}]
+        set_tags({"state": "new"})
+        write_held(run_id)
+    tags = mlflow.get_run(run_id).data.tags
+    assert tags["state"] == "new" and tags["command"] == "python -m viralab.train x=1"
+
+    calls.clear()
+    with mlflow.start_run() as run:
+        run_id = run.info.run_id
+        assert hold_writes(run_id, early=True)
+        set_tags({"error": "boom"})
+        log_params({f"p{i}": i for i in range(100)})
+        assert not discard_held_tag("error", run_id)  # sent: stored now, the caller deletes it
+        assert client.get_run(run_id).data.tags["error"] == "boom"
+        client.delete_tag(run_id, "error")
+        write_held(run_id)
+    assert "error" not in mlflow.get_run(run_id).data.tags
+
+
 def test_early_writes_are_for_remote_stores_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
     from viralab.tracking import EARLY_WRITES_ENV, early_writes
 

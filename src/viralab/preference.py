@@ -569,6 +569,23 @@ def log_dataset(cfg: DictConfig, frame: pd.DataFrame) -> None:
     )
 
 
+def log_feature_metadata(metadata: dict[str, Any], artifacts: ArtifactBatch) -> None:
+    """`feature_metadata.json` in the run's ``artifacts``; in a sweep, once on the parent run
+    per content and referenced by each trial (tags `viralab.feature_metadata.run_id` and
+    `.path`): every trial of a sweep computes the same metadata from the same ratings."""
+    from viralab.sweeps.hooks import (
+        FEATURE_METADATA_PATH_TAG,
+        FEATURE_METADATA_RUN_TAG,
+        share_json,
+    )
+
+    shared = share_json(metadata, "feature_metadata")
+    if shared is None:
+        artifacts.dict(metadata, "feature_metadata.json")
+    else:
+        set_tags({FEATURE_METADATA_RUN_TAG: shared[0], FEATURE_METADATA_PATH_TAG: shared[1]})
+
+
 def log_preference(
     cfg: DictConfig, result: PreferenceResult, frame: pd.DataFrame, report: ExtractionReport
 ) -> str | None:
@@ -600,9 +617,7 @@ def log_preference(
             log_retrain_basis(cfg, result, frame, tags=False, artifacts=artifacts)
         encoder = result.pipeline.named_steps["features"]
         artifacts.dict(result.feature_weights, "feature_weights.json")
-        artifacts.dict(
-            {k: m.as_dict() for k, m in encoder.metadata_.items()}, "feature_metadata.json"
-        )
+        log_feature_metadata({k: m.as_dict() for k, m in encoder.metadata_.items()}, artifacts)
         plots = bool(cfg.get("log_plots", True))
         if result.correlations is not None:
             log_correlations(result.correlations, plots=plots, metrics=False, artifacts=artifacts)

@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -186,6 +186,7 @@ class RunWrites:
     tags: dict[str, str] = field(default_factory=dict)
     early: bool = False
     sent: list[Future] = field(default_factory=list)
+    early_tags: set[str] = field(default_factory=set)  # tag keys sent with an early batch
     after: list[Callable[[], None]] = field(default_factory=list)
 
 
@@ -237,17 +238,26 @@ def hold_writes(run_id: str, early: bool | None = None) -> bool:
     and joined its logging threads for every run: about 18 ms a run on the embedded store,
     more than the writes themselves (a 150-param, 40-metric, 30-tag run: 26 ms held and
     written at once, 45 ms queued). Held writes are written when the run ends, before its
-    status changes: a finished run holds everything; a killed process loses its running
-    run's writes, never a finished run's, as with MLflow's queue.
+    status changes (or beside it, see below): a finished run holds everything; a killed
+    process loses its running run's writes, never a finished run's, as with MLflow's queue.
 
-    ``early`` (default: `early_writes()`): params, and the files of an artifact batch once it
-    ends, are sent at once on background threads (`send_early`) instead of held; `write_held`
-    waits for them before it returns, so the run still ends only once all of it is stored.
+    ``early`` (default: `early_writes()`): params (in full batches of 100, with the tags held
+    so far), and the files of an artifact batch once it ends, are sent at once on background
+    threads (`send_early`) instead of held; `write_held` waits for them before it returns. A
+    status update passed to `write_held` as ``along`` is then sent beside the run's last
+    writes rather than after them (a sweep trial against a server: its caller hears of the
+    end only once both are stored).
     """
     if run_id in _held:
         return False
     _held[run_id] = RunWrites(early=early_writes() if early is None else early)
     return True
+
+
+def early_writes_of(run_id: str) -> bool:
+    """Whether ``run_id``'s writes are held and go early (see `hold_writes`)."""
+    writes = _held.get(run_id)
+    return writes is not None and writes.early
 
 
 def send_early(run_id: str, fn: Callable[[], None], *, quiet: bool = False) -> bool:
@@ -287,21 +297,45 @@ def _join(writes: RunWrites) -> None:
         raise error
 
 
-def write_held(run_id: str) -> None:
+def write_held(run_id: str, along: Callable[[], None] | None = None) -> None:
     """Write (and stop holding) the run's held writes: as few `log_batch` calls as MLflow's
     limits allow (100 params, 100 tags, 1000 entities a call), while the writes sent early
-    finish; returns once all of them are in the store."""
+    finish; returns once all of them are in the store.
+
+    ``along`` (a request of the caller's, e.g. the run's status update) is made on the calling
+    thread after the last batch, even when that raised; for a run whose writes go early
+    (`hold_writes`) while the last batch is sent from a background thread instead: one round
+    trip less at the end of a run against a server (MLflow's store takes a batch for a
+    finished run). Either way this returns (or raises the first error) only once both are
+    done.
+    """
     writes = _held.pop(run_id, None)
     if writes is None:
+        if along is not None:
+            along()
         return
+    batch: Callable[[], None] | None = None
+    if writes.params or writes.metrics or writes.tags:
+        batch = functools.partial(
+            mlflow.MlflowClient().log_batch,
+            run_id,
+            metrics=writes.metrics,
+            params=[Param(k, v) for k, v in writes.params.items()],
+            tags=[RunTag(k, v) for k, v in writes.tags.items()],
+        )
+    if writes.early_tags & writes.tags.keys():  # a newer value of a tag sent early: the
+        wait(writes.sent)  # early batch lands first, so the newer value stays
     try:
-        if writes.params or writes.metrics or writes.tags:
-            mlflow.MlflowClient().log_batch(
-                run_id,
-                metrics=writes.metrics,
-                params=[Param(k, v) for k, v in writes.params.items()],
-                tags=[RunTag(k, v) for k, v in writes.tags.items()],
-            )
+        if batch is not None and along is not None and writes.early:
+            writes.sent.append(background_pool().submit(batch))
+            along()
+            return
+        try:
+            if batch is not None:
+                batch()
+        finally:
+            if along is not None:
+                along()
     finally:
         _join(writes)
 
@@ -359,8 +393,14 @@ def log_params(params: Mapping[str, Any]) -> None:
             cut = len(items) - len(items) % PARAMS_PER_BATCH
             batch = [Param(k, v) for k, v in items[:cut]]
             held.params = dict(items[cut:])
+            # the tags held so far ride along in the same request (up to MLflow's 100): off
+            # the run's last batch, and in the store early (a sweep's command for its trial)
+            tags = [RunTag(k, v) for k, v in list(held.tags.items())[:PARAMS_PER_BATCH]]
+            for tag in tags:
+                del held.tags[tag.key]
+                held.early_tags.add(tag.key)
             client, run_id = mlflow.MlflowClient(), run.info.run_id
-            send_early(run_id, lambda: client.log_batch(run_id, params=batch))
+            send_early(run_id, lambda: client.log_batch(run_id, params=batch, tags=tags))
 
 
 def log_metrics(metrics: Mapping[str, float], step: int = 0) -> None:
@@ -385,11 +425,16 @@ def set_tags(tags: Mapping[str, Any], run_id: str | None = None) -> None:
 
 
 def discard_held_tag(key: str, run_id: str) -> bool:
-    """Drop a held tag not yet written; False when the run's writes are not held."""
+    """Drop a held tag not yet written; False when the run's writes are not held, or when
+    the tag went with an early batch: that batch is then stored before this returns, and the
+    caller deletes the tag from the store."""
     held = _holding(run_id)
     if held is None:
         return False
     held.tags.pop(key, None)
+    if key in held.early_tags:
+        wait(held.sent)
+        return False
     return True
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -23,7 +24,13 @@ from omegaconf import OmegaConf
 
 from viralab.config import compose
 from viralab.sweep import run_sweep
-from viralab.sweeps.hooks import DATASET_DIGEST_TAG, DATASET_NAME_TAG, DATASET_RUN_TAG
+from viralab.sweeps.hooks import (
+    DATASET_DIGEST_TAG,
+    DATASET_NAME_TAG,
+    DATASET_RUN_TAG,
+    FEATURE_METADATA_PATH_TAG,
+    FEATURE_METADATA_RUN_TAG,
+)
 from viralab.sweeps.plan import TrialComposer
 from viralab.sweeps.space import parse_space
 from viralab.sweeps.tracking import INVOCATION_TAG
@@ -32,6 +39,9 @@ FIXTURE = Path(__file__).parent / "fixtures" / "trial_run_shape_before.json"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DATASET = "preference-ratings-sample"
 DATASET_TAGS = {DATASET_DIGEST_TAG, DATASET_NAME_TAG, DATASET_RUN_TAG}
+METADATA_TAGS = {FEATURE_METADATA_RUN_TAG, FEATURE_METADATA_PATH_TAG}
+#: The parent's copy of the trials' feature metadata, its digest replaced (see `shape`).
+SHARED_METADATA = "feature_metadata/<digest>.json"
 GATE_TAGS = {"viralab.gate_set.digest", "viralab.gate_set.held_back"}
 #: MLflow's own tags of a run opened with `mlflow.start_run` (a training run has them too).
 SOURCE_TAGS = {"mlflow.source.name", "mlflow.source.type", "mlflow.user"}
@@ -45,13 +55,20 @@ CHANGES: dict[tuple[str, str], tuple[set[str], set[str]]] = {
     ("train", "metrics"): (set(), {"gate_set_held_back"}),
     # the sweep opens a trial's run with `mlflow.start_run` and hands it to `train()` (it was
     # created with the client and re-opened by id): MLflow adds its source tags
-    ("trial", "tags"): (set(), DATASET_TAGS | GATE_TAGS | SOURCE_TAGS),
+    ("trial", "tags"): (set(), DATASET_TAGS | GATE_TAGS | SOURCE_TAGS | METADATA_TAGS),
     ("train", "tags"): (set(), GATE_TAGS),
     ("trial", "inputs"): ({DATASET}, set()),
     # a run without a model (a lean trial) skips the drift reference and the scored test rows:
     # only a model's run is ever read for them (retrain's drift trigger and challenger check,
     # the registry's fallback comparison)
-    ("trial", "artifacts"): ({"drift/reference.json", "eval/test_set.parquet"}, set()),
+    # the feature metadata (57 KB, the same in every trial of a sweep) is logged once per
+    # content on the parent, as `feature_metadata/<digest>.json`, and referenced by each trial
+    # (tags `viralab.feature_metadata.run_id` and `.path`); a training run still logs its own
+    ("trial", "artifacts"): (
+        {"drift/reference.json", "eval/test_set.parquet", "feature_metadata.json"},
+        set(),
+    ),
+    ("parent", "artifacts"): (set(), {SHARED_METADATA}),
 }
 
 
@@ -69,11 +86,12 @@ def shape(run_id: str) -> dict[str, list[str]]:
                 artifacts.append(item.path)
 
     walk()
+    shared = re.compile(r"feature_metadata/[0-9a-f]{16}\.json")
     return {
         "params": sorted(run.data.params),
         "metrics": sorted(run.data.metrics),
         "tags": sorted(run.data.tags),
-        "artifacts": sorted(artifacts),
+        "artifacts": sorted(SHARED_METADATA if shared.fullmatch(a) else a for a in artifacts),
         "inputs": sorted(d.dataset.name for d in (run.inputs.dataset_inputs or [])),
     }
 
@@ -176,7 +194,12 @@ def test_a_trial_and_a_training_run_log_what_they_logged_before() -> None:
         assert_same_shape("trial", child.info.run_id)
         tags = child.data.tags
         assert tags[DATASET_RUN_TAG] == result.parent_run_id
+        assert tags[FEATURE_METADATA_RUN_TAG] == result.parent_run_id
     assert_same_shape("parent", result.parent_run_id)
+    # both trials reference the one copy on the parent: what a training run logs itself
+    paths = {c.data.tags[FEATURE_METADATA_PATH_TAG] for c in children}
+    assert len(paths) == 1
+    shared = json.loads(mlflow.artifacts.load_text(f"runs:/{result.parent_run_id}/{paths.pop()}"))
     parent_input = mlflow.get_run(result.parent_run_id).inputs.dataset_inputs[0].dataset
     assert parent_input.digest == children[0].data.tags[DATASET_DIGEST_TAG]
 
@@ -188,6 +211,8 @@ def test_a_trial_and_a_training_run_log_what_they_logged_before() -> None:
         output_format="list",
     )[0]  # fmt: skip
     assert_same_shape("train", run.info.run_id)
+    own = json.loads(mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/feature_metadata.json"))
+    assert own == shared  # the same ratings: the same metadata
 
 
 @pytest.mark.slow

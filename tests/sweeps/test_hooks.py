@@ -115,3 +115,29 @@ def _racing_workers(attempts: int, rounds: int = 6, workers: int = 4) -> list[Ba
 
 def test_workers_logging_one_dataset_on_the_parent_at_once_all_succeed() -> None:
     assert _racing_workers(attempts=4) == []
+
+
+def test_a_shared_json_file_is_logged_on_the_parent_once_per_content() -> None:
+    """`share_json`: one copy per content on the parent (a differing object gets its own),
+    the text `mlflow.log_dict` writes; outside a sweep the caller logs its own file."""
+    import json
+
+    import mlflow
+
+    from viralab.sweeps.hooks import share_json, sweep_parent
+
+    assert share_json({"a": 1}, "meta") is None  # no sweep
+    client = mlflow.MlflowClient()
+    with mlflow.start_run() as parent:
+        pass
+    parent_id = parent.info.run_id
+    with sweep_parent(parent_id):
+        first = share_json({"a": {"min": 0.0, "values": ["x"]}}, "meta")
+        again = share_json({"a": {"min": 0.0, "values": ["x"]}}, "meta")
+        other = share_json({"a": {"min": 1.0, "values": ["x"]}}, "meta")
+    assert first == again and first is not None and other is not None
+    assert first[0] == other[0] == parent_id and first[1] != other[1]
+    files = sorted(f.path for f in client.list_artifacts(parent_id, "meta"))
+    assert files == sorted([first[1], other[1]])
+    text = mlflow.artifacts.load_text(f"runs:/{parent_id}/{first[1]}")
+    assert text == json.dumps({"a": {"min": 0.0, "values": ["x"]}}, indent=2, default=str)

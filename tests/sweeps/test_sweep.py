@@ -230,6 +230,73 @@ def test_trial_function_sees_its_trial() -> None:
     assert current_trial() is None
 
 
+def test_against_a_server_a_trials_run_is_created_while_its_config_is_composed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With early writes (a tracking server; forced here on SQLite) the trial's config is
+    composed on another thread while its run is created; the point is sampled on the sweep's
+    thread (Optuna's trial cache is per thread: elsewhere it proposes from a stale history),
+    so the proposals equal those of a sweep without early writes."""
+    import threading
+
+    from viralab import sweep as sweep_module
+
+    run_sweep(
+        ["sweep=ridge", "n_trials=14", "sweep.study_name=baseline"], trial_fn=family(distance)
+    )
+    monkeypatch.setenv("VIRALAB_EARLY_WRITES", "1")
+    threads: list[str] = []
+    compose = sweep_module._Objective._compose
+
+    def spy(self: object, *args: object) -> object:
+        threads.append(threading.current_thread().name)
+        return compose(self, *args)
+
+    monkeypatch.setattr(sweep_module._Objective, "_compose", spy)
+    result = run_sweep(["sweep=ridge", "n_trials=14"], trial_fn=family(distance))
+    assert result.counts == {"COMPLETE": 14, "PRUNED": 0, "FAIL": 0}
+    assert len(threads) == 14 and all(t.startswith("viralab-trial-config") for t in threads)
+    # past the sampler's 10 random start-up trials: TPE saw the same history
+    assert [t.params for t in _study("ridge").trials] == [
+        t.params for t in _study("baseline").trials
+    ]
+    children = _children(result.parent_run_id)
+    for child, trial in zip(children, _study("ridge").trials[:3], strict=False):
+        assert child.info.status == "FINISHED"
+        assert child.data.tags["optuna.state"] == "COMPLETE"
+        assert "register=false" in child.data.tags["viralab.sweep.command"]
+        assert f"model.alpha={trial.params['alpha']}" in child.data.tags["viralab.sweep.command"]
+        assert trial.user_attrs["mlflow_run_id"] == child.info.run_id
+        assert {"viralab.invocation", "viralab.pid"} <= set(trial.user_attrs)
+
+
+def test_against_a_server_a_trial_whose_config_fails_ends_its_run_failed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from viralab.sweeps.plan import TrialComposer
+
+    monkeypatch.setenv("VIRALAB_EARLY_WRITES", "1")
+    compose = TrialComposer.compose
+
+    def broken(self: TrialComposer, values: dict, overrides: list, what: str) -> object:
+        if str(values.get("run_name", "")).endswith("-trial-1"):
+            raise ConfigError(f"{what}: broken")
+        return compose(self, values, overrides, what)
+
+    monkeypatch.setattr(TrialComposer, "compose", broken)
+    with pytest.raises(ConfigError, match="trial 1 does not compose"):
+        run_sweep(["sweep=ridge", "n_trials=3"], trial_fn=family(distance))
+    parent = mlflow.search_runs(
+        search_all_experiments=True,
+        filter_string="tags.`viralab.sweep.study` = 'ridge'",
+        output_format="list",
+    )[0]
+    children = _children(parent.info.run_id)
+    assert [c.info.status for c in children] == ["FINISHED", "FAILED"]
+    assert children[1].data.tags["optuna.state"] == "FAIL"
+    assert "does not compose" in children[1].data.tags["viralab.error"]
+
+
 @pytest.mark.slow
 def test_real_ridge_sweep_trains_through_train(mlflow_isolation: str) -> None:
     result = run_sweep(["sweep=ridge", "n_trials=4", "data.n_videos=200"])

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -180,3 +182,57 @@ def _log_on_parent(parent: str, dataset: Any, context: str, attempts: int = 4) -
             if attempt == attempts - 1:
                 raise
             time.sleep(0.05 * (attempt + 1))
+
+
+#: A trial's file kept once on the sweep's parent run (`share_json`): the parent's run id and
+#: the file's path there (`feature_metadata/<digest>.json`).
+FEATURE_METADATA_RUN_TAG = "viralab.feature_metadata.run_id"
+FEATURE_METADATA_PATH_TAG = "viralab.feature_metadata.path"
+#: (parent run id, artifact path) pairs this process has logged on a parent run.
+_shared_files: set[tuple[str, str]] = set()
+#: The last object shared per name, with its JSON text and artifact path (see `share_json`).
+_last_json: dict[str, tuple[Any, str, str]] = {}
+
+
+def share_json(obj: Any, name: str) -> tuple[str, str] | None:
+    """Log ``obj`` as `<name>/<digest>.json` on the sweep's parent run, once per content.
+
+    Returns (the parent's run id, the file's path there) for the trial to reference, or None
+    outside a sweep (the caller logs the file on its own run then). The text is what
+    `mlflow.log_dict` writes for a `.json` file; the digest is the first 16 hex digits of its
+    SHA-256, so trials whose objects differ each find their own. Why: a ridge trial's
+    `feature_metadata.json` (57 KB, the largest of its files) is the same in every trial of a
+    sweep, and serialising and uploading it took time in every trial. An object equal to the
+    last one shared under ``name`` (`==`, the whole object) is not serialised again; the
+    caller must not change ``obj`` afterwards.
+
+    The upload goes with the active run's early writes when it has them (`send_early`: the
+    trial's end waits for it), else at once; a failed upload fails the trial, and the next
+    trial tries again.
+    """
+    parent = _parent_run.get()
+    if parent is None:
+        return None
+    last = _last_json.get(name)
+    if last is not None and last[0] == obj:
+        text, path = last[1], last[2]
+    else:
+        text = json.dumps(obj, indent=2, default=str)
+        path = f"{name}/{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
+        _last_json[name] = (obj, text, path)
+    key = (parent, path)
+    if key not in _shared_files:
+        import mlflow
+
+        from viralab.tracking import early_writes_of, send_early
+
+        def upload() -> None:
+            mlflow.MlflowClient().log_text(parent, text, path)
+            _shared_files.add(key)
+
+        run = mlflow.active_run()
+        if run is None or not early_writes_of(run.info.run_id):
+            upload()
+        else:
+            send_early(run.info.run_id, upload)
+    return parent, path

@@ -10,10 +10,11 @@ pushed on MLflow's (thread-local) fluent run stack: the trial's run must be the 
 Why the trial's run is opened with the fluent API and handed over, not created with the client
 and re-opened by id (`MLFLOW_RUN_ID`): re-opening a run costs two reads and a status update
 (three requests per trial against a server), and the trial's state tags now join the run's
-queued writes, flushed when the run ends. A finished trial's data is in the store before its
-run ends and before Optuna records the trial. As any run opened with `mlflow.start_run`, a
-trial's run carries MLflow's source tags (`mlflow.source.name`, `mlflow.source.type`,
-`mlflow.user`).
+queued writes, flushed when the run ends. A finished trial's data is in the store before
+Optuna records the trial (against a server its last batch and the run's status update go
+together; on the embedded store the data before the status). As any run opened with
+`mlflow.start_run`, a trial's run carries MLflow's source tags (`mlflow.source.name`,
+`mlflow.source.type`, `mlflow.user`).
 
 Trial states on the child run:
     COMPLETE -> FINISHED, tag optuna.state=COMPLETE
@@ -140,8 +141,12 @@ def finish_trial_run(
 ) -> None:
     """Tag the trial's run with its Optuna state and end it with the matching status.
 
-    The tags join the trial's held writes (`hold_writes`), all written in one go before the
-    run's status changes.
+    The tags join the trial's held writes (`hold_writes`), written in one go; on the embedded
+    store before the run's status changes, against a server (early writes) at the same time
+    as it (`write_held(along=...)`): the two requests take one round trip instead of two.
+    Either way this returns only once both are stored, so Optuna hears of the trial after its
+    run holds everything. A process killed between the two leaves a FINISHED run whose trial
+    Optuna never recorded: a later sweep of the study ends it KILLED (`close_orphans`).
     """
     if run_id is None:
         return
@@ -162,15 +167,23 @@ def finish_trial_run(
     elif state == "FAIL":
         interrupted = isinstance(error, KeyboardInterrupt | SystemExit)
         status = "KILLED" if interrupted else "FAILED"
-    try:
-        set_tags({k: str(v)[:5000] for k, v in tags.items()}, run_id=run_id)
-        write_held(run_id)
-    finally:  # the run leaves the thread's stack even then: the next trial opens its own
+    ended = False
+
+    def end() -> None:
+        nonlocal ended
+        ended = True
         active = mlflow.active_run()
         if active is not None and active.info.run_id == run_id:
             mlflow.end_run(status)
         else:  # not on this thread's stack (a family ended it): set the status all the same
             client.set_terminated(run_id, status)
+
+    try:
+        set_tags({k: str(v)[:5000] for k, v in tags.items()}, run_id=run_id)
+        write_held(run_id, along=end)  # against a server: the status beside the last batch
+    finally:  # the run leaves the thread's stack even then: the next trial opens its own
+        if not ended:
+            end()
 
 
 def log_sweep_start(
