@@ -216,6 +216,9 @@ def test_early_writes_go_while_the_run_goes_on_and_are_all_stored_when_written(
         set_tags({"t": "1"})
         release.set()
         write_held(run_id)
+        deadline = time.monotonic() + 10  # removed in the background once the uploads end
+        while root.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert not root.exists()
         stored = client.get_run(run_id).data
         assert len(stored.params) == 150 and stored.metrics == {"mae": 0.1}

@@ -7,10 +7,13 @@ which means it must never carry a password, token or a URL with credentials: the
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
 import os
 import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -104,8 +107,35 @@ def check_group_choices(overrides: Iterable[str]) -> None:
             raise ConfigError(f"unknown {key} {value!r}; valid choices: {valid}")
 
 
+#: A config whose safe container was built another way (a sweep trial's, from its base).
+_known_safe: ContextVar[tuple[DictConfig, dict[str, Any]] | None] = ContextVar(
+    "viralab_known_safe_container", default=None
+)
+
+
+@contextlib.contextmanager
+def known_safe_container(cfg: DictConfig, safe: Mapping[str, Any] | None) -> Iterator[None]:
+    """In the body `to_safe_container(cfg)` (this very object) returns a copy of ``safe``.
+
+    Why: a sweep trial's config is its base plus a few sampled values, and resolving and
+    redacting the whole config again took ~3 ms a trial; the sweep builds the trial's safe form
+    from the base's (`sweeps.plan.TrialComposer.safe_container`, tested equal).
+    """
+    if safe is None:
+        yield
+        return
+    token = _known_safe.set((cfg, dict(safe)))
+    try:
+        yield
+    finally:
+        _known_safe.reset(token)
+
+
 def to_safe_container(cfg: DictConfig) -> dict[str, Any]:
     """Resolve interpolations (env vars included) and redact: the form that may be logged."""
+    known = _known_safe.get()
+    if known is not None and known[0] is cfg:
+        return copy.deepcopy(known[1])
     container = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
     return redact(container)
 

@@ -641,9 +641,9 @@ def log_preference(
             artifacts.dict(dims.metrics, "dimensions/metrics.json")
             artifacts.dict(dims.weights, "dimensions/feature_weights.json")
             joblib.dump(dims.pipeline, artifacts.path("dimensions/pipeline.joblib"))
+    if not cfg.get("log_model", True):  # sweep trials: numbers only, no model (and no
+        return None  # scratch folder: creating and removing one took ~5 ms a trial here)
     with tempfile.TemporaryDirectory() as tmp:
-        if not cfg.get("log_model", True):  # sweep trials: numbers only, no model
-            return None
         flush_held()  # registration's gates and evidence read the run's metrics and tags
         return log_model(cfg, result, Path(tmp))
 

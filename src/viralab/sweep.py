@@ -49,6 +49,7 @@ from viralab.config import (
     expand_override_args,
     redact_text,
     redact_url,
+    known_safe_container,
     to_safe_container,
 )
 from viralab.entrypoint import (
@@ -275,6 +276,8 @@ class _Objective:
                 sweep_parent(self.parent_run_id),
                 runs.adopt_run(run_id),
                 _quiet() if self.quiet else contextlib.nullcontext(),
+                # the config's logged form from the base's: not resolved and redacted again
+                known_safe_container(cfg, self.trial_base.safe_container(cfg)),
             ):
                 metrics = self.trial_fn(cfg)
         except optuna.TrialPruned as exc:

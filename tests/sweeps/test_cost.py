@@ -22,7 +22,7 @@ import optuna
 import pytest
 from omegaconf import OmegaConf
 
-from viralab.config import compose
+from viralab.config import compose, to_safe_container
 from viralab.sweep import run_sweep
 from viralab.sweeps.hooks import (
     DATASET_DIGEST_TAG,
@@ -171,6 +171,12 @@ def test_the_trials_config_composed_once_equals_hydras_composition() -> None:
         assert OmegaConf.to_container(fast, resolve=True) == OmegaConf.to_container(
             compose(overrides), resolve=True
         )
+        # its logged form, built from the base's, is what resolving and redacting it gives
+        assert composer.safe_container(fast) == to_safe_container(fast)
+    # a swept value is redacted as in the whole config (a credentialed URL as the run name)
+    named = composer.compose({"run_name": "https://u:hunter2@h/x"}, [], "x")
+    assert "hunter2" not in str(composer.safe_container(named))
+    assert composer.safe_container(named) == to_safe_container(named)
     # a swept key that selects a config group cannot be set on a copy: Hydra composes it
     assert not TrialComposer(base, ["model"]).fast
 

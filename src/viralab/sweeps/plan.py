@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from viralab.config import compose, config_dir
+from viralab.config import compose, config_dir, to_safe_container
 from viralab.errors import ConfigError, ViralabError
+from viralab.redaction import redact
 from viralab.sweeps.space import SearchSpace, check_keys, parse_space
 from viralab.sweeps.study import DIRECTIONS, build_pruner, build_sampler, resolve_storage
 from viralab.tracking import configure_tracking
@@ -269,6 +270,14 @@ class TrialComposer:
             and not OmegaConf.is_config(OmegaConf.select(self.cfg, key))
             for key in [*swept_keys, "run_name"]
         )
+        self.keys = [*swept_keys, "run_name"]
+        # the safe form (resolved, redacted) of a trial's config is the base's with the trial's
+        # values set, unless an interpolation of the base could read one of them
+        mentioned = " ".join(_interpolations(OmegaConf.to_container(self.cfg, resolve=False)))
+        self.safe_fast = self.fast and not any(
+            part in mentioned for key in self.keys for part in key.split(".")
+        )
+        self._safe_base: dict[str, Any] | None = None
 
     def compose(self, values: Mapping[str, Any], overrides: Sequence[str], what: str) -> DictConfig:
         """``values`` (key -> value) set on a copy of the base; ``overrides``, the same as
@@ -279,6 +288,47 @@ class TrialComposer:
         for key, value in values.items():
             OmegaConf.update(cfg, key, value, merge=False)
         return cfg
+
+    def safe_container(self, cfg: DictConfig) -> dict[str, Any] | None:
+        """``cfg`` (composed by `compose`) as `to_safe_container` gives it, built from the
+        base's safe form and the trial's values; None when that shortcut does not apply."""
+        if not self.safe_fast:
+            return None
+        if self._safe_base is None:
+            self._safe_base = to_safe_container(self.cfg)
+        values: dict[str, Any] = {}
+        for key in self.keys:
+            value = OmegaConf.select(cfg, key)
+            if OmegaConf.is_config(value) or (isinstance(value, str) and "${" in value):
+                return None
+            node = values
+            *parents, last = key.split(".")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[last] = value
+        safe = copy.deepcopy(self._safe_base)
+        _set_nested(safe, redact(values))  # the values' own redaction, keyed by their path
+        return safe
+
+
+def _interpolations(container: Any) -> Iterator[str]:
+    """Every string of an unresolved container that holds an interpolation (`${...}`)."""
+    if isinstance(container, Mapping):
+        for value in container.values():
+            yield from _interpolations(value)
+    elif isinstance(container, list):
+        for value in container:
+            yield from _interpolations(value)
+    elif isinstance(container, str) and "${" in container:
+        yield container
+
+
+def _set_nested(target: dict[str, Any], values: Mapping[str, Any]) -> None:
+    for key, value in values.items():
+        if isinstance(value, Mapping) and isinstance(target.get(key), dict):
+            _set_nested(target[key], value)
+        else:
+            target[key] = value
 
 
 _MISSING = object()
