@@ -47,9 +47,9 @@ from viralab.config import (
     check_group_choices,
     config_dir,
     expand_override_args,
+    known_safe_container,
     redact_text,
     redact_url,
-    known_safe_container,
     to_safe_container,
 )
 from viralab.entrypoint import (
