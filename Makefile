@@ -58,9 +58,15 @@ test: setup system-deps
 test-fast: setup
 	$(BIN)/pytest -m "not integration and not slow"
 
+# .pre-commit-config.yaml (local hooks, offline): ruff check, ruff format --check, yaml/toml,
+# end of files, configs compose. Without pre-commit or outside a git checkout: plain ruff (as CI).
 lint: setup
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	@if [ -x $(BIN)/pre-commit ] && git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+	  echo "$(BIN)/pre-commit run --all-files"; $(BIN)/pre-commit run --all-files; \
+	else \
+	  echo "$(BIN)/ruff check . && $(BIN)/ruff format --check ."; \
+	  $(BIN)/ruff check . && $(BIN)/ruff format --check .; \
+	fi
 
 format: setup
 	$(BIN)/ruff format .

@@ -294,7 +294,7 @@ def main() -> int:
         parser.error("--trials and --rounds must be >= 1 and --profile-trials >= 0")
 
     tmp = Path(tempfile.mkdtemp(prefix="viralab-sweep-bench-"))
-    os.chdir(ROOT)  # conf/ and the project's sample data
+    os.chdir(ROOT)  # the project's conf/ overrides and sample data
     sys.path.insert(0, str(ROOT))
     scenarios = ["untracked", "tracked", *(["server"] if args.server else [])]
     seconds: dict[str, list[float]] = {name: [] for name in scenarios}

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from omegaconf import OmegaConf
 
@@ -10,6 +14,7 @@ from viralab.config import (
     check_group_choices,
     compose,
     config_dir,
+    config_layers,
     config_yaml,
     expand_override_args,
     flatten_params,
@@ -59,6 +64,74 @@ def test_command_line_overrides_reach_the_model() -> None:
 
 def test_config_dir_is_the_project_conf() -> None:
     assert (config_dir() / "config.yaml").is_file()
+
+
+def _project_with_overrides(tmp_path: Path) -> tuple[Path, Path]:
+    """A project `conf/` changing ridge's alpha and adding `model=mine`, and an env folder."""
+    ridge = (config_dir() / "model" / "ridge.yaml").read_text()
+    project = tmp_path / "project"
+    models = project / "conf" / "model"
+    models.mkdir(parents=True)
+    (models / "ridge.yaml").write_text(ridge.replace("alpha: 1.0", "alpha: 0.25"))
+    (models / "mine.yaml").write_text(ridge.replace("name: ridge", "name: mine"))
+    env = tmp_path / "env"
+    (env / "model").mkdir(parents=True)
+    (env / "model" / "ridge.yaml").write_text(ridge.replace("alpha: 1.0", "alpha: 0.5"))
+    return project, env
+
+
+def test_a_project_conf_overrides_packaged_files_one_by_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project, env = _project_with_overrides(tmp_path)
+    monkeypatch.delenv("VIRALAB_CONFIG_DIR", raising=False)
+    monkeypatch.chdir(project)
+    assert config_layers() == [(project / "conf").resolve(), config_dir()]
+    assert compose(["model=ridge"]).model.alpha == 0.25
+    assert compose(["model=mine"]).model.name == "mine"
+    assert {"mine", "ridge", "lstm"} <= set(group_options("model"))
+    check_group_choices(["model=mine"])
+    cfg = compose()  # everything the project does not override comes from the package
+    assert cfg.data.source == "sample"
+    assert cfg.model.alpha == 0.25
+
+    monkeypatch.setenv("VIRALAB_CONFIG_DIR", str(env))
+    assert config_layers() == [env.resolve(), (project / "conf").resolve(), config_dir()]
+    assert compose(["model=ridge"]).model.alpha == 0.5  # $VIRALAB_CONFIG_DIR first
+    assert compose(["model=mine"]).model.name == "mine"  # ./conf still searched
+
+
+def test_an_empty_directory_has_the_packaged_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("VIRALAB_CONFIG_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert config_layers() == [config_dir()]
+    assert config_dir().name == "conf" and config_dir().parent.name == "viralab"
+    assert compose().model.name == "ridge"
+
+
+@pytest.mark.slow
+def test_the_entry_points_search_the_project_conf_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`@hydra.main` (train, sweep) sees the same layers as `compose`."""
+    project, _ = _project_with_overrides(tmp_path)
+    monkeypatch.delenv("VIRALAB_CONFIG_DIR", raising=False)
+    for module, args, name, alpha in [
+        ("viralab.train", ["model=mine"], "mine", 1.0),  # a choice only the project has
+        ("viralab.sweep", ["sweep=ridge"], "ridge", 0.25),  # the project's ridge.yaml
+    ]:
+        proc = subprocess.run(
+            [sys.executable, "-m", module, *args, "--cfg", "job"],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        job = OmegaConf.create(proc.stdout)
+        assert (job.model.name, job.model.alpha) == (name, alpha)
 
 
 def test_overrides_string_from_mlflow_run_is_split() -> None:

@@ -72,7 +72,7 @@ def test_every_entry_point_keeps_the_password_out(
     env = {
         **os.environ,
         "PATH": bindir + os.pathsep + os.environ.get("PATH", ""),
-        "VIRALAB_CONFIG_DIR": str(PROJECT / "conf"),
+        "VIRALAB_CONFIG_DIR": str(PROJECT / "src" / "viralab" / "conf"),
         "MLFLOW_TRACKING_URI": mlflow_isolation,
         "VIRALAB_DATABASE_URL": app_url,
         "VIRALAB_OPTUNA_STORAGE": optuna_url,

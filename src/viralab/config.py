@@ -1,4 +1,4 @@
-"""Where the Hydra config tree lives, how to compose it, and how it is made safe to log.
+"""How the Hydra config is composed and made safe to log (where it lives: `config_layers`).
 
 The resolved config is logged with every run so any run can be repeated (DESIGN principle 3),
 which means it must never carry a password, token or a URL with credentials: the rules live in
@@ -10,17 +10,24 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import os
 import shlex
 from collections.abc import Iterable, Iterator, Mapping
 from contextvars import ContextVar
-from pathlib import Path
 from typing import Any
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from viralab import redaction
+from viralab.config_layers import (  # noqa: F401  (importable from here)
+    PACKAGED_MODULE,
+    check_group_choices,
+    config_dir,
+    config_file,
+    config_layers,
+    group_options,
+    is_config_group,
+)
 from viralab.redaction import REDACTED  # noqa: F401  (importable from here)
 
 # The rules live in `viralab.redaction`; these names stay importable from here.
@@ -30,35 +37,34 @@ redact_text = redaction.redact_text
 redact_url = redaction.mask_url
 
 
-def config_dir() -> Path:
-    """The `conf/` directory: `$VIRALAB_CONFIG_DIR`, else `./conf`, else the source tree's.
+def compose(
+    overrides: Iterable[str] = (),
+    config_name: str = "config",
+    *,
+    return_hydra_config: bool = False,
+) -> DictConfig:
+    """Compose the config outside `@hydra.main` (tests, CLI commands, sweeps).
 
-    `mlflow run .` and the README run from the project root; an editable install run from
-    elsewhere still finds the tree beside `src/`.
+    The packaged tree is Hydra's primary config module; `use_project_layers` puts the
+    project's folders (`config_layers()`) before it on the search path.
     """
-    env = os.environ.get("VIRALAB_CONFIG_DIR")
-    candidates = [Path(env)] if env else []
-    candidates += [Path.cwd() / "conf", Path(__file__).resolve().parents[2] / "conf"]
-    for candidate in candidates:
-        if (candidate / "config.yaml").is_file():
-            return candidate.resolve()
-    raise FileNotFoundError(
-        "viralab config tree not found (looked in: "
-        + ", ".join(str(c) for c in candidates)
-        + "); set VIRALAB_CONFIG_DIR to the project's conf/ folder"
-    )
-
-
-def compose(overrides: Iterable[str] = (), config_name: str = "config") -> DictConfig:
-    """Compose the config outside `@hydra.main` (tests, CLI commands, sweeps)."""
     from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    from hydra import initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
+    # Function-level on purpose: config_search imports Hydra at its top, and most importers
+    # of this module (serving, the CLI) never compose; it sits below this module (no circle).
+    from viralab.config_search import use_project_layers
+
+    use_project_layers()
     if GlobalHydra.instance().is_initialized():
         GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return hydra_compose(config_name=config_name, overrides=list(overrides))
+    with initialize_config_module(config_module=PACKAGED_MODULE, version_base="1.3"):
+        return hydra_compose(
+            config_name=config_name,
+            overrides=list(overrides),
+            return_hydra_config=return_hydra_config,
+        )
 
 
 def expand_override_args(argv: list[str]) -> list[str]:
@@ -82,29 +88,6 @@ def expand_override_args(argv: list[str]) -> list[str]:
                 continue
         out.append(arg)
     return out
-
-
-def group_options(group: str) -> list[str]:
-    """The choices a config group offers (the YAML files in `conf/<group>/`)."""
-    return sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
-
-
-def check_group_choices(overrides: Iterable[str]) -> None:
-    """Reject `group=choice` for a choice that does not exist, naming the valid ones.
-
-    Hydra would say the same across a dozen lines with its search path; users get one line.
-    """
-    from viralab.errors import ConfigError
-
-    root = config_dir()
-    for override in overrides:
-        key, sep, value = override.partition("=")
-        key = key.lstrip("+~")
-        if not sep or "." in key or "@" in key or not (root / key).is_dir():
-            continue
-        if value and value != "null" and not (root / key / f"{value}.yaml").is_file():
-            valid = ", ".join(group_options(key))
-            raise ConfigError(f"unknown {key} {value!r}; valid choices: {valid}")
 
 
 #: A config whose safe container was built another way (a sweep trial's, from its base).

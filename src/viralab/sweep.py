@@ -45,13 +45,13 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from viralab.config import (
     check_group_choices,
-    config_dir,
     expand_override_args,
     known_safe_container,
     redact_text,
     redact_url,
     to_safe_container,
 )
+from viralab.config_search import PACKAGED_CONFIG, use_project_layers
 from viralab.entrypoint import (
     hydra_errors_as_config_errors,
     refuse_secret_overrides,
@@ -814,7 +814,7 @@ def run_sweep(
 # ------------------------------------------------------------------------------------------
 
 
-@hydra.main(config_path=str(config_dir()), config_name=APP_CONFIG, version_base="1.3")
+@hydra.main(config_path=PACKAGED_CONFIG, config_name=APP_CONFIG, version_base="1.3")
 @user_errors_exit
 def _hydra_main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
@@ -841,6 +841,7 @@ def main() -> None:
     refuse_secret_overrides(overrides)  # before Hydra writes or MLflow logs anything
     check_group_choices(overrides)
     sys.argv = [sys.argv[0], *overrides]
+    use_project_layers()  # the project's conf/ before the packaged tree
     try:
         hydra_errors_as_config_errors(_hydra_main)
     except KeyboardInterrupt:

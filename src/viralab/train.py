@@ -12,7 +12,8 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from viralab.config import check_group_choices, config_dir, expand_override_args
+from viralab.config import check_group_choices, expand_override_args
+from viralab.config_search import PACKAGED_CONFIG, use_project_layers
 from viralab.entrypoint import (
     hydra_errors_as_config_errors,
     refuse_secret_overrides,
@@ -41,7 +42,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     raise ConfigError(f"unknown task.family {family!r}; valid: {', '.join(FAMILIES)}")
 
 
-@hydra.main(config_path=str(config_dir()), config_name="config", version_base="1.3")
+@hydra.main(config_path=PACKAGED_CONFIG, config_name="config", version_base="1.3")
 @user_errors_exit
 def _hydra_main(cfg: DictConfig) -> float | None:
     metrics = train(cfg)
@@ -54,6 +55,7 @@ def main() -> None:
     refuse_secret_overrides(overrides)  # before Hydra writes or MLflow logs anything
     check_group_choices(overrides)
     sys.argv = [sys.argv[0], *overrides]
+    use_project_layers()  # the project's conf/ before the packaged tree
     hydra_errors_as_config_errors(_hydra_main)
 
 

@@ -199,7 +199,7 @@ def test_stage_mode_sync_entry_takes_mode_from_config(kit, stage_settings, fast_
     url = f"sqlite:///{tmp_path}/stage.db"
     assert sync_registry(stage_settings, url).active == {"preference": 2}
     conf = tmp_path / "conf"
-    shutil.copytree(ROOT / "conf", conf)
+    shutil.copytree(ROOT / "src" / "viralab" / "conf", conf)
     registry_yaml = conf / "registry" / "default.yaml"
     text = registry_yaml.read_text().replace("\nmode: alias\n", "\nmode: stage\n")
     assert "\nmode: stage\n" in text

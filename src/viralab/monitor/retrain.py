@@ -39,7 +39,7 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from omegaconf import DictConfig, OmegaConf
 
-from viralab.config import compose, config_dir
+from viralab.config import compose, config_file
 from viralab.errors import ConfigError, ViralabError
 from viralab.monitor.champion_config import check_target, parse_champion_config
 from viralab.monitor.drift import log_report
@@ -160,7 +160,7 @@ def training_config(
         allowed = allowed_targets(compose(current))
     logged = parse_champion_config(logged_yaml, allowed)
     model_name = str((logged.get("model") or {}).get("name") or "")
-    if model_name and (config_dir() / "model" / f"{model_name}.yaml").is_file():
+    if model_name and config_file("model", f"{model_name}.yaml") is not None:
         current.insert(0, f"model={model_name}")
     fresh = compose(current)
     data = OmegaConf.to_container(fresh.data, resolve=True)  # today's data, pinned

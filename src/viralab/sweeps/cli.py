@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import typer
 
+from viralab.config import config_file, group_options, redact_url
 from viralab.entrypoint import user_errors_exit
+from viralab.errors import ConfigError
 
 app = typer.Typer(
     help="Hyperparameter sweeps (Optuna) over the search spaces in conf/sweep/.",
@@ -49,10 +51,8 @@ def list_spaces() -> None:
     """The search spaces (conf/sweep/*.yaml) with their parameters."""
     from omegaconf import OmegaConf
 
-    from viralab.config import config_dir, group_options
-
     for name in group_options("sweep"):
-        node = OmegaConf.load(config_dir() / "sweep" / f"{name}.yaml").get("sweep", {})
+        node = OmegaConf.load(config_file("sweep", f"{name}.yaml")).get("sweep", {})
         params = ", ".join(str(p) for p in (node.get("params") or {}))
         typer.echo(f"{name:<20} {node.get('metric', '?')} ({node.get('direction', '?')}): {params}")
 
@@ -66,8 +66,6 @@ def status(
     """Trials by state and the best trial of a study (e.g. while workers run elsewhere)."""
     import optuna
 
-    from viralab.config import redact_url
-    from viralab.errors import ConfigError
     from viralab.sweeps.study import METRIC_ATTR, open_storage, resolve_storage
     from viralab.tracking import resolve_tracking_uri
 

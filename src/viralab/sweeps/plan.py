@@ -21,7 +21,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from viralab.config import compose, config_dir, to_safe_container
+from viralab.config import compose, config_file, is_config_group, to_safe_container
 from viralab.errors import ConfigError, ViralabError
 from viralab.redaction import redact
 from viralab.sweeps.space import SearchSpace, check_keys, parse_space
@@ -60,7 +60,7 @@ def override_key(override: str) -> str:
 
 def app_keys() -> set[str]:
     """Top-level keys the sweep app adds to the training config (never passed to trials)."""
-    own = OmegaConf.load(config_dir() / f"{APP_CONFIG}.yaml")
+    own = OmegaConf.load(config_file(f"{APP_CONFIG}.yaml"))
     return {str(k) for k in own if k != "defaults"} | {"sweep", "hydra"}
 
 
@@ -72,15 +72,8 @@ def training_overrides(overrides: Sequence[str]) -> list[str]:
 
 def compose_app(overrides: Sequence[str]) -> tuple[DictConfig, dict[str, str | None]]:
     """The sweep app config for ``overrides`` and its group choices (outside `@hydra.main`)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    if GlobalHydra.instance().is_initialized():
-        GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-            cfg = hydra_compose(APP_CONFIG, overrides=list(overrides), return_hydra_config=True)
+        cfg = compose(overrides, APP_CONFIG, return_hydra_config=True)
     except Exception as exc:  # hydra's composition errors: one line for the user
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ConfigError(f"cannot compose the sweep config: {first}") from None
@@ -91,12 +84,11 @@ def compose_app(overrides: Sequence[str]) -> tuple[DictConfig, dict[str, str | N
 
 
 def _choice_overrides(choices: Mapping[str, str | None]) -> list[str]:
-    root = config_dir()
     out = []
     for group, choice in choices.items():
         if group.startswith(("hydra", "sweep")) or not choice:
             continue
-        if (root / group / f"{choice}.yaml").is_file():
+        if config_file(group, f"{choice}.yaml") is not None:
             out.append(f"{group}={choice}")
     return out
 
@@ -263,9 +255,8 @@ class TrialComposer:
     def __init__(self, base: Sequence[str], swept_keys: Sequence[str]) -> None:
         self.base_overrides = list(base)
         self.cfg = compose_training(self.base_overrides, "cannot compose the trials' config")
-        root = config_dir()
         self.fast = all(
-            not (root / key.replace(".", "/")).is_dir()
+            not is_config_group(key.replace(".", "/"))
             and OmegaConf.select(self.cfg, key, default=_MISSING) is not _MISSING
             and not OmegaConf.is_config(OmegaConf.select(self.cfg, key))
             for key in [*swept_keys, "run_name"]
