@@ -9,6 +9,7 @@ install's among them, are not processed), and runs with no `PYTHONPATH`, no
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -48,8 +49,11 @@ def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(PROJECT / name, source / name)
     dist = tmp / "dist"
+    # this venv's setuptools and wheel when it has them (offline, fast); else pip's isolated build
+    local = all(importlib.util.find_spec(name) for name in ("setuptools", "wheel"))
+    isolation = ["--no-build-isolation"] if local else []
     _run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation,
          "--quiet", "-w", str(dist), str(source)],
         cwd=tmp,
     )  # fmt: skip
