@@ -18,6 +18,7 @@ from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
 
 
 def as_number(value: Any) -> float | None:
+    """A finite number from a number, boolean or numeric string; None otherwise."""
     if isinstance(value, bool):
         return float(value)
     if isinstance(value, int | float):
@@ -32,6 +33,7 @@ def as_number(value: Any) -> float | None:
 
 
 def as_bool(value: Any) -> float | None:
+    """1.0/0.0 from a boolean, 0/1 or "true"/"false"; None otherwise."""
     if isinstance(value, bool):
         return float(value)
     if isinstance(value, int | float) and value in (0, 1):
@@ -42,6 +44,7 @@ def as_bool(value: Any) -> float | None:
 
 
 def value_kind(value: Any) -> str:
+    """How a training value votes on its feature's type."""
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, int | float):

@@ -38,22 +38,27 @@ class Feature:
 
 
 def score(path: str, center: float = 5.5, **loadings: float) -> Feature:
+    """An integer score 1-10 around ``center``."""
     return Feature(path, "score", loadings, center=center)
 
 
 def ratio(path: str, center: float = 0.5, **loadings: float) -> Feature:
+    """A float share 0-1 around ``center``."""
     return Feature(path, "ratio", loadings, center=center)
 
 
 def span(path: str, lo: float, hi: float, null_rate: float = 0.0, **loadings: float) -> Feature:
+    """A float in ``lo``-``hi`` (the kind ``range``)."""
     return Feature(path, "range", loadings, lo=lo, hi=hi, null_rate=null_rate)
 
 
 def count(path: str, mean: float, **loadings: float) -> Feature:
+    """A Poisson count around ``mean``."""
     return Feature(path, "count", loadings, center=mean)
 
 
 def flag(path: str, p: float = 0.5, **loadings: float) -> Feature:
+    """A boolean, true with probability about ``p`` (the kind ``bool``)."""
     return Feature(path, "bool", loadings, center=p)
 
 
@@ -64,6 +69,7 @@ def category(
     coverage: float = 1.0,
     when: str | None = None,
 ) -> Feature:
+    """One of ``choices`` by ``weights``; ``when`` a boolean path that must be true."""
     return Feature(
         path,
         "cat",
@@ -77,12 +83,14 @@ def category(
 def array(
     path: str, choices: Sequence[str], mean: float, coverage: float = 1.0, **loadings: float
 ) -> Feature:
+    """Distinct strings from ``choices``, about ``mean`` of them."""
     return Feature(path, "array", loadings, center=mean, choices=tuple(choices), coverage=coverage)
 
 
 def free_text(
     path: str, make: Callable[[np.random.Generator, int], list[str]], coverage: float = 1.0
 ) -> Feature:
+    """Free text from ``make`` (too varied to be a category: the encoder drops it)."""
     return Feature(path, "text", make_text=make, coverage=coverage)
 
 
@@ -102,6 +110,7 @@ def phrases(
 
 
 def handles(rng: np.random.Generator, n: int) -> list[str]:
+    """Social handles, for a text feature with many distinct values."""
     names = ("dailyskits", "officehumor", "momlife", "thechefsays", "gymtok", "deskjokes")
     picks = rng.integers(0, len(names), size=n)
     numbers = rng.integers(10, 1000, size=n)

@@ -93,6 +93,7 @@ def hidden_score(columns: dict[str, list[Any]]) -> np.ndarray:
 def dimension_scores(
     columns: dict[str, list[Any]], rng: np.random.Generator
 ) -> dict[str, np.ndarray]:
+    """The five rating dimensions (0-1, two decimals), each a noisy mix of features."""
     n = len(columns["hook.type"])
     out: dict[str, np.ndarray] = {}
     for name, parts in _DIMENSIONS.items():
@@ -107,6 +108,7 @@ def dimension_scores(
 
 
 def rating_notes(dims: dict[str, np.ndarray], rng: np.random.Generator) -> list[str]:
+    """A short note per rating naming its best and worst dimension (some left empty)."""
     names = list(dims)
     matrix = np.column_stack([dims[name] for name in names])
     best = np.argmax(matrix, axis=1)
