@@ -335,7 +335,7 @@ def test_mixed_count_columns_are_read_exactly():
 
 
 def test_training_path_refuses_a_count_beyond_int64_with_a_count(tmp_path):
-    from viralab.data.sources import normalize_stats
+    from viralab.data.files import normalize_stats
 
     with pytest.raises(DataError) as caught:
         normalize_stats(_counts_csv(tmp_path, "9223372036854775808"), origin="s.csv")

@@ -17,13 +17,8 @@ from sklearn.utils.estimator_checks import (
     check_set_params,
 )
 
-from viralab.features.tabular import (
-    ANALYSIS_COLUMN,
-    AnalysisEncoder,
-    describe_features,
-    documents_of,
-    parse_documents,
-)
+from viralab.features.documents import documents_of, parse_documents
+from viralab.features.tabular import ANALYSIS_COLUMN, AnalysisEncoder, describe_features
 
 
 def frame(docs: list[object]) -> pd.DataFrame:

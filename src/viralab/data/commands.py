@@ -16,9 +16,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
+import pandas as pd
 import typer
 
 from viralab.config import redact_url
+from viralab.data.database import app_database_url, normalize_url
+from viralab.data.export import export_training_data
+from viralab.data.files import existing_file, read_rating_rows, read_stats_frame
+from viralab.data.loading import LoadReport, load_into_database
+from viralab.data.sample import generate_ratings, generate_stats
+from viralab.data.sources import SOURCES
+from viralab.data.validation import check_stats_columns
 from viralab.entrypoint import user_errors_exit
 from viralab.errors import ConfigError
 from viralab.redaction import register_secret
@@ -79,20 +87,11 @@ def load_command(
     Rows are checked first: a bad row is set aside with its reason (see --report) and the good
     rows still load. Re-loading the same rows changes nothing and says so.
     """
-    import pandas as pd
-
-    from viralab.data.database import app_database_url, normalize_url
-    from viralab.data.loading import LoadReport, load_into_database
-    from viralab.data.sources import existing_file, read_rating_rows, read_stats_frame
-    from viralab.data.validation import check_stats_columns
-
     if not (sample or ratings or stats):
         raise ConfigError("nothing to load: pass --sample, --ratings FILE and/or --stats FILE")
     # (source name, rating records or None, stats frame or None), loaded in this order
     inputs: list[tuple[str, list[Any] | None, pd.DataFrame | None]] = []
     if sample:
-        from viralab.data.sample import generate_ratings, generate_stats
-
         inputs.append(("sample", generate_ratings(seed=seed), generate_stats(seed=seed)))
     if ratings:
         inputs.append((str(ratings), read_rating_rows(existing_file(ratings)), None))
@@ -170,9 +169,6 @@ def export_command(
     ] = "comedyStyle",
 ) -> None:
     """Write exports/training_data_<YYYY-MM-DD>.json (spec 000 §2) from any source."""
-    from viralab.data.export import export_training_data
-    from viralab.data.sources import SOURCES
-
     register_secret(database_url)  # masked by value too, in any message that quotes it
     if source not in SOURCES:
         raise ConfigError(f"unknown source {source!r}; valid: {', '.join(SOURCES)}")

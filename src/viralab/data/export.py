@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from viralab.data.extraction import ExtractionReport
+from viralab.data.sources import extract_records
 from viralab.errors import DataError
 
 DEFAULT_EXPORT_DIR = Path("exports")
@@ -86,8 +87,6 @@ def export_training_data(
     Raises:
         DataError: unusable source data, or the file cannot be written.
     """
-    from viralab.data.sources import extract_records
-
     records, report = extract_records(
         data_cfg,
         rater_type=rater_type,

@@ -29,9 +29,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from viralab.config import redact_url
 from viralab.data.database import app_database_url, describe_db_error, make_engine, normalize_url
+from viralab.data.definitions import COUNT_COLUMNS, GROWTH_COLUMNS, STATS_COLUMNS
 from viralab.data.extraction import ExtractionReport, whole_number
 from viralab.data.schema import JSONDocument
-from viralab.data.sources import STATS_COLUMNS
 from viralab.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -288,11 +288,8 @@ def extract_from_database(
 
 def load_stats(data_cfg: Mapping[str, Any]) -> pd.DataFrame:
     """`video_stats_processed` as spec 002 reads it: `ORDER BY video_id, timestamp`."""
-    sql = (
-        'SELECT "timestamp", video_id, view_count, like_count, comment_count, '
-        "views_growth_rate, likes_growth_rate, comments_growth_rate "
-        'FROM video_stats_processed ORDER BY video_id, "timestamp"'
-    )
+    columns = ", ".join(f'"{c}"' for c in STATS_COLUMNS)
+    sql = f'SELECT {columns} FROM video_stats_processed ORDER BY video_id, "timestamp"'
     with reading(data_cfg) as conn:
         stmt = text(sql).columns(timestamp=DateTime(timezone=True))
         rows = conn.execute(stmt).fetchall()
@@ -300,9 +297,37 @@ def load_stats(data_cfg: Mapping[str, Any]) -> pd.DataFrame:
         raise DataError("no rows in video_stats_processed: load some with `viralab data load`")
     frame = pd.DataFrame.from_records(rows, columns=STATS_COLUMNS)
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
-    for col in ("view_count", "like_count", "comment_count"):
+    for col in COUNT_COLUMNS:
         frame[col] = frame[col].astype("int64")
-    for col in STATS_COLUMNS[-3:]:
+    for col in GROWTH_COLUMNS:
         frame[col] = frame[col].astype("float64")
     frame["video_id"] = frame["video_id"].astype(str)
     return frame
+
+
+class PostgresSource:
+    """`data=postgres`: the application database, with the extraction run in SQL."""
+
+    def rating_records(self, data_cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Every rating joined with its analysis (extraction filters them afterwards)."""
+        return load_rating_records(data_cfg)
+
+    def training_records(
+        self,
+        data_cfg: Mapping[str, Any],
+        *,
+        rater_type: str,
+        min_feature_count: int,
+        version_key: str,
+    ) -> tuple[list[dict[str, Any]], ExtractionReport]:
+        """Spec 000 §2's extraction where the data lives (:func:`extract_from_database`)."""
+        return extract_from_database(
+            data_cfg,
+            rater_type=rater_type,
+            min_feature_count=min_feature_count,
+            version_key=version_key,
+        )
+
+    def stats(self, data_cfg: Mapping[str, Any]) -> pd.DataFrame:
+        """`video_stats_processed` in the spec's order."""
+        return load_stats(data_cfg)

@@ -34,13 +34,8 @@ scikit-learn's `OneHotEncoder`); nothing ever splits a name to find its parts.
 
 from __future__ import annotations
 
-import json
-import math
-import re
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from itertools import chain
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -53,11 +48,20 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, RobustScaler, StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
-from viralab.features.flatten import flatten_document
+from viralab.features.coercion import (
+    bool_block,
+    bool_column,
+    fill_missing,
+    numeric_block,
+    numeric_column,
+    scale_columns,
+    value_kinds,
+)
+from viralab.features.documents import ANALYSIS_COLUMN, flatten_rows
+from viralab.features.layout import InputLayout
 
 SCALERS = {"min-max": MinMaxScaler, "z-score": StandardScaler, "robust": RobustScaler}
 MISSING_STRATEGIES = ("constant", "mean", "median")
-ANALYSIS_COLUMN = "visual_analysis"
 
 
 @dataclass
@@ -82,219 +86,6 @@ class FeatureMetadata:
         return d
 
 
-def _as_number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, int | float):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            return None
-        return number if math.isfinite(number) else None
-    return None
-
-
-def _as_bool(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, int | float) and value in (0, 1):
-        return float(value)
-    if isinstance(value, str) and value.strip().lower() in {"true", "false"}:
-        return float(value.strip().lower() == "true")
-    return None
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "numeric"
-    if isinstance(value, str):
-        return "numeric" if _as_number(value) is not None else "string"
-    return "other"
-
-
-def _kinds(values: list[Any]) -> Counter:
-    """How many values of each kind; plain numbers and plain booleans skip the per-value test."""
-    types = set(map(type, values))
-    if types and types <= {int, float}:
-        return Counter({"numeric": len(values)})
-    if types == {bool}:
-        return Counter({"boolean": len(values)})
-    return Counter(_kind(v) for v in values)
-
-
-def _numeric_column(values: list[Any]) -> np.ndarray:
-    """`_as_number` over a column; numpy converts the usual all-number column in one go."""
-    try:
-        column = np.array(values, dtype=float)
-    except (TypeError, ValueError):
-        column = None
-    if column is None or column.shape != (len(values),):
-        return np.array([_as_number(v) for v in values], dtype=float)
-    column[~np.isfinite(column)] = np.nan
-    return column
-
-
-def _bool_column(values: list[Any]) -> np.ndarray:
-    """`_as_bool` over a column; a column of booleans and None converts in one go."""
-    if set(map(type, values)) <= {bool, type(None)}:
-        return np.array(values, dtype=float)
-    return np.array([_as_bool(v) for v in values], dtype=float)
-
-
-def _scale(scaler: Any, values: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray:
-    """A fitted min-max / z-score / robust scaler's transform as plain arithmetic (NaN kept);
-    `columns`: `values` holds only these of the scaler's columns."""
-    at = slice(None) if columns is None else columns
-    if isinstance(scaler, MinMaxScaler):
-        out = values * scaler.scale_[at] + scaler.min_[at]
-        if scaler.clip:
-            out = np.clip(out, *scaler.feature_range)
-        return out
-    if isinstance(scaler, StandardScaler):
-        out = values - scaler.mean_[at] if scaler.with_mean else values.copy()
-        return out / scaler.scale_[at] if scaler.with_std else out
-    if isinstance(scaler, RobustScaler):
-        out = values - scaler.center_[at] if scaler.with_centering else values.copy()
-        return out / scaler.scale_[at] if scaler.with_scaling else out
-    if columns is None:
-        return np.asarray(scaler.transform(values), dtype=float)
-    full = np.full((len(values), scaler.n_features_in_), np.nan)
-    full[:, columns] = values
-    return np.asarray(scaler.transform(full), dtype=float)[:, columns]
-
-
-def _fill(values: np.ndarray, statistics: np.ndarray) -> np.ndarray:
-    """SimpleImputer's transform: each NaN takes its column's fitted fill value."""
-    return np.where(np.isnan(values), np.asarray(statistics, dtype=float), values)
-
-
-def _numeric_block(rows: list[list[Any]], n: int, width: int) -> np.ndarray:
-    """`_numeric_column` over every column at once: one numpy conversion of the whole block
-    when it converts (as each column then would), else column by column, exactly as there."""
-    try:
-        values = np.array(rows, dtype=float).reshape(n, width)
-    except (TypeError, ValueError):
-        columns = list(zip(*rows, strict=True)) if n else [() for _ in range(width)]
-        return np.column_stack([_numeric_column(list(c)) for c in columns]).reshape(n, width)
-    values[~np.isfinite(values)] = np.nan
-    return values
-
-
-def _bool_block(rows: list[list[Any]], n: int, width: int) -> np.ndarray:
-    """`_bool_column` over every column at once (the usual block of booleans and None)."""
-    if set(map(type, chain.from_iterable(rows))) <= {bool, type(None)}:
-        return np.array(rows, dtype=float).reshape(n, width)
-    columns = list(zip(*rows, strict=True)) if n else [() for _ in range(width)]
-    return np.column_stack([_bool_column(list(c)) for c in columns]).reshape(n, width)
-
-
-_SANITIZED = re.compile(r"[a-z0-9_]{0,30}")
-
-
-def has_flag_array(name: str, known: Mapping[str, Any]) -> str | None:
-    """The array key whose `<key>_has_<value>` flag `name` is, when `<key>_count` is a key
-    in `known` (the training rows' keys); None for anything else. The rightmost "_has_"
-    that fits wins ("a_has_b_has_c" with array "a_has_b" seen -> "a_has_b")."""
-    at = name.rfind("_has_")
-    while at >= 0:
-        array = name[:at]
-        if f"{array}_count" in known and _SANITIZED.fullmatch(name[at + 5 :]):
-            return array
-        at = name.rfind("_has_", 0, at)
-    return None
-
-
-@dataclass(frozen=True)
-class InputLayout:
-    """What encoding reads from a flat row, in order: `keys` = the inputs (numeric, boolean,
-    categorical: all of `numeric_ + boolean_ + categorical_`, or the subset a scorer needs)
-    then the `<key>_count` of each has-flag's array that is not itself an input (coverage
-    asks whether the array was present). `output` says where the encoded columns sit in the
-    full encoder's output. Derived from the fitted encoder on use and never stored with it
-    (the saved model keeps its fitted state only)."""
-
-    keys: tuple[str, ...]
-    num: np.ndarray  # positions in `numeric_` (and the scaler's columns)
-    boolean: np.ndarray  # positions in `boolean_`
-    cat: np.ndarray  # positions in `categorical_`
-    flag_columns: np.ndarray  # positions within the boolean block of the has-flags
-    flag_count: np.ndarray  # their arrays' `_count` positions in `keys`
-    cat_index: tuple[dict[str, int], ...]
-    cat_offset: tuple[int, ...]  # within this layout's one-hot block
-    cat_width: int
-    output: np.ndarray  # the encoded columns' positions in `get_feature_names_out()`
-    scaler: Any  # the fitted numeric scaler (None without numeric inputs)
-    num_fill: np.ndarray  # fill values of this layout's numeric inputs (after scaling)
-    bool_fill: np.ndarray  # and of its boolean ones
-
-    @property
-    def n_num(self) -> int:
-        return len(self.num)
-
-    @property
-    def n_bool(self) -> int:
-        return len(self.boolean)
-
-    @property
-    def n_cat(self) -> int:
-        return len(self.cat)
-
-    @classmethod
-    def of(cls, encoder: AnalysisEncoder, inputs: np.ndarray | None = None) -> InputLayout:
-        n_num, n_bool = len(encoder.numeric_), len(encoder.boolean_)
-        everything = [*encoder.numeric_, *encoder.boolean_, *encoder.categorical_]
-        chosen = np.ones(len(everything), dtype=bool) if inputs is None else inputs
-        chosen = np.asarray(chosen, dtype=bool)
-        num = np.flatnonzero(chosen[:n_num])
-        boolean = np.flatnonzero(chosen[n_num : n_num + n_bool])
-        cat = np.flatnonzero(chosen[n_num + n_bool :])
-        keys = [everything[i] for i in np.flatnonzero(chosen)]
-        position = {k: i for i, k in enumerate(keys)}
-        flag_columns, flag_count = [], []
-        for b, at in enumerate(boolean):
-            array = has_flag_array(encoder.boolean_[at], encoder.metadata_)
-            if array is None:
-                continue
-            count = f"{array}_count"
-            if count not in position:
-                position[count] = len(keys)
-                keys.append(count)
-            flag_columns.append(b)
-            flag_count.append(position[count])
-        cat_index, cat_offset, width = [], [], 0
-        output = [*num, *(n_num + boolean)]
-        if encoder.categorical_:
-            all_categories = encoder.columns_.named_transformers_["cat"].categories_
-            starts = np.cumsum([0, *map(len, all_categories)]) + n_num + n_bool
-            for c in cat:
-                categories = all_categories[c]
-                cat_index.append({str(v): j for j, v in enumerate(categories)})
-                cat_offset.append(width)
-                width += len(categories)
-                output.extend(range(starts[c], starts[c] + len(categories)))
-        named = encoder.columns_.named_transformers_  # a new Bunch per access: read once
-        numeric = named["num"].named_steps if encoder.numeric_ else None
-        return cls(
-            tuple(keys),
-            num,
-            boolean,
-            cat,
-            np.asarray(flag_columns, dtype=int),
-            np.asarray(flag_count, dtype=int),
-            tuple(cat_index),
-            tuple(cat_offset),
-            width,
-            np.asarray(output, dtype=int),
-            numeric["scale"] if numeric else None,
-            numeric["fill"].statistics_[num] if numeric else np.empty(0),
-            named["bool"].statistics_[boolean] if encoder.boolean_ else np.empty(0),
-        )
-
-
 #: encoder -> (its `columns_` when computed, layout): a refit replaces `columns_`.
 _LAYOUTS: WeakKeyDictionary = WeakKeyDictionary()
 
@@ -315,12 +106,12 @@ def describe_features(
         values = values_by_key[key]
         null_count = n - len(values)
         coverage = len(values) / n if n else 0.0
-        kinds = _kinds(values)
+        kinds = value_kinds(values)
         kind = kinds.most_common(1)[0][0] if kinds else "numeric"
         if kind == "boolean" and kinds["boolean"] == len(values):
             metadata[key] = FeatureMetadata(key, "boolean", null_count, coverage)
         elif kind in {"numeric", "boolean"}:
-            column = _numeric_column(values)
+            column = numeric_column(values)
             numbers = column[np.isfinite(column)].tolist()
             metadata[key] = FeatureMetadata(
                 key,
@@ -341,38 +132,6 @@ def describe_features(
         else:
             metadata[key] = FeatureMetadata(key, "text", null_count, coverage)
     return metadata
-
-
-def documents_of(X: Any, column: str = ANALYSIS_COLUMN) -> list[Any]:
-    """The raw documents in what a caller passes: a DataFrame with the analysis column, a
-    Series, one mapping, or a list of documents (dicts or JSON strings)."""
-    if isinstance(X, pd.DataFrame):
-        if column not in X.columns:
-            raise ValueError(f"input needs a {column!r} column; got {list(X.columns)}")
-        return X[column].tolist()
-    if isinstance(X, pd.Series):
-        return X.tolist()
-    if isinstance(X, Mapping):
-        return [X]
-    return list(X)
-
-
-def parse_documents(X: Any, column: str = ANALYSIS_COLUMN) -> list[Any]:
-    """`documents_of`, with JSON text parsed (text that is not JSON becomes {})."""
-    parsed = []
-    for doc in documents_of(X, column):
-        if isinstance(doc, str | bytes):
-            try:
-                doc = json.loads(doc)
-            except json.JSONDecodeError:
-                doc = {}
-        parsed.append(doc)
-    return parsed
-
-
-def flatten_rows(X: Any, column: str = ANALYSIS_COLUMN) -> list[Mapping[str, Any]]:
-    """Every document of `X` flattened (shared, read-only dicts: see `flatten_document`)."""
-    return [flatten_document(doc) for doc in documents_of(X, column)]
 
 
 class AnalysisEncoder(TransformerMixin, BaseEstimator):
@@ -409,9 +168,9 @@ class AnalysisEncoder(TransformerMixin, BaseEstimator):
     def _typed_frame(self, flat_rows: list[Mapping[str, Any]]) -> pd.DataFrame:
         data: dict[str, Any] = {}
         for name in self.numeric_:
-            data[name] = _numeric_column([r.get(name) for r in flat_rows])
+            data[name] = numeric_column([r.get(name) for r in flat_rows])
         for name in self.boolean_:
-            data[name] = _bool_column([r.get(name) for r in flat_rows])
+            data[name] = bool_column([r.get(name) for r in flat_rows])
         for name in self.categorical_:
             data[name] = pd.Series(
                 [v if isinstance(v := r.get(name), str) else None for r in flat_rows],
@@ -536,13 +295,13 @@ class AnalysisEncoder(TransformerMixin, BaseEstimator):
         n, n_num, n_bool, n_cat = len(table), lay.n_num, lay.n_bool, lay.n_cat
         blocks, present = [], []
         if n_num:
-            values = _numeric_block([r[:n_num] for r in table], n, n_num)
+            values = numeric_block([r[:n_num] for r in table], n, n_num)
             present.append(np.isfinite(values))
             subset = None if n_num == len(self.numeric_) else lay.num
-            blocks.append(_fill(_scale(lay.scaler, values, subset), lay.num_fill))
+            blocks.append(fill_missing(scale_columns(lay.scaler, values, subset), lay.num_fill))
         if n_bool:
             end = n_num + n_bool
-            values = _bool_block([r[n_num:end] for r in table], n, n_bool)
+            values = bool_block([r[n_num:end] for r in table], n, n_bool)
             seen = ~np.isnan(values)
             if lay.flag_count.size:  # has-flags: present when their array's count is
                 arrays = np.array(
@@ -550,7 +309,7 @@ class AnalysisEncoder(TransformerMixin, BaseEstimator):
                 ).reshape(n, lay.flag_count.size)
                 seen[:, lay.flag_columns] |= arrays
             present.append(seen)
-            blocks.append(_fill(values, lay.bool_fill))
+            blocks.append(fill_missing(values, lay.bool_fill))
         if n_cat:
             start = n_num + n_bool
             one_hot = np.zeros((n, lay.cat_width))

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from viralab.data.sources import read_json_file
+from viralab.data.files import read_json_file
 from viralab.errors import DataError, ViralabError
 from viralab.serve.limits import RequestLimitError
 
