@@ -6,7 +6,7 @@ import typer
 
 from viralab.data.commands import app as data_app
 from viralab.entrypoint import install_guards, user_errors_exit
-from viralab.forecast_compare import app as forecasts_app
+from viralab.families.forecast.compare import app as forecasts_app
 from viralab.monitor.commands import app as retrain_app
 from viralab.monitor.live_commands import app as monitor_app
 from viralab.registry.commands import app as registry_app

@@ -36,7 +36,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
         return train_preference(cfg)
     if family == "forecast":
-        from viralab.forecasting import train_forecast
+        from viralab.families.forecast import train_forecast
 
         return train_forecast(cfg)
     raise ConfigError(f"unknown task.family {family!r}; valid: {', '.join(FAMILIES)}")

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from viralab.forecast_eval import NAIVE, naive_forecasts, rate
+from viralab.models.naive_horizons import NAIVE, naive_forecasts, rate
 
 #: a per-minute rate below which a count is "not moving" (one count an hour)
 _FLOOR = 1.0 / 60.0

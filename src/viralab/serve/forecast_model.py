@@ -252,9 +252,9 @@ def forecast_horizons(
         DataError: too few usable rows, or a horizon the network has no output for.
     """
     from viralab.errors import DataError
+    from viralab.families.forecast.evaluate import intervals, scale
     from viralab.features.horizons import direct_to_counts
     from viralab.features.sequence import column_scale
-    from viralab.forecast_eval import intervals, scale
 
     video_id, segment = _usable_segment(rows, settings)
     k = ["view_count", "like_count", "comment_count"].index(settings["target_column"])

@@ -14,6 +14,7 @@ Naive baselines (from the history up to the origin; ``baseline_<name>_mae_hH``):
 ``persistence`` (no change), ``drift`` (last increment x H), ``mean_increment`` (mean increment
 over the ``sequence_length`` window x H) and ``mean_increment_60`` (mean increment over the
 last 60 minutes x H: the best naive baseline at H = 60 on the sample, issue 16).
+They are computed in `models.naive_horizons` (the peers forecast with them too).
 
 Intervals: normalized (locally adaptive) split conformal per horizon, calibrated on the
 validation origins. Growth is not stationary across a video's life: the validation origins
@@ -44,43 +45,13 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-NAIVE = ("persistence", "drift", "mean_increment", "mean_increment_60")
+from viralab.models.naive_horizons import NAIVE, naive_forecasts, rate
+
 LEVEL = 0.8
 #: the interval scale new models are calibrated with; ``"rate"`` is the one before issue 16's
 #: fix (H x last hour's rate), still applied to models that stored no ``interval_scale``
 SCALE = "rate_change"
 SCALES = ("rate", "rate_change")
-
-
-def rate(history: np.ndarray, window: int) -> np.ndarray:
-    """Mean per-step increment over the last ``window`` steps of each row of ``history``.
-
-    ``history``: (n, T) raw levels, oldest first, NaN before the series starts; a shorter
-    series uses the steps it has (0 with a single row).
-    """
-    history = np.asarray(history, dtype="float64")
-    n, T = history.shape
-    available = np.sum(~np.isnan(history), axis=1)
-    span = np.minimum(int(window), np.maximum(available - 1, 0))
-    first = history[np.arange(n), T - 1 - span]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = (history[:, -1] - first) / span
-    return np.where(span > 0, out, 0.0)
-
-
-def naive_forecasts(
-    history: np.ndarray, horizons: Sequence[int], window: int
-) -> dict[str, np.ndarray]:
-    """Each naive baseline's counts (n, n_h) from (n, T) raw levels of the target."""
-    last = np.asarray(history, dtype="float64")[:, -1:]
-    h = np.asarray(horizons, dtype="float64")[None, :]
-    rates = {
-        "persistence": np.zeros(len(last)),
-        "drift": rate(history, 1),
-        "mean_increment": rate(history, window - 1),
-        "mean_increment_60": rate(history, 60),
-    }
-    return {name: last + h * np.maximum(r, 0.0)[:, None] for name, r in rates.items()}
 
 
 def scale(history: np.ndarray, horizons: Sequence[int], method: str = SCALE) -> np.ndarray:

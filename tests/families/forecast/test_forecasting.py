@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from viralab import forecasting
 from viralab.config import compose
 from viralab.data.sample import generate_stats
 from viralab.errors import ConfigError, DataError
+from viralab.families import forecast as forecasting
 from viralab.features import sequence as seq
 
 #: The metric names the registry's promotion gates read (registry contract).

@@ -20,7 +20,10 @@ from typing import Annotated, Any
 
 import typer
 
+from viralab.config import compose
 from viralab.entrypoint import user_errors_exit
+from viralab.errors import DataError
+from viralab.tracking import configure_tracking
 
 app = typer.Typer(help="Forecasters side by side.", no_args_is_help=True)
 
@@ -151,10 +154,6 @@ def compare(
     import mlflow
     from rich.console import Console
     from rich.table import Table
-
-    from viralab.config import compose
-    from viralab.errors import DataError
-    from viralab.tracking import configure_tracking
 
     cfg = compose(["model=lstm", *(overrides or [])])
     configure_tracking(cfg)

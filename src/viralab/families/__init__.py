@@ -1,0 +1,1 @@
+"""Model families: one package per kind of model, owning its data, fit, evaluation and logs."""

@@ -1,0 +1,143 @@
+"""Load -> clean -> split -> scale -> window: the data every forecaster of a run shares.
+
+`prepare` is the one place the raw stats frame is loaded before cleaning; the computing lives in
+`features.sequence` (cleaning, split, scaler, windows) and `features.horizons`. What the network
+predicts is `task.predict` (`level`, `increment`, `residual`: see docs/forecasting-notes.md
+for why `residual` is the default).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from omegaconf import DictConfig
+from sklearn.preprocessing import MinMaxScaler
+
+from viralab.data.sources import load_stats
+from viralab.errors import ConfigError, DataError
+from viralab.features import horizons as hz
+from viralab.features import sequence as seq
+from viralab.registry.holdout import hold_out_gate_stretch
+
+log = logging.getLogger(__name__)
+
+
+def horizons_of(cfg: DictConfig) -> tuple[int, ...]:
+    return hz.check_horizons(cfg.task.get("horizons", hz.DEFAULT_HORIZONS))
+
+
+def resolve_targets(target: str) -> list[str]:
+    """`all` -> the three targets; one valid name -> itself.
+
+    Raises:
+        ConfigError: an unknown target.
+    """
+    if str(target) == "all":
+        return list(seq.TARGETS)
+    seq.target_column(str(target))
+    return [str(target)]
+
+
+def counts_as(predict: str) -> str:
+    """Inputs follow the target: levels for `level`, increments otherwise."""
+    if predict not in seq.PREDICT_MODES:
+        raise ConfigError(f"task.predict must be one of {seq.PREDICT_MODES}, got {predict!r}")
+    return "level" if predict == "level" else "increment"
+
+
+@dataclass
+class Prepared:
+    """Cleaned rows, their split, the training-only scaler and the windows of each part."""
+
+    clean: pd.DataFrame
+    report: seq.CleaningReport
+    parts: pd.Series
+    inputs: pd.DataFrame
+    scaler: MinMaxScaler
+    windows: dict[str, seq.Windows]
+    settings: dict[str, Any]
+
+    def input_index(self, target: str) -> int:
+        return seq.COUNT_COLUMNS.index(seq.target_column(target))
+
+    def level_range(self, target: str, parts: pd.Series | None = None) -> float:
+        """The target count's range on the fit rows: the spec's "scaled units"."""
+        parts = self.parts if parts is None else parts
+        values = self.clean.loc[parts == "fit", seq.target_column(target)]
+        return float(values.max() - values.min()) or 1.0
+
+
+def settings_from(cfg: DictConfig) -> dict[str, Any]:
+    """The preprocessing settings shared by training and the logged model."""
+    predict = str(cfg.task.get("predict", "residual"))
+    return {
+        "sequence_length": int(cfg.features.sequence_length),
+        "time_features": bool(cfg.features.get("time_features", False)),
+        "frequency": str(cfg.features.get("frequency", "1min")),
+        "max_gap_steps": int(cfg.features.get("max_gap_steps", 5)),
+        "predict": predict,
+        "counts_as": counts_as(predict),
+        "round_forecasts": bool(cfg.task.get("round_forecasts", True)),
+        "horizons": list(horizons_of(cfg)),
+    }
+
+
+def scale_and_window(
+    clean: pd.DataFrame, inputs: pd.DataFrame, parts: pd.Series, sequence_length: int
+) -> tuple[MinMaxScaler, dict[str, seq.Windows]]:
+    """Fit the scaler on the `fit` rows only, then cut every part's windows."""
+    scaler = seq.fit_scaler(inputs, parts == "fit")
+    scaled = seq.scale_inputs(inputs, scaler)
+    return scaler, seq.make_windows(clean, scaled, parts, sequence_length)
+
+
+def prepare(cfg: DictConfig, frame: pd.DataFrame | None = None) -> Prepared:
+    """Load (unless ``frame`` is given), clean, split per video, scale and window."""
+    settings = settings_from(cfg)
+    raw = load_stats(cfg.data) if frame is None else frame
+    raw = hold_out_gate_stretch(cfg, raw)  # the frozen gate stretch is never trained on
+    clean, report = seq.clean_stats(
+        raw,
+        sequence_length=settings["sequence_length"],
+        frequency=settings["frequency"],
+        max_gap_steps=settings["max_gap_steps"],
+    )
+    for line in report.messages():
+        log.warning("Stats cleaning: %s", line)
+    parts = seq.assign_parts(
+        clean,
+        test_fraction=float(cfg.task.get("test_fraction", 0.2)),
+        validation_fraction=float(cfg.task.get("validation_fraction", 0.2)),
+        split=str(cfg.data.get("split", "by_time")),
+        seed=int(cfg.seed),
+    )
+    inputs = seq.model_inputs(clean, settings["counts_as"], settings["time_features"])
+    scaler, windows = scale_and_window(clean, inputs, parts, settings["sequence_length"])
+    log.info(
+        "Forecast data: %d rows of %d video(s) -> %d fit / %d val / %d test windows",
+        len(clean),
+        report.videos_used,
+        len(windows["fit"]),
+        len(windows["val"]),
+        len(windows["test"]),
+    )
+    if len(windows["fit"]) == 0 or len(windows["test"]) == 0:
+        raise DataError(
+            f"too little data: {len(windows['fit'])} training and {len(windows['test'])} test "
+            f"windows of {settings['sequence_length']} rows"
+        )
+    return Prepared(clean, report, parts, inputs, scaler, windows, settings)
+
+
+__all__ = [
+    "Prepared",
+    "counts_as",
+    "horizons_of",
+    "prepare",
+    "resolve_targets",
+    "scale_and_window",
+    "settings_from",
+]
