@@ -97,7 +97,7 @@ CATEGORIES: dict[str, list[Callable[[str, str], bool]]] = {
     "dataset": [_fn("log_dataset", path="viralab/preference.py")],
     "artifacts": [
         _fn("log_artifact", "log_artifacts", "log_dict", "log_text", "log_figure", path=_FLUENT),
-        _fn("upload_artifacts", path="viralab/tracking.py"),  # `artifact_batch`'s upload
+        _fn("upload_artifacts", path="viralab/tracking/artifacts.py"),  # `artifact_batch`'s upload
     ],
     "model + registry": [
         _fn("log_model", path="viralab/preference.py"),
@@ -106,7 +106,7 @@ CATEGORIES: dict[str, list[Callable[[str, str], bool]]] = {
     "store reads": [_fn("get_run", "get_experiment_by_name", path="mlflow/tracking")],
     "config composition": [_fn("compose", path="hydra/compose.py")],
     "queued writes (flush)": [_fn("flush_async_logging", path=_FLUENT)],
-    "git": [_fn("git_commit", path="viralab/tracking.py")],
+    "git": [_fn("git_commit", path="viralab/tracking/runs.py")],
     "imports": [_fn("_find_and_load", path="<frozen importlib._bootstrap>")],
 }
 

@@ -104,7 +104,7 @@ def test_an_artifact_batch_writes_what_mlflow_log_dict_writes(tmp_path: Path) ->
 def test_a_batch_opened_inside_a_batch_of_the_same_run_uploads_once_with_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import viralab.tracking as tracking
+    import viralab.tracking.artifacts as tracking  # where `artifact_batch` looks it up
 
     uploads: list[list[str]] = []
     upload = tracking.upload_artifacts
@@ -180,8 +180,9 @@ def test_early_writes_go_while_the_run_goes_on_and_are_all_stored_when_written(
     (and the held metrics and tags) are in the store, and removes the batch's folder."""
     import threading
 
-    import viralab.tracking as tracking
+    import viralab.tracking.artifacts as tracking  # `_upload_one` is looked up there
     from viralab.tracking import hold_writes, log_metrics, log_params, set_tags, write_held
+    from viralab.tracking.held import _held
 
     release = threading.Event()  # the background writes wait until the body has gone on
     started: list[str] = []
@@ -198,13 +199,13 @@ def test_early_writes_go_while_the_run_goes_on_and_are_all_stored_when_written(
         run_id = run.info.run_id
         assert hold_writes(run_id, early=True)
         log_params({f"p{i}": i for i in range(150)})  # 100 sent now, 50 held for the end
-        assert len(tracking._held[run_id].params) == 50
+        assert len(_held[run_id].params) == 50
         with artifact_batch() as outer:
             with artifact_batch() as inner:
                 inner.text("config", "config.yaml")
             # the inner batch's file is on its way while the body goes on (its thread may
             # take a moment to begin on a busy machine)
-            assert tracking._held[run_id].sent
+            assert _held[run_id].sent
             deadline = time.monotonic() + 10
             while not started and time.monotonic() < deadline:
                 time.sleep(0.01)
@@ -231,7 +232,7 @@ def test_early_writes_go_while_the_run_goes_on_and_are_all_stored_when_written(
 def test_a_failed_early_write_fails_write_held_after_the_rest_is_written(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import viralab.tracking as tracking
+    import viralab.tracking.artifacts as tracking  # `_upload_one` is looked up there
     from viralab.tracking import hold_writes, log_metrics, write_held
 
     def broken(repo: object, local_dir: Path, path: Path) -> None:
