@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from viralab.features.flatten import FlattenCache, flatten_analysis, flatten_document
+from viralab.serve import model_cache
 from viralab.serve import predict as serving
 from viralab.serve.limits import (
     MAX_HORIZON,
@@ -153,7 +154,7 @@ def test_in_process_scoring_keeps_the_held_version_while_the_registry_is_down(
                 raise MlflowException("API request to http://x failed with exception") from exc
         return _version(state["version"])
 
-    monkeypatch.setattr(serving, "_lookup", lookup)
+    monkeypatch.setattr(model_cache, "_lookup", lookup)
     caplog.set_level(logging.WARNING, logger="viralab.serve.predict")
     assert serving.resolve("preference", resolve_ttl=0).version == "1"
     state["up"] = False
@@ -184,7 +185,7 @@ def test_a_registry_that_answers_no_is_not_an_outage(monkeypatch: pytest.MonkeyP
         except StopIteration:
             raise RegistryError("alias champion was removed") from None
 
-    monkeypatch.setattr(serving, "_lookup", lookup)
+    monkeypatch.setattr(model_cache, "_lookup", lookup)
     serving.resolve("preference", resolve_ttl=0)
     with pytest.raises(RegistryError, match="removed"):
         serving.resolve("preference", resolve_ttl=0)

@@ -13,7 +13,7 @@ from sqlalchemy import event, select
 
 from viralab.data.database import make_engine
 from viralab.serve import prediction_log as pl
-from viralab.serve.prediction_log import PredictionLog, record_scores
+from viralab.serve.prediction_log import PredictionLog, record_scores, switch
 from viralab.serve.prediction_table import prediction_log_stats, predictions
 
 SECRET = "s3cret-Pw-991"
@@ -154,10 +154,10 @@ def test_the_config_switch_decides_when_the_environment_does_not(
 
     monkeypatch.delenv(pl.ENV_SWITCH, raising=False)
     monkeypatch.setattr(mlflow, "get_tracking_uri", lambda: "sqlite:///x.db")
-    monkeypatch.setattr(pl, "_config_switch", lambda: True)
+    monkeypatch.setattr(switch, "_config_switch", lambda: True)
     assert pl.logging_enabled() is True
     monkeypatch.setattr(mlflow, "get_tracking_uri", lambda: "http://mlflow:5000")
-    monkeypatch.setattr(pl, "_config_switch", lambda: False)
+    monkeypatch.setattr(switch, "_config_switch", lambda: False)
     assert pl.logging_enabled() is False
 
 

@@ -22,7 +22,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from mlflow.entities.model_registry import ModelVersion
+from omegaconf import OmegaConf
 
+from viralab.config import compose
+from viralab.registry.client import get_client
 from viralab.registry.markers import AbSettings, RegistrySettings, holder
 
 log = logging.getLogger(__name__)
@@ -58,10 +61,6 @@ def arms(model: str, keys: Sequence[Any] | None, share: float, n: int) -> list[b
 @functools.lru_cache(maxsize=1)
 def project_ab_settings() -> tuple[RegistrySettings, AbSettings]:
     """The project's registry settings (read once per process: restart to change the share)."""
-    from omegaconf import OmegaConf
-
-    from viralab.config import compose
-
     section = OmegaConf.to_container(compose().registry, resolve=True)
     settings = RegistrySettings.from_config(section)  # type: ignore[arg-type]
     return settings, settings.ab
@@ -76,8 +75,6 @@ def challenger(model: str, settings: RegistrySettings) -> ModelVersion | None:
         if cached is not None and now - cached[0] < CHALLENGER_TTL:
             return cached[1]
     try:
-        from viralab.registry.client import get_client
-
         version = holder(get_client(), settings, model, "challenger")
     except Exception as exc:  # the split is optional: never fail a request for it
         if cached is None or cached[1] is not None:

@@ -106,6 +106,8 @@ def predict(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
     from rich.table import Table
 
+    # lazy: the serving stack (~1.4 s of imports) loads only for the commands that score,
+    # not for every `viralab` command (cli.py imports this module to register them)
     from viralab.serve.predict import score_documents
 
     err = Console(stderr=True)
@@ -169,6 +171,7 @@ def forecast(
     from rich.console import Console
     from rich.table import Table
 
+    # lazy: as in `predict`, the serving stack loads only when a command uses it
     from viralab.serve.predict import forecast as run_forecast
 
     try:

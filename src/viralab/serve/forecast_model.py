@@ -41,6 +41,7 @@ between its horizons). Cost is capped: H x videos <= ``MAX_ROLLED_STEPS`` per re
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -49,6 +50,23 @@ import mlflow.models
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+
+from viralab.errors import DataError
+from viralab.features.horizons import direct_to_counts
+from viralab.features.sequence import (
+    COUNT_COLUMNS,
+    clean_stats,
+    column_scale,
+    growth_rates,
+    model_inputs,
+    predictions_to_counts,
+    scale_inputs,
+)
+from viralab.models.baselines import mean_increment_forecast
+from viralab.models.peers import from_config
+from viralab.serve import prediction_log as plog  # by module: tests replace its functions
+from viralab.serve.forecast_signature import model_signature  # noqa: F401  (importable here)
+from viralab.serve.served_identity import IdentityResolver
 
 NETWORK_ARTIFACT = "network"
 SCALER_ARTIFACT = "scaler"
@@ -85,21 +103,16 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
         self._identity = None
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
-        from viralab.serve.prediction_log import get_prediction_log
-
         self._identity = None
-        if get_prediction_log() is not None:  # which version this is, found off the load path
-            from viralab.serve.served_identity import IdentityResolver
-
+        if plog.get_prediction_log() is not None:  # which version, found off the load path
             self._identity = IdentityResolver(context.artifacts, context.model_config or {})
         with open(context.artifacts[PREPROCESSING_ARTIFACT], encoding="utf-8") as f:
             self.settings = json.load(f)
         if self.settings.get("kind", "lstm") != "lstm":
-            from viralab.models.peers import from_config
-
             path = context.artifacts.get(PEER_ARTIFACT)
             self.peer = from_config(self.settings["peer"], joblib.load(path) if path else None)
             return
+        # lazy: Keras (TensorFlow) loads only for a network, never for a peer
         import mlflow.keras
 
         # inference only: no optimizer state to restore
@@ -111,8 +124,6 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
-        import time
-
         started = time.perf_counter()
         result = self._predict(model_input, params)
         self._log(model_input, result, (time.perf_counter() - started) * 1000.0)
@@ -120,16 +131,14 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
 
     def _log(self, model_input: Any, result: pd.DataFrame, latency_ms: float) -> None:
         """Record the forecast rows in the prediction log (buffered: no database work here)."""
-        from viralab.serve.prediction_log import active_log, record_forecast
-
         identity = getattr(self, "_identity", None)
         # only a loaded model logs (`load_context` found its identity while the log was on):
         # a wrapper built in code is training's (signature inference), not serving
-        prediction_log = None if identity is None else active_log()
+        prediction_log = None if identity is None else plog.active_log()
         if prediction_log is None:
             return
         served = identity.get()
-        record_forecast(
+        plog.record_forecast(
             prediction_log,
             model=served.model,
             version=served.version,
@@ -140,8 +149,6 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
         )
 
     def _predict(self, model_input: pd.DataFrame, params: dict[str, Any] | None) -> pd.DataFrame:
-        from viralab.errors import DataError
-
         params = params or {}
         frame = pd.DataFrame(model_input).copy()
         if "video_id" not in frame.columns:
@@ -178,8 +185,6 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
 
 
 def _check_horizons(horizons: Sequence[Any]) -> tuple[int, ...]:
-    from viralab.errors import DataError
-
     try:
         out = tuple(sorted({int(h) for h in horizons}))
     except (TypeError, ValueError):
@@ -191,8 +196,6 @@ def _check_horizons(horizons: Sequence[Any]) -> tuple[int, ...]:
 
 def _history(segment: pd.DataFrame, length: int) -> np.ndarray:
     """(1, length, 3) raw counts of the newest rows, NaN-padded in front."""
-    from viralab.features.sequence import COUNT_COLUMNS
-
     values = segment[list(COUNT_COLUMNS)].to_numpy(dtype="float64")[-length:]
     out = np.full((1, length, len(COUNT_COLUMNS)), np.nan)
     out[0, length - len(values) :] = values
@@ -200,8 +203,6 @@ def _history(segment: pd.DataFrame, length: int) -> np.ndarray:
 
 
 def _usable_segment(rows: pd.DataFrame, settings: dict[str, Any]) -> tuple[str, pd.DataFrame]:
-    from viralab.errors import DataError
-
     L = int(settings["sequence_length"])
     video_id = str(rows["video_id"].iloc[0]) if len(rows) else "video"
     try:
@@ -251,10 +252,9 @@ def forecast_horizons(
     Raises:
         DataError: too few usable rows, or a horizon the network has no output for.
     """
-    from viralab.errors import DataError
+    # why here: the forecast family's package imports this module (its log step packages
+    # this pyfunc), so importing the family at the top would be a circle
     from viralab.families.forecast.evaluate import intervals, scale
-    from viralab.features.horizons import direct_to_counts
-    from viralab.features.sequence import column_scale
 
     video_id, segment = _usable_segment(rows, settings)
     k = ["view_count", "like_count", "comment_count"].index(settings["target_column"])
@@ -305,8 +305,6 @@ _COUNTS = ["view_count", "like_count", "comment_count"]
 
 
 def _last_segment(rows: pd.DataFrame, settings: dict[str, Any]) -> pd.DataFrame:
-    from viralab.features.sequence import clean_stats
-
     L = int(settings["sequence_length"])
     clean, _ = clean_stats(
         rows,
@@ -323,13 +321,6 @@ def _window(
     history: pd.DataFrame, scaler: Any, settings: dict[str, Any]
 ) -> tuple[np.ndarray, np.ndarray]:
     """The newest window's scaled inputs (1, L, f) and raw levels (L, 3)."""
-    from viralab.features.sequence import (
-        COUNT_COLUMNS,
-        growth_rates,
-        model_inputs,
-        scale_inputs,
-    )
-
     L = int(settings["sequence_length"])
     recent = history.tail(L + 1).reset_index(drop=True)
     recent = pd.concat([recent, growth_rates(recent)], axis=1).assign(segment="s")
@@ -348,10 +339,6 @@ def forecast_series(
     Raises:
         DataError: fewer than ``sequence_length`` usable rows, or missing columns.
     """
-    from viralab.errors import DataError
-    from viralab.features.sequence import COUNT_COLUMNS, predictions_to_counts
-    from viralab.models.baselines import mean_increment_forecast
-
     L = int(settings["sequence_length"])
     video_id = str(rows["video_id"].iloc[0]) if len(rows) else "video"
     try:
@@ -392,40 +379,6 @@ def forecast_series(
         )
         history = pd.concat([history, new_row], ignore_index=True).tail(L + 1)
     return pd.DataFrame(out, columns=OUTPUT_COLUMNS)
-
-
-def model_signature(multi_horizon: bool = False) -> Any:
-    """Input/output schema and the `horizon` param (growth rates optional, recomputed).
-
-    ``multi_horizon``: also the ``horizons`` param (a list; empty = the next-step output).
-    """
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
-    from mlflow.types.schema import AnyType
-
-    from viralab.features.sequence import COUNT_COLUMNS, GROWTH_COLUMNS
-
-    # Counts are whole numbers (long). `timestamp` is typed Any: MLflow's datetime type
-    # rejects timezone-aware values, and the sources hold UTC-aware ones; the model parses it
-    # itself (ISO strings; naive means UTC).
-    inputs = Schema(
-        [ColSpec(AnyType(), "timestamp"), ColSpec("string", "video_id", required=False)]
-        + [ColSpec("long", c) for c in COUNT_COLUMNS]
-        + [ColSpec("double", c, required=False) for c in GROWTH_COLUMNS]
-    )
-    outputs = Schema(
-        [
-            ColSpec("string", "video_id"),
-            ColSpec("datetime", "timestamp"),
-            ColSpec("long", "step"),
-            ColSpec("string", "target"),
-            ColSpec("double", "prediction"),
-        ]
-    )
-    specs = [ParamSpec("horizon", "long", 1)]
-    if multi_horizon:
-        specs.append(ParamSpec("horizons", "long", [], shape=(-1,)))
-    return ModelSignature(inputs=inputs, outputs=outputs, params=ParamSchema(specs))
 
 
 # models-from-code: `mlflow.pyfunc.log_model(python_model=<this file>)` runs this file on load

@@ -4,16 +4,8 @@ Loading is cached: one load per process per (model, version). The active version
 re-resolved from the registry (alias `champion`, or stage Production in stage mode) at most
 every `resolve_ttl` seconds, so moving the alias — from the CLI or in the MLflow UI — takes
 effect in a running process without a restart, and a hot loop does not query the registry on
-every call.
-
-Keep serving: once a process holds a version, a registry that is down or slow never stops it
-answering. The re-resolution runs on a worker thread and a call waits for it at most
-`REFRESH_WAIT` seconds (not at all while an outage is known); when it fails with a
-connection error or does not answer, the held version keeps answering, the outage is logged
-once (a warning), and the next try comes after the TTL. When the registry answers again a
-second line says so. A registry that answers "no such alias/version" is not an outage: that
-error reaches the caller as before. The first resolution (nothing held yet) has nothing to
-fall back to and fails as the registry does.
+every call. Once a process holds a version, a registry or store that is down never stops it
+answering (`viralab.serve.model_cache`, whose names are importable from here too).
 
 Every answer is recorded in the prediction log when it is on (`viralab.serve.prediction_log`:
 buffered, written by a background thread, after scoring returns), with its version and
@@ -24,15 +16,10 @@ version is never split.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-import threading
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
 from typing import Any
 
 import mlflow
@@ -40,10 +27,19 @@ import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
 
 from viralab.features.tabular import ANALYSIS_COLUMN
-from viralab.registry.client import RegistryError, get_client, resolve_version
-from viralab.registry.markers import RegistrySettings, holder
-from viralab.serve.ab import arms, challenger
+from viralab.registry.markers import RegistrySettings
+from viralab.serve.ab import arms, challenger, project_ab_settings
 from viralab.serve.limits import check_horizon
+from viralab.serve.model_cache import (
+    DEFAULT_RESOLVE_TTL,
+    REFRESH_WAIT,
+    clear_caches,
+    first_outage,
+    load_model,
+    load_version,
+    registry_settings,
+    resolve,
+)
 from viralab.serve.prediction_log import (
     get_prediction_log,
     record_forecast,
@@ -55,181 +51,17 @@ from viralab.service_limits import unreachable_message
 
 log = logging.getLogger(__name__)
 
-DEFAULT_RESOLVE_TTL = 5.0
-#: Seconds a call waits for a re-resolution before answering with the version it holds.
-REFRESH_WAIT = 5.0
-
-
-@dataclass
-class _Held:
-    """The version a (model, ref) resolves to, when it was last checked, and outage state."""
-
-    checked: float
-    version: ModelVersion
-    pending: Future | None = None
-    outage: bool = False
-
-
-_resolved: dict[tuple[str, str], _Held] = {}
-_loaded: dict[tuple[str, str], tuple[mlflow.pyfunc.PyFuncModel, ModelVersion]] = {}
-_outages: set[tuple[str, str]] = set()  # keys whose model load fell back (logged once)
-_lock = threading.Lock()
-
-
-def _in_background(
-    name: str, ref: str | int | None, settings: RegistrySettings | Mapping[str, Any] | None
-) -> Future:
-    """`_lookup` on a daemon thread: a registry that hangs (MLflow retries for minutes by
-    default) must neither block callers past `REFRESH_WAIT` nor the process's exit."""
-    future: Future = Future()
-
-    def run() -> None:
-        try:
-            future.set_result(_lookup(name, ref, settings))
-        except BaseException as exc:  # handed to the caller through the future
-            future.set_exception(exc)
-
-    threading.Thread(target=run, name=f"viralab-resolve-{name}", daemon=True).start()
-    return future
-
-
-def _registry_settings(settings: RegistrySettings | Mapping[str, Any] | None) -> RegistrySettings:
-    if isinstance(settings, RegistrySettings):
-        return settings
-    if settings is None:
-        from viralab.config import compose
-
-        settings = compose().registry
-    return RegistrySettings.from_config(settings)
-
-
-def _lookup(
-    name: str, ref: str | int | None, settings: RegistrySettings | Mapping[str, Any] | None
-) -> ModelVersion:
-    client = get_client()
-    if ref not in (None, ""):
-        return resolve_version(client, name, ref)
-    reg = _registry_settings(settings)
-    version = holder(client, reg, name, "champion")
-    if version is None:
-        raise RegistryError(
-            f"model {name!r} has no active version ({reg.describe('champion')}); promote "
-            f"one first: viralab registry promote {name} <version> --to champion"
-        )
-    return version
-
-
-def _keep_held(key: tuple[str, str], held: _Held, reason: str) -> ModelVersion:
-    with _lock:
-        held.checked = time.monotonic()  # next try after the TTL, not on every call
-        first = not held.outage
-        held.outage = True
-    if first:
-        log.warning(
-            "registry unreachable (%s); %s keeps serving version %s until it answers",
-            reason,
-            key[0],
-            held.version.version,
-        )
-    return held.version
-
-
-def resolve(
-    name: str,
-    ref: str | int | None = None,
-    *,
-    settings: RegistrySettings | Mapping[str, Any] | None = None,
-    resolve_ttl: float = DEFAULT_RESOLVE_TTL,
-    refresh_wait: float = REFRESH_WAIT,
-) -> ModelVersion:
-    """The version to use: `ref` (a number or alias) or else the active one.
-
-    Once a version is held, an unreachable registry keeps it (see the module docstring).
-
-    Raises:
-        RegistryError: unknown model/version/alias, or no version is active yet.
-    """
-    key = (name, str(ref or ""))
-    now = time.monotonic()
-    with _lock:
-        held = _resolved.get(key)
-        if held and now - held.checked < resolve_ttl:
-            return held.version
-        if held is not None and held.pending is None:
-            held.pending = _in_background(name, ref, settings)
-        future = held.pending if held is not None else None
-    if held is None or future is None:
-        version = _lookup(name, ref, settings)  # nothing to fall back to: errors propagate
-        with _lock:
-            _resolved[key] = _Held(time.monotonic(), version)
-        return version
-    try:
-        version = future.result(timeout=0 if held.outage else refresh_wait)
-    except FutureTimeout:
-        return _keep_held(key, held, f"no answer within {refresh_wait:g} s")
-    except Exception as exc:
-        with _lock:
-            held.pending = None
-        message = unreachable_message(exc)
-        if message is None:
-            raise
-        return _keep_held(key, held, message)
-    with _lock:
-        recovered = held.outage
-        _resolved[key] = _Held(time.monotonic(), version)
-    if recovered:
-        log.warning("registry reachable again; %s resolves to version %s", name, version.version)
-    return version
-
-
-@functools.lru_cache(maxsize=16)
-def load_version(name: str, version: str) -> mlflow.pyfunc.PyFuncModel:
-    """One load per process per registered version."""
-    return mlflow.pyfunc.load_model(f"models:/{name}/{version}")
-
-
-def clear_caches() -> None:
-    """Forget resolved versions and loaded models (tests, or after a store switch)."""
-    with _lock:
-        _resolved.clear()
-        _loaded.clear()
-        _outages.clear()
-    load_version.cache_clear()
-    from viralab.serve.ab import clear_cache
-
-    clear_cache()
-
-
-def load_model(
-    name: str, ref: str | int | None = None, **kwargs: Any
-) -> tuple[mlflow.pyfunc.PyFuncModel, ModelVersion]:
-    """The model the registry names, or the one already held when a newly named version
-    cannot be downloaded because the store is unreachable (logged once)."""
-    key = (name, str(ref or ""))
-    version = resolve(name, ref, **kwargs)
-    try:
-        model = load_version(name, str(version.version))
-    except Exception as exc:
-        held = _loaded.get(key)
-        message = unreachable_message(exc)
-        if held is None or message is None:
-            raise
-        with _lock:
-            first = key not in _outages
-            _outages.add(key)
-        if first:
-            log.warning(
-                "cannot load %s version %s (%s); keeps serving version %s",
-                name,
-                version.version,
-                message,
-                held[1].version,
-            )
-        return held
-    with _lock:
-        _loaded[key] = (model, version)
-        _outages.discard(key)
-    return model, version
+__all__ = [
+    "DEFAULT_RESOLVE_TTL",
+    "REFRESH_WAIT",
+    "clear_caches",
+    "forecast",
+    "load_model",
+    "load_version",
+    "predict_virality_score",
+    "resolve",
+    "score_documents",
+]
 
 
 def _marker_of(ref: str | int | None) -> str:
@@ -254,9 +86,7 @@ def _ab_settings(settings: RegistrySettings | Mapping[str, Any] | None) -> Regis
     split is optional: a config that cannot be composed leaves every request to the champion,
     and the first resolution reports the config problem itself)."""
     if settings is not None:
-        return _registry_settings(settings)
-    from viralab.serve.ab import project_ab_settings
-
+        return registry_settings(settings)
     try:
         return project_ab_settings()[0]
     except Exception as exc:
@@ -270,11 +100,7 @@ def _challenger_model(name: str, rival: ModelVersion) -> mlflow.pyfunc.PyFuncMod
     try:
         return load_version(name, str(rival.version))
     except Exception as exc:
-        key = (name, f"challenger:{rival.version}")
-        with _lock:
-            first = key not in _outages
-            _outages.add(key)
-        if first:
+        if first_outage((name, f"challenger:{rival.version}")):
             log.warning(
                 "A/B: cannot load %s version %s (%s); the champion answers its share",
                 name,

@@ -22,8 +22,8 @@ import sys
 import time
 from typing import IO, Any
 
-from viralab.serve.prediction_log import EXIT_WAIT, PredictionLog
-from viralab.serve.prediction_log_process import HEADER, write_frame
+from viralab.serve.prediction_log.buffer import EXIT_WAIT, PredictionLog
+from viralab.serve.prediction_log.pipe import HEADER, write_frame
 
 #: Bytes read from the pipe at a time (a pipe holds 1 MB: `ProcessPredictionLog`).
 READ_SIZE = 1 << 20

@@ -38,9 +38,11 @@ import pandas as pd
 
 from viralab.errors import ConfigError
 from viralab.features.tabular import ANALYSIS_COLUMN
+from viralab.serve import prediction_log as plog  # by module: tests replace its functions
 from viralab.serve.explain import Explainer
 from viralab.serve.limits import RequestLimitError, ServeLimits, parse_bool
 from viralab.serve.scoring import CompiledScorer
+from viralab.serve.served_identity import IdentityResolver
 
 PIPELINE_ARTIFACT = "pipeline"
 PIPELINE_FILE = "pipeline.skops"
@@ -169,11 +171,7 @@ class PreferenceModel(mlflow.pyfunc.PythonModel):
         self.limits = ServeLimits.from_config(config)
         self._scorer = CompiledScorer(self.pipeline)  # compiled once, at load time
         self._identity = None
-        from viralab.serve.prediction_log import get_prediction_log
-
-        if get_prediction_log() is not None:  # which version this is, found off the load path
-            from viralab.serve.served_identity import IdentityResolver
-
+        if plog.get_prediction_log() is not None:  # which version, found off the load path
             self._identity = IdentityResolver(context.artifacts, config)
 
     @property
@@ -241,12 +239,10 @@ class PreferenceModel(mlflow.pyfunc.PythonModel):
         """Record the answers (the output frame, or its columns) in the prediction log
         (buffered: no database work here). The optional `video_id` column of the input labels
         them so ratings can judge them."""
-        from viralab.serve.prediction_log import active_log, record_scores
-
         identity = getattr(self, "_identity", None)
         # only a loaded model logs (`load_context` found its identity while the log was on):
         # a wrapper built in code is training's (signature inference), not serving
-        prediction_log = None if identity is None else active_log()
+        prediction_log = None if identity is None else plog.active_log()
         if prediction_log is None:
             return
         served = identity.get()
@@ -260,7 +256,7 @@ class PreferenceModel(mlflow.pyfunc.PythonModel):
             # as given: the writer thread digests them (no second json.dumps here)
             documents = [model_input] if isinstance(model_input, dict) else list(model_input)
             ids = None
-        record_scores(
+        plog.record_scores(
             prediction_log,
             model=served.model,
             version=served.version,
