@@ -67,6 +67,9 @@ def optimize(
     prefix: str = "",
     progress: Progress | None = None,
 ) -> Progress:
+    """Run ``n_trials`` more trials in this process; a trial that raised `TrialFailed` is
+    recorded and the study goes on. ``progress`` carries the failure count across calls (a
+    worker taking over a dead one's trials one at a time)."""
     progress = progress or Progress(plan, objective, prefix)
     study.optimize(
         objective,

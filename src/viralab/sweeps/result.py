@@ -44,6 +44,8 @@ def sweep_result(
     seconds: float,
     notes: dict[str, str],
 ) -> SweepResult:
+    """This invocation's own trials by state, and the study's best trial (any invocation's:
+    a resumed study's best may come from an earlier one)."""
     trials = study.get_trials(deepcopy=False)
     mine = [t for t in trials if t.user_attrs.get(INVOCATION_ATTR) == invocation]
     counts = {"COMPLETE": 0, "PRUNED": 0, "FAIL": 0}
