@@ -87,7 +87,7 @@ def _fn(*names: str, path: str = "") -> Callable[[str, str], bool]:
 #: a function is counted in the first category that names it.
 CATEGORIES: dict[str, list[Callable[[str, str], bool]]] = {
     "run creation/end": [
-        _fn("start_trial_run", "finish_trial_run", path="sweeps/tracking.py"),
+        _fn("start_trial_run", "finish_trial_run", path="sweeps/runs.py"),
         _fn("start_run", "end_run", path=_FLUENT),
     ],
     "params": [_fn("log_params", "log_param", path=_FLUENT)],
@@ -185,7 +185,7 @@ def sweep(
     name: str, trials: int, n_videos: int, tracked: bool, study: str = ""
 ) -> tuple[float, float]:
     """One sweep: (wall seconds, seconds of it in the trials' compute)."""
-    from viralab.sweep import run_sweep
+    from viralab.sweeps.runner import run_sweep
 
     overrides = ["sweep=ridge", f"n_trials={trials}", f"data.n_videos={n_videos}",
                  f"sweep.study_name=bench-{study or name}"]  # fmt: skip
@@ -207,10 +207,11 @@ def sweep(
 
 def profile_sweep(name: str, trials: int, n_videos: int) -> dict[str, float]:
     """Breakdown of ``trials`` tracked trials: the profiler runs only inside the trials."""
-    from viralab import sweep as sweep_module
+    from viralab.sweeps import objective as objective_module
+    from viralab.sweeps.runner import run_sweep
 
     profiler = cProfile.Profile()
-    call = sweep_module._Objective.__call__
+    call = objective_module.Objective.__call__
 
     def profiled(self: object, trial: object) -> float:
         profiler.enable()
@@ -219,13 +220,13 @@ def profile_sweep(name: str, trials: int, n_videos: int) -> dict[str, float]:
         finally:
             profiler.disable()
 
-    sweep_module._Objective.__call__ = profiled  # type: ignore[method-assign]
+    objective_module.Objective.__call__ = profiled  # type: ignore[method-assign]
     try:
-        sweep_module.run_sweep(["sweep=ridge", f"n_trials={trials}", f"data.n_videos={n_videos}",
+        run_sweep(["sweep=ridge", f"n_trials={trials}", f"data.n_videos={n_videos}",
                                 f"sweep.study_name=bench-profile-{name}"])  # fmt: skip
     finally:
-        sweep_module._Objective.__call__ = call  # type: ignore[method-assign]
-    return breakdown(pstats.Stats(profiler), _fn("__call__", path="viralab/sweep.py"))
+        objective_module.Objective.__call__ = call  # type: ignore[method-assign]
+    return breakdown(pstats.Stats(profiler), _fn("__call__", path="sweeps/objective.py"))
 
 
 def single_run(n_videos: int) -> tuple[float, float, dict[str, float]]:

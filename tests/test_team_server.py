@@ -174,7 +174,7 @@ def test_sweep_promotion_and_sync_through_the_server(
 
     from viralab.cli import app
     from viralab.data.database import make_engine
-    from viralab.sweep import run_sweep
+    from viralab.sweeps.runner import run_sweep
 
     optuna_db = postgres_server.create_database()
     mirror_db = postgres_server.create_database()

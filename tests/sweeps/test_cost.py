@@ -23,7 +23,6 @@ import pytest
 from omegaconf import OmegaConf
 
 from viralab.config import compose, to_safe_container
-from viralab.sweep import run_sweep
 from viralab.sweeps.hooks import (
     DATASET_DIGEST_TAG,
     DATASET_NAME_TAG,
@@ -32,8 +31,9 @@ from viralab.sweeps.hooks import (
     FEATURE_METADATA_RUN_TAG,
 )
 from viralab.sweeps.plan import TrialComposer
+from viralab.sweeps.runner import run_sweep
+from viralab.sweeps.runs import INVOCATION_TAG
 from viralab.sweeps.space import parse_space
-from viralab.sweeps.tracking import INVOCATION_TAG
 
 FIXTURE = Path(__file__).parent / "fixtures" / "trial_run_shape_before.json"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

@@ -16,8 +16,8 @@ from omegaconf import OmegaConf
 from tests.support.services import free_port
 from viralab.config import compose, config_dir, group_options
 from viralab.errors import ConfigError
-from viralab.sweep import run_sweep
 from viralab.sweeps.plan import compose_app, plan_sweep, training_overrides
+from viralab.sweeps.runner import run_sweep
 from viralab.sweeps.space import hydra_value, parse_space
 from viralab.sweeps.study import resolve_storage
 

@@ -16,8 +16,9 @@ import pytest
 from omegaconf import DictConfig
 
 from viralab.errors import ConfigError
-from viralab.sweep import SweepError, run_sweep
 from viralab.sweeps.hooks import current_trial, report
+from viralab.sweeps.progress import SweepError
+from viralab.sweeps.runner import run_sweep
 from viralab.sweeps.study import resolve_storage
 from viralab.tracking import tracked_run
 
@@ -239,20 +240,20 @@ def test_against_a_server_a_trials_run_is_created_while_its_config_is_composed(
     so the proposals equal those of a sweep without early writes."""
     import threading
 
-    from viralab import sweep as sweep_module
+    from viralab.sweeps import objective as objective_module
 
     run_sweep(
         ["sweep=ridge", "n_trials=14", "sweep.study_name=baseline"], trial_fn=family(distance)
     )
     monkeypatch.setenv("VIRALAB_EARLY_WRITES", "1")
     threads: list[str] = []
-    compose = sweep_module._Objective._compose
+    compose = objective_module.Objective._compose
 
     def spy(self: object, *args: object) -> object:
         threads.append(threading.current_thread().name)
         return compose(self, *args)
 
-    monkeypatch.setattr(sweep_module._Objective, "_compose", spy)
+    monkeypatch.setattr(objective_module.Objective, "_compose", spy)
     result = run_sweep(["sweep=ridge", "n_trials=14"], trial_fn=family(distance))
     assert result.counts == {"COMPLETE": 14, "PRUNED": 0, "FAIL": 0}
     assert len(threads) == 14 and all(t.startswith("viralab-trial-config") for t in threads)

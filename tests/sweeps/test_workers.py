@@ -6,7 +6,7 @@ import mlflow
 import optuna
 import pytest
 
-from viralab.sweep import run_sweep
+from viralab.sweeps.runner import run_sweep
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -17,8 +17,8 @@ server whose artifact store only training jobs can write.
 row per video and horizon: ``video_id``, ``timestamp`` (origin + H), ``horizon``, ``target``,
 ``prediction`` and the 80 % interval ``lower_80``/``upper_80`` (split conformal, calibrated on
 the validation part per horizon with the scale named by ``interval_scale`` in the settings:
-``families.forecast.evaluate.scale``, read from the newest 61 rows as in training; NaN for a horizon the
-model was not calibrated at). Direct forecasts: one network call per video whatever the
+``families.forecast.evaluate.scale``, read from the newest 61 rows as in training; NaN for a
+horizon the model was not calibrated at). Direct forecasts: one network call per video whatever the
 horizons. Pass at least 61 rows (peers: 241) for the same history the run was judged with.
 
 Input: rows of one video (several videos are forecast one by one), the spec's columns

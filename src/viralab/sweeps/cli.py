@@ -7,10 +7,13 @@ Mounted by the main CLI (`app.add_typer(sweep_app, name="sweep")`). `run` is the
 from __future__ import annotations
 
 import typer
+from omegaconf import OmegaConf
 
 from viralab.config import config_file, group_options, redact_url
 from viralab.entrypoint import user_errors_exit
 from viralab.errors import ConfigError
+from viralab.sweeps.space import hydra_value
+from viralab.tracking import resolve_tracking_uri
 
 app = typer.Typer(
     help="Hyperparameter sweeps (Optuna) over the search spaces in conf/sweep/.",
@@ -33,8 +36,9 @@ def run(
     ),
 ) -> None:
     """Run (or resume) a sweep: each trial is one tracked training run."""
-    from viralab.sweep import run_sweep
-    from viralab.sweeps.space import hydra_value
+    # imported here: the runner loads Optuna, Hydra and the training code, which
+    # `viralab --help` and the other commands do not need
+    from viralab.sweeps.runner import run_sweep
 
     args = [f"sweep={space}", f"workers={workers}"]
     if n_trials is not None:
@@ -49,8 +53,6 @@ def run(
 @app.command("list")
 def list_spaces() -> None:
     """The search spaces (conf/sweep/*.yaml) with their parameters."""
-    from omegaconf import OmegaConf
-
     for name in group_options("sweep"):
         node = OmegaConf.load(config_file("sweep", f"{name}.yaml")).get("sweep", {})
         params = ", ".join(str(p) for p in (node.get("params") or {}))
@@ -66,8 +68,8 @@ def status(
     """Trials by state and the best trial of a study (e.g. while workers run elsewhere)."""
     import optuna
 
+    # imported here: `sweeps.study` loads Optuna, which `viralab --help` does not need
     from viralab.sweeps.study import METRIC_ATTR, open_storage, resolve_storage
-    from viralab.tracking import resolve_tracking_uri
 
     url = resolve_storage(storage, resolve_tracking_uri())
     store = open_storage(url)

@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
+from viralab.tracking import early_writes_of, send_early
+
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
 
@@ -223,8 +225,6 @@ def share_json(obj: Any, name: str) -> tuple[str, str] | None:
     key = (parent, path)
     if key not in _shared_files:
         import mlflow
-
-        from viralab.tracking import early_writes_of, send_early
 
         def upload() -> None:
             mlflow.MlflowClient().log_text(parent, text, path)

@@ -22,6 +22,7 @@ import optuna
 from omegaconf import DictConfig, OmegaConf
 
 from viralab.config import redact_text, redact_url
+from viralab.data.database import normalize_url
 from viralab.errors import ConfigError
 from viralab.sweeps.space import SearchSpace
 
@@ -53,8 +54,6 @@ def resolve_storage(configured: str | None, tracking_uri: str | None = None) -> 
     Plain `postgresql://` URLs get the installed psycopg2 driver (SQLAlchemy 2.1 would pick
     psycopg 3, which is not installed).
     """
-    from viralab.data.database import normalize_url
-
     url = configured or os.environ.get(STORAGE_ENV)
     if not url:
         url = DEFAULT_STORAGE

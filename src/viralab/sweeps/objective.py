@@ -1,0 +1,223 @@
+"""One trial: compose its training config, run `train` in its own child run, return the metric.
+
+Why a module of its own: this is the per-trial hot path (the sweep benchmark profiles
+`Objective.__call__`); the study loop, the workers and the parent run live elsewhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import io
+import logging
+import math
+import os
+import shlex
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
+from typing import Any
+
+import mlflow
+import optuna
+from omegaconf import DictConfig
+
+from viralab.config import known_safe_container, redact_text
+from viralab.errors import ConfigError, ViralabError
+from viralab.sweeps import runs
+from viralab.sweeps.hooks import active_trial, sweep_parent
+from viralab.sweeps.plan import SweepPlan, TrialComposer, lean_overrides
+from viralab.sweeps.space import hydra_value
+from viralab.tracking import early_writes, no_run_links
+
+INVOCATION_ATTR = runs.INVOCATION_ATTR
+FAILED_ATTR = runs.FAILED_ATTR  # failed in its own process (not a dead worker's trial)
+
+TrialFn = Callable[[DictConfig], Mapping[str, float]]
+
+
+class TrialFailed(Exception):
+    """A trial's training raised: recorded as FAIL, the sweep goes on."""
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Hide a trial's own console output (its run holds everything); errors still show."""
+    levels = {name: logging.getLogger(name).level for name in ("viralab", "mlflow")}
+    logging.getLogger("viralab").setLevel(logging.WARNING)
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
+class Objective:
+    """Compose the trial's training config, run `train` in its own child run, return the metric."""
+
+    def __init__(
+        self,
+        plan: SweepPlan,
+        trial_fn: TrialFn,
+        parent_run_id: str | None,
+        invocation: str,
+        worker: str | None,
+    ) -> None:
+        self.plan = plan
+        self.trial_fn = trial_fn
+        self.parent_run_id = parent_run_id
+        self.invocation = invocation
+        self.worker = worker
+        self.lean = lean_overrides(plan)
+        self.quiet = not bool(plan.cfg.sweep.get("show_trial_output", False))
+        self.last_error = ""
+        self.experiment_id = None
+        if parent_run_id:
+            self.experiment_id = mlflow.MlflowClient().get_run(parent_run_id).info.experiment_id
+        # against a tracking server, a trial's run is created while its config is composed
+        self.overlap = parent_run_id is not None and early_writes()
+        self._compose_pool: ThreadPoolExecutor | None = None
+        # Hydra composes the trials' config once; each trial only sets its own values on a copy
+        self.trial_base = TrialComposer(
+            [*plan.base_overrides, *self.lean, "register=false"],
+            [k for p in plan.space.params for k in p.keys],
+        )
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        try:
+            return self._run(trial)
+        except optuna.TrialPruned:
+            raise
+        except BaseException:  # failed here, in its own process (not a dead worker's trial)
+            with contextlib.suppress(Exception):
+                trial.set_user_attr(FAILED_ATTR, True)
+            raise
+
+    def _sample(self, trial: optuna.Trial, run_name: str) -> tuple[dict[str, Any], list[str]]:
+        """The trial's point and its marks in the study: (values, overrides).
+
+        On the sweep's own thread: Optuna caches the study's trials per thread and renews the
+        cache only on the thread that asks for the next trial, so a sampler run on another
+        thread would propose from a stale history.
+        """
+        plan = self.plan
+        values = plan.space.suggest(trial)
+        overrides = [
+            *plan.base_overrides,
+            *plan.space.overrides(values),
+            *self.lean,
+            "register=false",
+            f"run_name={hydra_value(run_name)}",
+        ]
+        trial.set_user_attr(INVOCATION_ATTR, self.invocation)
+        trial.set_user_attr("viralab.pid", os.getpid())
+        if self.worker:
+            trial.set_user_attr("viralab.worker", self.worker)
+        return values, overrides
+
+    def _compose(
+        self, trial: optuna.Trial, run_name: str, values: dict[str, Any], overrides: list[str]
+    ) -> DictConfig:
+        return self.trial_base.compose(
+            {**self.plan.space.key_values(values), "run_name": run_name},
+            overrides,
+            f"trial {trial.number} does not compose",
+        )
+
+    def _run(self, trial: optuna.Trial) -> float:
+        run_name = f"{self.plan.study_name}-trial-{trial.number}"
+        values, overrides = self._sample(trial, run_name)
+        # A tracked trial's writes are held from its run's start and written when it ends
+        # (`start_trial_run` / `finish_trial_run`); a hidden trial's run link is not even
+        # fetched (a request).
+        with no_run_links() if self.quiet else contextlib.nullcontext():
+            if self.parent_run_id is None:
+                cfg = self._compose(trial, run_name, values, overrides)
+                return self._tracked(trial, cfg, None)
+            if not self.overlap:
+                cfg = self._compose(trial, run_name, values, overrides)
+                run_id = self._start_run(trial, run_name, overrides)
+            else:
+                run_id, cfg = self._start_run_while_composing(trial, run_name, values, overrides)
+            trial.set_user_attr(runs.RUN_ID_ATTR, run_id)
+            return self._tracked(trial, cfg, run_id)
+
+    def _start_run(self, trial: optuna.Trial, run_name: str, overrides: list[str]) -> str:
+        tags = {
+            runs.TRIAL_TAG: trial.number,
+            "optuna.study_name": self.plan.study_name,
+            "viralab.sweep": self.plan.name,
+            "viralab.sweep.command": redact_text(
+                "python -m viralab.train " + shlex.join(overrides)
+            ),
+        }
+        return runs.start_trial_run(self.parent_run_id, self.experiment_id, run_name, tags)
+
+    def _start_run_while_composing(
+        self, trial: optuna.Trial, run_name: str, values: dict[str, Any], overrides: list[str]
+    ) -> tuple[str, DictConfig]:
+        """The trial's run created while another thread composes its config: the config does
+        not need the run. Why: against a tracking server the creation is a request (~11 ms)
+        the trial only waited for; the config (a copy of the base with the trial's values,
+        ~5 ms) is built meanwhile. A trial whose config fails ends its run FAILED (the config
+        was checked before trial 1)."""
+        if self._compose_pool is None:
+            self._compose_pool = ThreadPoolExecutor(1, thread_name_prefix="viralab-trial-config")
+        composed = self._compose_pool.submit(
+            contextvars.copy_context().run, self._compose, trial, run_name, values, overrides
+        )
+        try:
+            run_id = self._start_run(trial, run_name, overrides)
+        except BaseException:
+            futures_wait([composed])
+            raise
+        try:
+            cfg = composed.result()
+        except BaseException as exc:
+            futures_wait([composed])
+            runs.finish_trial_run(run_id, "FAIL", error=exc)
+            raise
+        return run_id, cfg
+
+    def _tracked(self, trial: optuna.Trial, cfg: DictConfig, run_id: str | None) -> float:
+        plan = self.plan
+        try:
+            with (
+                active_trial(trial),
+                sweep_parent(self.parent_run_id),
+                runs.adopt_run(run_id),
+                _quiet() if self.quiet else contextlib.nullcontext(),
+                # the config's logged form from the base's: not resolved and redacted again
+                known_safe_container(cfg, self.trial_base.safe_container(cfg)),
+            ):
+                metrics = self.trial_fn(cfg)
+        except optuna.TrialPruned as exc:
+            runs.finish_trial_run(run_id, "PRUNED", step=getattr(exc, "step", None))
+            raise
+        except ViralabError as exc:  # the user's config or data: every trial would fail
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            runs.finish_trial_run(run_id, "FAIL", error=exc)
+            raise
+        except Exception as exc:
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            runs.finish_trial_run(run_id, "FAIL", error=exc)
+            raise TrialFailed(self.last_error) from exc
+        except BaseException as exc:  # Ctrl-C: the run ends KILLED, the sweep stops
+            runs.finish_trial_run(run_id, "FAIL", error=exc)
+            raise
+        if plan.metric not in metrics:
+            error = ConfigError(
+                f"sweep.metric {plan.metric!r} is not among the trial's metrics "
+                f"({', '.join(sorted(metrics)) or 'none'}): pick one of them"
+            )
+            runs.finish_trial_run(run_id, "FAIL", error=error)
+            raise error
+        value = float(metrics[plan.metric])
+        if not math.isfinite(value):
+            self.last_error = f"{plan.metric} is {value}"
+            runs.finish_trial_run(run_id, "FAIL", error=ValueError(self.last_error))
+            raise TrialFailed(self.last_error)
+        runs.finish_trial_run(run_id, "COMPLETE")
+        return value
