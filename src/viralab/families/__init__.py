@@ -1,0 +1,1 @@
+"""Model families: each owns its data contract, fit, evaluation, logging and packaging."""
