@@ -94,13 +94,13 @@ CATEGORIES: dict[str, list[Callable[[str, str], bool]]] = {
     "metrics": [_fn("log_metrics", "log_metric", path=_FLUENT)],
     "tags": [_fn("set_tags", "set_tag", path=_FLUENT)],
     "batch (metrics+tags)": [_fn("log_batch", path=_CLIENT)],
-    "dataset": [_fn("log_dataset", path="viralab/preference.py")],
+    "dataset": [_fn("log_dataset", path="viralab/families/preference/log.py")],
     "artifacts": [
         _fn("log_artifact", "log_artifacts", "log_dict", "log_text", "log_figure", path=_FLUENT),
         _fn("upload_artifacts", path="viralab/tracking/artifacts.py"),  # `artifact_batch`'s upload
     ],
     "model + registry": [
-        _fn("log_model", path="viralab/preference.py"),
+        _fn("log_model", path="viralab/families/preference/model.py"),
         _fn("register_model", "search_logged_models", path="mlflow"),
     ],
     "store reads": [_fn("get_run", "get_experiment_by_name", path="mlflow/tracking")],
@@ -147,7 +147,7 @@ def print_breakdown(title: str, parts: dict[str, float], per: int, unit: str) ->
 
 def compute_only(cfg: DictConfig) -> dict[str, float]:
     """The compute half of `train_preference`: the same data and fit, no MLflow."""
-    from viralab.preference import fit_preference, load_preference_data
+    from viralab.families.preference.run import fit_preference, load_preference_data
 
     frame, _ = load_preference_data(cfg)
     return fit_preference(cfg, frame).metrics
@@ -157,7 +157,7 @@ def compute_only(cfg: DictConfig) -> dict[str, float]:
 def compute_clock() -> Iterator[list[float]]:
     """Seconds spent in the trials' compute (`load_preference_data`, `fit_preference`) in the
     body, tracked or not: the rest of a sweep's time is its machinery (Optuna) and tracking."""
-    from viralab import preference
+    from viralab.families.preference import run as preference
 
     spent = [0.0]
     originals = {n: getattr(preference, n) for n in ("load_preference_data", "fit_preference")}

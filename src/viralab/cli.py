@@ -48,7 +48,9 @@ def milestone(
 ) -> None:
     """Where the usable ratings stand on the spec's milestones (100/200/300/500), what next."""
     from viralab.entrypoint import refuse_secret_overrides
-    from viralab.milestones import data_status  # imported here: keeps `viralab --help` fast
+
+    # imported here: keeps `viralab --help` fast
+    from viralab.families.preference.milestones import data_status
 
     refuse_secret_overrides(overrides or [])  # secrets come from the environment
     for line in data_status(overrides or []):

@@ -32,7 +32,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     configure_tracking(cfg)
     family = cfg.task.family
     if family == "preference":
-        from viralab.preference import train_preference
+        from viralab.families.preference import train as train_preference
 
         return train_preference(cfg)
     if family == "forecast":

@@ -17,6 +17,7 @@ from tests.monitor.test_triggers import blank, blank_store  # noqa: F401  (fixtu
 from viralab.data.extraction import extract_training_records
 from viralab.data.sample import generate_ratings
 from viralab.errors import ConfigError
+from viralab.families.preference.prepare import records_frame
 from viralab.features.tabular import ANALYSIS_COLUMN, AnalysisEncoder
 from viralab.monitor.drift import (
     MEASURE,
@@ -30,7 +31,6 @@ from viralab.monitor.drift import (
     psi,
     shift_p_value,
 )
-from viralab.preference import records_frame
 
 SHIFTED = ("production.durationSeconds", "hook.strength")
 

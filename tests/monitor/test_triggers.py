@@ -23,6 +23,7 @@ from viralab.cli import app
 from viralab.config import compose
 from viralab.data.sample import generate_ratings, generate_stats
 from viralab.errors import ConfigError
+from viralab.families.preference.prepare import TAG_MAX_RATED_AT
 from viralab.monitor.commands import EXIT_DUE, EXIT_ERROR
 from viralab.monitor.triggers import (
     FIRED,
@@ -34,7 +35,6 @@ from viralab.monitor.triggers import (
     RetrainSettings,
     check,
 )
-from viralab.preference import TAG_MAX_RATED_AT
 from viralab.registry.client import RegistryError
 from viralab.registry.markers import RegistrySettings
 from viralab.tracking import ensure_experiment

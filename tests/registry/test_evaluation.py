@@ -17,8 +17,8 @@ from mlflow import MlflowClient
 
 from tests.registry.fakes import LinearRater, NearestRater, TrendForecaster
 from tests.registry.kit import RegistryKit
+from viralab.families.preference.prepare import LABEL
 from viralab.features.tabular import ANALYSIS_COLUMN
-from viralab.preference import LABEL
 from viralab.registry import evaluation
 from viralab.registry.evaluation import compare_on_champion_eval, compare_with_champion
 from viralab.registry.gate_set import choose_ratings, choose_stretch, freeze_gate_set

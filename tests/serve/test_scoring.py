@@ -22,10 +22,10 @@ from sklearn.tree import DecisionTreeRegressor
 
 from viralab.config import compose
 from viralab.data.sample import generate_ratings
+from viralab.families.preference.fit import build_pipeline
 from viralab.features.compiled import CompiledFlattener, parse_json
 from viralab.features.flatten import flatten_cache, flatten_document
 from viralab.features.tabular import ANALYSIS_COLUMN, AnalysisEncoder, flatten_rows
-from viralab.preference import build_pipeline
 from viralab.serve.explain import Explainer, top_factors, weighed_columns
 from viralab.serve.preference_model import PreferenceModel, served_records
 from viralab.serve.scoring import CHUNK, CompiledScorer

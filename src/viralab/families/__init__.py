@@ -1,1 +1,1 @@
-"""Model families: one package per kind of model, owning its data, fit, evaluation and logs."""
+"""Model families: each owns its data contract, fit, evaluation, logging and packaging."""

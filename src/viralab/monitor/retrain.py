@@ -262,8 +262,8 @@ def compare_preference(
 ) -> Comparison | None:
     """Both versions score the new ratings. The challenger trained on most of them, so its
     MAE there is partly in-sample; the new ratings in its test part are new to both."""
+    from viralab.families.preference.prepare import LABEL
     from viralab.features.tabular import ANALYSIS_COLUMN
-    from viralab.preference import LABEL
 
     recent = result.recent
     if recent.empty:

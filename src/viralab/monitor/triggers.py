@@ -424,7 +424,7 @@ def degradation_trigger(
 
 def rating_cutoff(run: RunData) -> tuple[pd.Timestamp | None, str]:
     """The newest `rated_at` the version trained on, and how it is known."""
-    from viralab.preference import TAG_MAX_RATED_AT
+    from viralab.families.preference.prepare import TAG_MAX_RATED_AT
 
     tagged = _parse_time(run.tags.get(TAG_MAX_RATED_AT))
     if tagged is not None:
@@ -464,7 +464,7 @@ def preference_predictions(pyfunc: Any, frame: pd.DataFrame) -> np.ndarray:
 def recent_ratings(cfg: DictConfig, cutoff: pd.Timestamp | None) -> tuple[pd.DataFrame, int]:
     """Usable ratings rated after `cutoff` (all when None), and how many had no parseable
     `rated_at` (never counted as new)."""
-    from viralab.preference import dimension_names, extract_usable, records_frame
+    from viralab.families.preference.prepare import dimension_names, extract_usable, records_frame
 
     records, _ = extract_usable(cfg)
     frame = records_frame(records, dimension_names(cfg))
@@ -530,7 +530,7 @@ def check_preference(
     manual: bool,
     now: datetime,
 ) -> CheckResult:
-    from viralab.preference import LABEL
+    from viralab.families.preference.prepare import LABEL
 
     cutoff, basis = rating_cutoff(run)
     recent, unknown = recent_ratings(cfg, cutoff)

@@ -188,7 +188,7 @@ def load_gate_rows(gate: GateSet, data_cfg: Any = None) -> pd.DataFrame:
         data_cfg = compose().data
     if gate.kind == "ratings":
         from viralab.data.sources import extract_records
-        from viralab.preference import records_frame
+        from viralab.families.preference.prepare import records_frame
 
         records, _ = extract_records(data_cfg)
         members = set(gate.members)
@@ -229,8 +229,8 @@ def score_gate_set(
 
 
 def _score_ratings(models: dict[str, Any], rows: pd.DataFrame) -> GateScores:
+    from viralab.families.preference.prepare import LABEL
     from viralab.features.tabular import ANALYSIS_COLUMN
-    from viralab.preference import LABEL
 
     if rows.empty:
         raise DataError("none of the gate ratings is in the data any more")

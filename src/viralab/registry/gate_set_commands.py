@@ -63,7 +63,7 @@ def _members(cfg: Any, kind: str, settings: Any) -> Any:
     from viralab.registry.gate_set import choose_ratings, choose_stretch
 
     if kind == "ratings":
-        from viralab.preference import extract_usable
+        from viralab.families.preference.prepare import extract_usable
 
         records, _ = extract_usable(cfg)
         if len(records) < settings.min_members:

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from viralab.cli import app
 from viralab.config import compose
 from viralab.errors import ConfigError
-from viralab.milestones import (
+from viralab.families.preference.milestones import (
     SPEC_MILESTONES,
     current_milestone,
     decide_training,

@@ -20,18 +20,11 @@ from sklearn.model_selection import train_test_split
 from viralab.config import compose
 from viralab.data.sample import generate_ratings
 from viralab.errors import ConfigError, DataError
+from viralab.families.preference.evaluate import feature_weights, selected_feature_names, verdicts
+from viralab.families.preference.fit import build_estimator, build_pipeline, fit_preference
+from viralab.families.preference.log import training_dataset
+from viralab.families.preference.prepare import LABEL, records_frame
 from viralab.features.tabular import ANALYSIS_COLUMN
-from viralab.preference import (
-    LABEL,
-    build_estimator,
-    build_pipeline,
-    feature_weights,
-    fit_preference,
-    records_frame,
-    selected_feature_names,
-    training_dataset,
-    verdicts,
-)
 from viralab.serve.preference_model import PreferenceModel
 from viralab.train import train
 

@@ -14,7 +14,9 @@ from dataclasses import dataclass, replace
 from itertools import pairwise
 from typing import Any
 
+from viralab.config import check_group_choices, compose
 from viralab.errors import ConfigError
+from viralab.families.preference.prepare import extract_usable
 
 BELOW_FIRST = "collecting"
 
@@ -205,9 +207,6 @@ def milestone_report(
 def data_status(overrides: Sequence[str] = ()) -> list[str]:
     """`viralab milestone`: count the configured source's usable ratings (the training
     extraction, same rules) and report them against the milestones."""
-    from viralab.config import check_group_choices, compose
-    from viralab.preference import extract_usable
-
     check_group_choices(overrides)
     try:
         cfg = compose(overrides)

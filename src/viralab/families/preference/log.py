@@ -1,0 +1,222 @@
+"""The MLflow edge of a preference run: metrics, tags, dataset, artifacts, retrain basis.
+
+Everything that writes to the active run lives here; computing stays in `fit`/`evaluate`.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import joblib
+import mlflow
+import pandas as pd
+from omegaconf import DictConfig
+
+from viralab.analysis.correlation import CorrelationReport
+from viralab.analysis.plots import correlation_bars, predicted_vs_actual, residuals
+from viralab.data.extraction import ExtractionReport
+from viralab.families.preference.fit import PreferenceResult
+from viralab.families.preference.model import log_model
+from viralab.families.preference.prepare import LABEL, retrain_basis_tags
+from viralab.features.tabular import ANALYSIS_COLUMN
+from viralab.tracking import (
+    ArtifactBatch,
+    artifact_batch,
+    flush_held,
+    log_metrics,
+    set_tags,
+)
+
+
+def default_run_name(cfg: DictConfig) -> str:
+    if cfg.get("run_name"):
+        return str(cfg.run_name)
+    return f"{cfg.model.name}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+
+
+def log_correlations(
+    report: CorrelationReport,
+    plots: bool = True,
+    metrics: bool = True,
+    artifacts: ArtifactBatch | None = None,
+) -> None:
+    """`correlations.csv`, `correlations.png`, `feature_importance_snapshot.json`, counts
+    (``metrics=False``: the caller logs `report.metrics()` in its own batch; ``artifacts``: the
+    caller's artifact batch, uploaded with the rest of the run's files)."""
+    if metrics:
+        log_metrics(report.metrics())
+    if artifacts is None:
+        with artifact_batch() as batch:
+            return log_correlations(report, plots=plots, metrics=False, artifacts=batch)
+    report.table.to_csv(artifacts.path("correlations.csv"), index=False)
+    if plots:
+        artifacts.figure(
+            correlation_bars(report.top_positive, report.top_negative), "correlations.png"
+        )
+    artifacts.dict(report.snapshot(), "feature_importance_snapshot.json")
+
+
+#: The last training data logged per dataset name, with its `mlflow.data` dataset.
+_last_dataset: dict[str, tuple[pd.DataFrame, Any]] = {}
+#: Frames up to this many rows are kept to compare with the next run's (a sweep's trials).
+DATASET_MEMO_ROWS = 100_000
+
+
+def training_dataset(data: pd.DataFrame, name: str) -> Any:
+    """`mlflow.data.from_pandas(data)`, reused when the process logged equal data last time.
+
+    Why: every trial of a sweep loads the same ratings, and hashing them for the digest took
+    ~7 ms a trial; comparing with the last frame (`DataFrame.equals`, every row and column,
+    stricter than the digest's first 10,000 rows) takes well under one.
+    """
+    last = _last_dataset.get(name)
+    if last is not None and last[0].equals(data):
+        return last[1]
+    dataset = mlflow.data.from_pandas(data, name=name, targets=LABEL)
+    if len(data) <= DATASET_MEMO_ROWS:
+        _last_dataset[name] = (data, dataset)
+    return dataset
+
+
+def log_dataset(cfg: DictConfig, frame: pd.DataFrame) -> None:
+    """The training data as the run's dataset input; in a sweep, once on the parent run and
+    referenced by each trial (`viralab.dataset.*` tags: digest, name, the parent's run id)."""
+    # why: sweeps sit above the families (they call `train`); in a sweep they hold the one
+    # dataset input every trial references
+    from viralab.sweeps.hooks import (
+        DATASET_DIGEST_TAG,
+        DATASET_NAME_TAG,
+        DATASET_RUN_TAG,
+        share_dataset,
+    )
+
+    dataset = training_dataset(
+        frame[["rating_id", "video_id", ANALYSIS_COLUMN, LABEL]],
+        name=f"preference-ratings-{cfg.data.source}",
+    )
+    holder = share_dataset(dataset, context="training")
+    if holder is None:
+        mlflow.log_input(dataset, context="training")
+        return
+    set_tags(
+        {
+            DATASET_DIGEST_TAG: dataset.digest,
+            DATASET_NAME_TAG: dataset.name,
+            DATASET_RUN_TAG: holder,
+        }
+    )
+
+
+def log_feature_metadata(metadata: dict[str, Any], artifacts: ArtifactBatch) -> None:
+    """`feature_metadata.json` in the run's ``artifacts``; in a sweep, once on the parent run
+    per content and referenced by each trial (tags `viralab.feature_metadata.run_id` and
+    `.path`): every trial of a sweep computes the same metadata from the same ratings."""
+    # why: sweeps sit above the families; in a sweep they hold the shared metadata
+    from viralab.sweeps.hooks import (
+        FEATURE_METADATA_PATH_TAG,
+        FEATURE_METADATA_RUN_TAG,
+        share_json,
+    )
+
+    shared = share_json(metadata, "feature_metadata")
+    if shared is None:
+        artifacts.dict(metadata, "feature_metadata.json")
+    else:
+        set_tags({FEATURE_METADATA_RUN_TAG: shared[0], FEATURE_METADATA_PATH_TAG: shared[1]})
+
+
+def log_preference(
+    cfg: DictConfig, result: PreferenceResult, frame: pd.DataFrame, report: ExtractionReport
+) -> str | None:
+    """Log metrics, dataset, artifacts and the pyfunc model to the active run; register it.
+
+    Returns the registered version number, or None when registration is off.
+    """
+    # every metric and tag of the run in one call (held with the run's other writes when
+    # they are: `held_writes`), not one call per group
+    metrics = {**result.metrics, **report.as_metrics()}
+    if result.correlations is not None:
+        metrics.update(result.correlations.metrics())
+    tags = {
+        "viralab.verdict": result.verdict["overall"],
+        "viralab.verdict.mae": result.verdict["mae"],
+        "viralab.verdict.r2": result.verdict["r2"],
+        "viralab.beats_baseline": str(result.metrics["mae"] < result.metrics["baseline_mae"]),
+        "viralab.feature_weights": result.weights_kind,
+        **retrain_basis_tags(frame),
+    }
+    log_metrics(metrics)
+    set_tags(tags)
+    log_dataset(cfg, frame)
+    # the run's files go up together when the batch ends (concurrently to a server), before
+    # the model: its logging reads nothing of them
+    with artifact_batch() as artifacts:
+        if cfg.get("log_model", True):  # read from a model's run only (retrain's drift
+            # trigger): a run without a model (a lean sweep trial) skips the binning
+            log_retrain_basis(cfg, result, frame, tags=False, artifacts=artifacts)
+        encoder = result.pipeline.named_steps["features"]
+        artifacts.dict(result.feature_weights, "feature_weights.json")
+        log_feature_metadata({k: m.as_dict() for k, m in encoder.metadata_.items()}, artifacts)
+        plots = bool(cfg.get("log_plots", True))
+        if result.correlations is not None:
+            log_correlations(result.correlations, plots=plots, metrics=False, artifacts=artifacts)
+        artifacts.dict(result.errors, "error_analysis.json")
+        y_test = result.test[LABEL].to_numpy()
+        if plots:
+            artifacts.figure(
+                predicted_vs_actual(y_test, result.test_pred), "plots/predicted_vs_actual.png"
+            )
+            artifacts.figure(
+                residuals(y_test, result.test_pred, float(cfg.task.get("error_threshold", 0.2))),
+                "plots/residuals.png",
+            )
+        if cfg.get("log_model", True):  # the rows the model was scored on: read only from a
+            # model's run (the registry's fallback comparison, retrain's challenger check)
+            result.test[[ANALYSIS_COLUMN]].assign(__label__=result.test[LABEL]).to_parquet(
+                artifacts.path("eval/test_set.parquet")
+            )
+        if result.dimensions is not None:
+            dims = result.dimensions
+            artifacts.dict(dims.metrics, "dimensions/metrics.json")
+            artifacts.dict(dims.weights, "dimensions/feature_weights.json")
+            joblib.dump(dims.pipeline, artifacts.path("dimensions/pipeline.joblib"))
+    if not cfg.get("log_model", True):  # sweep trials: numbers only, no model (and no
+        return None  # scratch folder: creating and removing one took ~5 ms a trial here)
+    with tempfile.TemporaryDirectory() as tmp:
+        flush_held()  # registration's gates and evidence read the run's metrics and tags
+        return log_model(cfg, result, Path(tmp))
+
+
+def log_retrain_basis(
+    cfg: DictConfig,
+    result: PreferenceResult,
+    frame: pd.DataFrame,
+    tags: bool = True,
+    artifacts: ArtifactBatch | None = None,
+) -> None:
+    """What a later retrain check compares the current data with: the data cutoff and size
+    (run tags; ``tags=False``: the caller logs `retrain_basis_tags` in its own batch) and the
+    training rows' binned feature distribution (`drift/reference.json`; in the caller's
+    ``artifacts`` batch if given)."""
+    # why: the monitor sits above the families; its drift check defines the reference's
+    # binning and artifact path, which training writes for it
+    from viralab.monitor.drift import REFERENCE_ARTIFACT, build_reference
+
+    if tags:
+        set_tags(retrain_basis_tags(frame))
+    train_rows = frame[~frame["rating_id"].isin(set(result.test["rating_id"]))]
+    if train_rows.empty:  # duplicate ids: fall back to every row the run saw
+        train_rows = frame
+    retrain_cfg = cfg.get("retrain") or {}
+    reference = build_reference(
+        result.pipeline.named_steps["features"],
+        train_rows[[ANALYSIS_COLUMN]],
+        bins=int(retrain_cfg.get("reference_bins", 10)),
+    )
+    if artifacts is None:
+        mlflow.log_dict(reference, REFERENCE_ARTIFACT)
+    else:
+        artifacts.dict(reference, REFERENCE_ARTIFACT)
