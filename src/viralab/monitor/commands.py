@@ -86,7 +86,6 @@ def split_arguments(model: str, overrides: list[str] | None) -> tuple[str, list[
 def compose_for(model: str, overrides: list[str]) -> DictConfig:
     """The current config for `model`: a forecaster gets `model=lstm` (its task and data
     shape) unless the overrides choose a model."""
-
     # artifact downloads would draw tqdm bars on stderr between our lines
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     overrides = expand_override_args(overrides)
@@ -167,7 +166,6 @@ def check(
     ] = False,
 ) -> None:
     """Judge MODEL's retrain triggers against its champion; exit 10 when retraining is advised."""
-
     model, overrides = split_arguments(model, overrides)
     cfg = compose_for(model, overrides)
     result = run_check(cfg, model, manual=manual)
@@ -246,7 +244,6 @@ def run_retrain(
     ] = None,
 ) -> None:
     """Retrain MODEL when a trigger fired: champion's config, current data -> challenger."""
-
     model, overrides = split_arguments(model, overrides)
     cfg = compose_for(model, overrides)
     outcome = retrain(cfg, model, overrides=overrides, force=force, auto_promote=auto_promote)

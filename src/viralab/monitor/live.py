@@ -338,7 +338,6 @@ def logged_live_mae(
 ) -> tuple[tuple[float, int] | None, str]:
     """(MAE, n) of `version`'s logged predictions that have an outcome, or None and why not
     (no log database, no predictions table, none with an outcome, or unreachable)."""
-
     try:
         engine = open_log_engine(url)
         if engine is None:

@@ -108,7 +108,6 @@ def live(
     as_json: JsonOption = False,
 ) -> None:
     """Live MAE per version and marker: logged predictions judged by later outcomes."""
-
     start = _window(since)
     engine, shown = _engine(database_url)
     try:

@@ -20,6 +20,11 @@ Which config: the champion's logged `config.yaml` (resolved, with secrets redact
 onto a fresh compose of the current config, except `data`, `tracking`, `registry` and `retrain`,
 which stay current: retraining runs on today's data and store, with secrets from today's
 environment, and the redacted `***` values are dropped rather than trained with.
+
+Layout: this module runs a retrain (`retrain`); the training config is planned in
+`training_config`, the lock is `lock` (with `orphans` for what a killed retrain left), the
+check is logged by `check_log`, the challenger check is `challenger_check`, and the training
+itself is the family's (`family_training`).
 """
 
 from __future__ import annotations

@@ -28,6 +28,11 @@ forecasters (spec 002 `retraining_conditions`):
 Every model also has `manual` (`--manual`, or `viralab retrain run --force`), and any model may
 set `max_age_days`. Checking trains nothing: it reads the registry and the data and loads the
 champion once to score the new rows.
+
+Layout: this module is the entry (`check`); the settings are `retrain_settings`, the verdicts
+`trigger_results`, the champion and its runs `champion`, the triggers every family has
+`shared_triggers`, each family's `preference_triggers` / `forecast_triggers`, and what reaches
+into a saved model to score it `preference_scoring` / `forecast_scoring`.
 """
 
 from __future__ import annotations
@@ -76,7 +81,6 @@ def check(
         RegistryError: unknown model, no champion, or an unreachable store.
         DataError: the configured data cannot be read.
     """
-
     configure_tracking(cfg)
     settings = RetrainSettings.from_config(cfg.get("retrain"))
     mt = settings.for_model(model)

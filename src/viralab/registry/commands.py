@@ -63,7 +63,6 @@ def _console(stderr: bool = False) -> Console:
 
 def load_settings(mode: str | None = None) -> RegistrySettings:
     """Compose the project config (with `registry.mode` overridden) and configure MLflow."""
-
     # artifact downloads would draw tqdm bars on stderr between our one-line messages
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     overrides = [f"registry.mode={mode}"] if mode else []
@@ -75,7 +74,6 @@ def load_settings(mode: str | None = None) -> RegistrySettings:
     configure_tracking(cfg)
     section = OmegaConf.to_container(cfg.registry, resolve=True)
     settings = RegistrySettings.from_config(section)  # type: ignore[arg-type]
-
     require_store()
     return settings
 
@@ -133,7 +131,6 @@ def promote(
     dry_run: DryRunOption = False,
 ) -> None:
     """Check the gates, then make VERSION of MODEL the champion or the challenger."""
-
     settings = load_settings(mode)
     try:
         outcome = do_promote(
@@ -156,7 +153,6 @@ def rollback(
     dry_run: DryRunOption = False,
 ) -> None:
     """Give champion back to the version that held it before the current one."""
-
     settings = load_settings(mode)
     try:
         outcome = do_rollback(
@@ -199,7 +195,6 @@ def sync(
     ] = False,
 ) -> None:
     """Make the model_versions table mirror the Model Registry (idempotent, one transaction)."""
-
     out = _console()
     settings = load_settings(mode)
     out.print(f"mirror: {describe_target(database_url)}", markup=False)

@@ -150,7 +150,6 @@ def record_change(
         MarkerMoved: the marker's holder is no longer `change.expected`.
         RegistryError / ViralabError: the registry or the database failed; nothing changed.
     """
-
     url = mirror_url(database_url)
     engine = _engine(url)
     undo: Callable[[], None] | None = None
@@ -222,7 +221,6 @@ def read_events(
     database_url: str | None = None,
 ) -> list[dict[str, Any]]:
     """Events oldest first (all models, or one model and optionally one marker)."""
-
     url = mirror_url(database_url)
     engine = mirror_engine(url)
     try:

@@ -55,7 +55,6 @@ SetOption = Annotated[
 
 def _compose(model: str, overrides: list[str] | None) -> tuple[Any, str]:
     """The project config for `model` and its gate-set kind (ratings | stretch)."""
-
     base = compose(list(overrides or []))
     forecast = compose(["model=lstm", *(overrides or [])])
     prefix = str(forecast.task.get("registered_model_prefix", "youtube-lstm-"))
@@ -91,7 +90,6 @@ def _members(cfg: Any, kind: str, settings: Any) -> Any:
 @user_errors_exit
 def freeze(model: ModelArg, set_: SetOption = None) -> None:
     """Fix MODEL's gate set from the current data (no-op when it already has one)."""
-
     cfg, kind = _compose(model, set_)
     settings = settings_from_cfg(cfg)
     gate, created = freeze_gate_set(
@@ -115,7 +113,6 @@ def freeze(model: ModelArg, set_: SetOption = None) -> None:
 @user_errors_exit
 def show(model: ModelArg) -> None:
     """Print MODEL's current gate set and every earlier one (the refresh history)."""
-
     cfg, _ = _compose(model, None)
     history = gate_set_history(model, settings_from_cfg(cfg))
     if not history:
@@ -138,7 +135,6 @@ def refresh(
     set_: SetOption = None,
 ) -> None:
     """Replace MODEL's gate set from the current data, on the record; re-score the champion."""
-
     if not reason.strip():
         raise ConfigError("refresh needs --reason '...': it is recorded with who and when")
     cfg, kind = _compose(model, set_)

@@ -126,7 +126,6 @@ def hold_out_gate_ratings(cfg: Any, records: list[dict[str, Any]], report: Any) 
 
 def forecast_models(cfg: Any) -> list[str]:
     """The registered forecasters this config trains (`target=all`: all three)."""
-
     target = str(cfg.get("target", "all"))
     prefix = str(cfg.task.get("registered_model_prefix", "youtube-lstm-"))
     return [f"{prefix}{t}" for t in (TARGETS if target == "all" else [target])]

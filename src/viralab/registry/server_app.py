@@ -203,7 +203,6 @@ def _stage_response(client: MlflowClient, model: str, version: str) -> Response:
 
 def install_guard(app: Flask) -> Flask:
     """Register the guard on MLflow's Flask app (after any auth hook, so users are known)."""
-
     events.KEEP_ENGINES = True
     app.before_request(guard_request)
     return app
