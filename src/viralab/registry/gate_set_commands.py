@@ -62,7 +62,6 @@ def _compose(model: str, overrides: list[str] | None) -> tuple[Any, str]:
         cfg, kind = base, "ratings"
     elif model.startswith(prefix):
         cfg, kind = forecast, "stretch"
-
         target_column(model.removeprefix(prefix))  # ConfigError for an unknown target
     else:
         raise ConfigError(
