@@ -96,6 +96,7 @@ class RetrainSettings:
                 f"no retrain triggers configured for model {model!r} "
                 f"(retrain.models in conf/retrain/); configured: {known}"
             )
+        return self.models[model]
 
 
 __all__ = ["FAMILIES", "ModelTriggers", "RetrainSettings"]

@@ -149,6 +149,7 @@ class CheckResult:
             tags["viralab.retrain.already_judged"] = self.already_judged[:500]
         if self.live_source:
             tags["viralab.retrain.live_mae_source"] = self.live_source
+        return tags
 
 
 __all__ = [
