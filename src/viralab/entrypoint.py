@@ -71,6 +71,10 @@ def install_guards() -> None:
 
 
 def user_errors_exit(func: F) -> F:
+    """One error style for every command: a `ViralabError` is one redacted `error: ...` line
+    on stderr and exit 2, or the error's own `exit_code` where its kind has one a script must
+    tell apart (a refused promotion: 3; a held retrain lock: 75)."""
+
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         install_guards()
@@ -79,7 +83,7 @@ def user_errors_exit(func: F) -> F:
         except ViralabError as exc:
             logging.getLogger("viralab").debug("user error", exc_info=True)
             print(f"error: {redact_text(str(exc))}", file=sys.stderr)
-            sys.exit(2)
+            sys.exit(getattr(exc, "exit_code", 2))
         except Exception as exc:  # a dead tracking server / database: one line, not a bug
             message = unreachable_message(exc)
             if message is None:

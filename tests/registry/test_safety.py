@@ -78,7 +78,7 @@ def test_a_failure_after_the_move_puts_the_marker_back(kit, settings, app_db, mo
         def broken_sync(*_args, **_kwargs):
             raise RegistryError("mirror sync failed")
 
-        monkeypatch.setattr("viralab.registry.sync.sync_in", broken_sync)
+        monkeypatch.setattr(events_module, "sync_in", broken_sync)
     else:
 
         def engine_that_cannot_commit(url=None):

@@ -21,11 +21,12 @@ from tests.registry.kit import GOOD_FORECAST, GOOD_PREFERENCE, WEIGHTS, Registry
 from tests.support.services import PG_PASSWORD, free_port
 from viralab.data.database import normalize_url
 from viralab.errors import DataError
-from viralab.registry import sync as sync_module
 from viralab.registry.commands import app
 from viralab.registry.markers import RegistrySettings
 from viralab.registry.mirror import mirror_engine, model_versions
+from viralab.registry.sync import reading as sync_reading
 from viralab.registry.sync import sync_registry
+from viralab.registry.sync import writing as sync_writing
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -188,7 +189,7 @@ def test_concurrent_syncs_sqlite(tmp_path, kit, settings):
 
 def _kill_after_first_write(mp: pytest.MonkeyPatch, kill) -> None:
     """Let the sync write its first batch, then take the database away."""
-    original = sync_module.write_rows
+    original = sync_writing.write_rows
     calls = {"n": 0}
 
     def write_then_kill(conn, inserts, updates):
@@ -197,7 +198,7 @@ def _kill_after_first_write(mp: pytest.MonkeyPatch, kill) -> None:
         if calls["n"] == 1:
             kill(conn)
 
-    mp.setattr(sync_module, "write_rows", write_then_kill)
+    mp.setattr(sync_writing, "write_rows", write_then_kill)
 
 
 def _table_count(url: str) -> int | None:
@@ -346,9 +347,9 @@ def test_module_entry_point_runs(tmp_path, kit, fast_store):
 
 def test_paging_and_run_batches_cover_everything(tmp_path, kit, settings, monkeypatch):
     populate(kit)
-    monkeypatch.setattr(sync_module, "MODELS_PAGE", 1)
-    monkeypatch.setattr(sync_module, "VERSIONS_PAGE", 1)
-    monkeypatch.setattr(sync_module, "RUN_BATCH", 2)
+    monkeypatch.setattr(sync_reading, "MODELS_PAGE", 1)
+    monkeypatch.setattr(sync_reading, "VERSIONS_PAGE", 1)
+    monkeypatch.setattr(sync_reading, "RUN_BATCH", 2)
     url = f"sqlite:///{tmp_path}/paged.db"
     result = sync_registry(settings, url)
     assert (result.models, result.versions, result.inserted) == (2, 3, 3)

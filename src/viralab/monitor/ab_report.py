@@ -28,6 +28,7 @@ import pandas as pd
 from scipy import stats
 
 from viralab.monitor.live import mean_interval
+from viralab.tracking import tracked_run
 
 BETTER = "challenger better"
 WORSE = "challenger worse"
@@ -251,8 +252,6 @@ def log_ab_run(report: AbReport, experiment: str) -> str:
     """An `ab-<model>-<timestamp>` run in `experiment` (the retraining one) holding the
     report (metrics, verdict tags, `ab_report.json`); returns its id."""
     import mlflow
-
-    from viralab.tracking import tracked_run
 
     stamp = pd.Timestamp.now(tz="UTC").strftime("%Y%m%d-%H%M%S")
     tags = {

@@ -18,24 +18,33 @@ including "cannot judge": the champion could not be scored and no trigger fired.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
+from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
+from viralab.config import check_group_choices, compose, expand_override_args
+from viralab.entrypoint import refuse_secret_overrides, user_errors_exit
 from viralab.errors import ConfigError, ViralabError
-
-if TYPE_CHECKING:
-    from omegaconf import DictConfig
-
-    from viralab.monitor.retrain import RetrainOutcome
-    from viralab.monitor.triggers import CheckResult
+from viralab.monitor.lock import RetrainLocked
+from viralab.monitor.retrain import (
+    CHAMPION,
+    REFUSED,
+    SKIPPED,
+    RetrainOutcome,
+    log_check_run,
+    retrain,
+)
+from viralab.monitor.trigger_results import CheckResult
+from viralab.monitor.triggers import RetrainSettings
+from viralab.monitor.triggers import check as run_check
 
 EXIT_ERROR = 2
 EXIT_REFUSED = 3
 EXIT_DUE = 10
-EXIT_LOCKED = 75
+EXIT_LOCKED = RetrainLocked.exit_code  # 75
 DEFAULT_MODEL = "preference"
 
 app = typer.Typer(
@@ -77,10 +86,6 @@ def split_arguments(model: str, overrides: list[str] | None) -> tuple[str, list[
 def compose_for(model: str, overrides: list[str]) -> DictConfig:
     """The current config for `model`: a forecaster gets `model=lstm` (its task and data
     shape) unless the overrides choose a model."""
-    from viralab.config import check_group_choices, compose, expand_override_args
-    from viralab.entrypoint import refuse_secret_overrides
-    from viralab.monitor.triggers import RetrainSettings
-
     # artifact downloads would draw tqdm bars on stderr between our lines
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     overrides = expand_override_args(overrides)
@@ -97,13 +102,6 @@ def compose_for(model: str, overrides: list[str]) -> DictConfig:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"cannot compose the config: {detail}") from None
     return cfg
-
-
-def _fail(exc: ViralabError, code: int = EXIT_ERROR) -> typer.Exit:
-    from viralab.config import redact_text
-
-    typer.echo(f"error: {redact_text(str(exc))}", err=True)
-    return typer.Exit(code)
 
 
 def print_check(result: CheckResult, advise: bool = True) -> None:
@@ -145,16 +143,17 @@ def print_check(result: CheckResult, advise: bool = True) -> None:
         out.print("nothing to do: no trigger fired", markup=False)
 
 
-def cannot_judge(result: CheckResult) -> typer.Exit | None:
-    """Exit 2 with the reason when no trigger fired because the champion could not be
+def refuse_unjudged(result: CheckResult) -> None:
+    """Raise (exit 2 with the reason) when no trigger fired because the champion could not be
     scored: that is not "nothing to do"."""
     if result.due or not result.cannot_judge:
-        return None
+        return
     reason = "; ".join(result.cannot_judge)
-    return _fail(ViralabError(f"cannot judge {result.model} v{result.champion.version}: {reason}"))
+    raise ViralabError(f"cannot judge {result.model} v{result.champion.version}: {reason}")
 
 
 @app.command()
+@user_errors_exit
 def check(
     model: ModelArgument = DEFAULT_MODEL,
     overrides: OverridesArgument = None,
@@ -167,33 +166,20 @@ def check(
     ] = False,
 ) -> None:
     """Judge MODEL's retrain triggers against its champion; exit 10 when retraining is advised."""
-    from viralab.monitor.retrain import log_check_run
-    from viralab.monitor.triggers import RetrainSettings
-    from viralab.monitor.triggers import check as run_check
-
     model, overrides = split_arguments(model, overrides)
-    try:
-        cfg = compose_for(model, overrides)
-        result = run_check(cfg, model, manual=manual)
-        run_id = (
-            log_check_run(result, RetrainSettings.from_config(cfg.get("retrain")))
-            if log_run
-            else None
-        )
-    except ViralabError as exc:
-        raise _fail(exc) from None
+    cfg = compose_for(model, overrides)
+    result = run_check(cfg, model, manual=manual)
+    run_id = (
+        log_check_run(result, RetrainSettings.from_config(cfg.get("retrain"))) if log_run else None
+    )
     print_check(result)
     if run_id:
         _console().print(f"logged retrain-check run {run_id}", markup=False)
-    failed = cannot_judge(result)
-    if failed is not None:
-        raise failed
+    refuse_unjudged(result)
     raise typer.Exit(EXIT_DUE if result.due else 0)
 
 
 def print_outcome(outcome: RetrainOutcome) -> None:
-    from viralab.monitor.retrain import CHAMPION, REFUSED, SKIPPED
-
     out = _console()
     if outcome.status == SKIPPED:
         if not outcome.check.already_judged and not outcome.check.cannot_judge:
@@ -241,6 +227,7 @@ def print_outcome(outcome: RetrainOutcome) -> None:
 
 
 @app.command("run")
+@user_errors_exit
 def run_retrain(
     model: ModelArgument = DEFAULT_MODEL,
     overrides: OverridesArgument = None,
@@ -257,20 +244,10 @@ def run_retrain(
     ] = None,
 ) -> None:
     """Retrain MODEL when a trigger fired: champion's config, current data -> challenger."""
-    from viralab.monitor.lock import RetrainLocked
-    from viralab.monitor.retrain import REFUSED, retrain
-
     model, overrides = split_arguments(model, overrides)
-    try:
-        cfg = compose_for(model, overrides)
-        outcome = retrain(cfg, model, overrides=overrides, force=force, auto_promote=auto_promote)
-    except RetrainLocked as exc:
-        raise _fail(exc, EXIT_LOCKED) from None
-    except ViralabError as exc:
-        raise _fail(exc) from None
+    cfg = compose_for(model, overrides)
+    outcome = retrain(cfg, model, overrides=overrides, force=force, auto_promote=auto_promote)
     print_check(outcome.check, advise=False)
     print_outcome(outcome)
-    failed = cannot_judge(outcome.check)
-    if failed is not None:
-        raise failed
+    refuse_unjudged(outcome.check)
     raise typer.Exit(EXIT_REFUSED if outcome.status == REFUSED else 0)

@@ -32,7 +32,12 @@ from scipy import stats
 from sqlalchemy import func, inspect, select
 from sqlalchemy.engine import Engine
 
+from viralab.data.database import make_engine
+from viralab.data.schema import video_ratings, video_stats_processed
 from viralab.errors import ConfigError
+from viralab.redaction import redact_text
+from viralab.serve.prediction_log import prediction_log_url
+from viralab.serve.prediction_table import prediction_log_stats, predictions
 
 _SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)\s*$", re.IGNORECASE)
 _UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -75,7 +80,7 @@ def _utc(values: pd.Series) -> pd.Series:
 
 
 def _predictions(engine: Engine, model: str, since: datetime | None) -> pd.DataFrame:
-    from viralab.serve.prediction_table import predictions as p
+    p = predictions
 
     query = select(
         p.c.id, p.c.version, p.c.marker, p.c.video_id, p.c.prediction, p.c.target_at, p.c.at
@@ -97,8 +102,8 @@ def preference_outcomes(
 ) -> pd.DataFrame:
     """Each logged prediction of `model` made since `since` that has an outcome: columns
     `id, version, marker, video_id, prediction, at, outcome, rated_at`."""
-    from viralab.data.schema import video_ratings as r
-    from viralab.serve.prediction_table import predictions as p
+    r = video_ratings
+    p = predictions
 
     query = (
         select(
@@ -134,7 +139,7 @@ def preference_outcomes(
 
 def forecast_outcomes(engine: Engine, model: str, since: datetime | None) -> pd.DataFrame:
     """Each logged forecast step whose minute has arrived in `video_stats_processed`."""
-    from viralab.data.schema import video_stats_processed as s
+    s = video_stats_processed
 
     column = forecast_column(model)
     columns = ["id", "version", "marker", "video_id", "prediction", "at", "outcome", "rated_at"]
@@ -239,8 +244,8 @@ class LogCounts:
 def log_counts(engine: Engine, model: str, since: datetime | None) -> LogCounts:
     """Rows of `model` since `since`, and the written/dropped counts of the serving processes
     that reported in that window (zeros where there is no log yet)."""
-    from viralab.serve.prediction_table import prediction_log_stats as t
-    from viralab.serve.prediction_table import predictions as p
+    t = prediction_log_stats
+    p = predictions
 
     if not has_log(engine):
         return LogCounts(0, 0, 0, 0, 0)
@@ -315,9 +320,6 @@ def open_log_engine(url: str | None = None) -> Engine | None:
     (opening it would create an empty one)."""
     from sqlalchemy.engine import make_url
 
-    from viralab.data.database import make_engine
-    from viralab.serve.prediction_log import prediction_log_url
-
     url = prediction_log_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -336,8 +338,6 @@ def logged_live_mae(
 ) -> tuple[tuple[float, int] | None, str]:
     """(MAE, n) of `version`'s logged predictions that have an outcome, or None and why not
     (no log database, no predictions table, none with an outcome, or unreachable)."""
-    from viralab.redaction import redact_text
-
     try:
         engine = open_log_engine(url)
         if engine is None:

@@ -19,7 +19,19 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from viralab.config import compose
+from viralab.data.database import describe_db_error, make_engine
+from viralab.entrypoint import user_errors_exit
 from viralab.errors import ViralabError
+from viralab.monitor.ab_report import ab_report, log_ab_run
+from viralab.monitor.live import has_log, live_report, outcomes, parse_since
+from viralab.monitor.triggers import RetrainSettings
+from viralab.redaction import mask_url
+from viralab.registry.client import RegistryError, get_client, require_model
+from viralab.registry.evidence import write_ab_section
+from viralab.registry.markers import RegistrySettings, holder
+from viralab.serve.prediction_log import prediction_log_url
+from viralab.serve.prediction_table import predictions
 
 EXIT_ERROR = 2
 
@@ -46,16 +58,7 @@ def _console() -> Console:
     return Console(soft_wrap=True, highlight=False)
 
 
-def _fail(exc: Exception) -> typer.Exit:
-    from viralab.redaction import redact_text
-
-    typer.echo(f"error: {redact_text(str(exc))}", err=True)
-    return typer.Exit(EXIT_ERROR)
-
-
 def _window(since: str | None) -> datetime | None:
-    from viralab.monitor.live import parse_since
-
     if not since or since.strip().lower() == "all":
         return None
     return datetime.now(UTC) - parse_since(since)
@@ -65,10 +68,6 @@ def _check_model(model: str, engine: Any) -> None:
     """Unknown = neither in the registry nor in the log (a model that was served from a
     registry since deleted still has its rows to judge)."""
     from sqlalchemy import func, select
-
-    from viralab.monitor.live import has_log
-    from viralab.registry.client import RegistryError, get_client, require_model
-    from viralab.serve.prediction_table import predictions
 
     try:
         require_model(get_client(), model)
@@ -83,18 +82,12 @@ def _check_model(model: str, engine: Any) -> None:
 
 
 def _engine(database_url: str | None) -> tuple[Any, str]:
-    from viralab.data.database import make_engine
-    from viralab.redaction import mask_url
-    from viralab.serve.prediction_log import prediction_log_url
-
     url = prediction_log_url(database_url)
     return make_engine(url), mask_url(url) or ""
 
 
 def _db_errors(exc: Exception, url: str) -> ViralabError:
     from sqlalchemy.exc import SQLAlchemyError
-
-    from viralab.data.database import describe_db_error
 
     if isinstance(exc, SQLAlchemyError):
         return describe_db_error(exc, url)
@@ -106,6 +99,7 @@ def _interval(low: float | None, high: float | None) -> str:
 
 
 @app.command()
+@user_errors_exit
 def live(
     model: ModelArgument = "preference",
     since: Annotated[str | None, typer.Option(help="Window: 30m, 12h, 7d, 2w, or all.")] = "7d",
@@ -114,20 +108,15 @@ def live(
     as_json: JsonOption = False,
 ) -> None:
     """Live MAE per version and marker: logged predictions judged by later outcomes."""
-    from viralab.monitor.live import live_report
-
+    start = _window(since)
+    engine, shown = _engine(database_url)
     try:
-        start = _window(since)
-        engine, shown = _engine(database_url)
-        try:
-            _check_model(model, engine)
-            report = live_report(engine, model, start, database=shown, rater_type=rater_type)
-        except Exception as exc:
-            raise _db_errors(exc, shown) from None
-        finally:
-            engine.dispose()
-    except ViralabError as exc:
-        raise _fail(exc) from None
+        _check_model(model, engine)
+        report = live_report(engine, model, start, database=shown, rater_type=rater_type)
+    except Exception as exc:
+        raise _db_errors(exc, shown) from None
+    finally:
+        engine.dispose()
     if as_json:
         typer.echo(json.dumps(report.as_dict()))
         return
@@ -163,6 +152,7 @@ def live(
 
 
 @app.command()
+@user_errors_exit
 def ab(
     model: ModelArgument = "preference",
     since: Annotated[
@@ -187,47 +177,36 @@ def ab(
     """Champion vs challenger on what each served: MAEs, difference, interval, n, verdict."""
     from omegaconf import OmegaConf
 
-    from viralab.config import compose
-    from viralab.monitor.ab_report import ab_report, log_ab_run
-    from viralab.monitor.live import outcomes
-    from viralab.monitor.triggers import RetrainSettings
-    from viralab.registry.client import get_client
-    from viralab.registry.evidence import write_ab_section
-    from viralab.registry.markers import RegistrySettings, holder
-
+    start = _window(since)
+    cfg = compose()
+    reg = RegistrySettings.from_config(OmegaConf.to_container(cfg.registry, resolve=True))  # type: ignore[arg-type]
+    engine, shown = _engine(database_url)
     try:
-        start = _window(since)
-        cfg = compose()
-        reg = RegistrySettings.from_config(OmegaConf.to_container(cfg.registry, resolve=True))  # type: ignore[arg-type]
-        engine, shown = _engine(database_url)
-        try:
-            _check_model(model, engine)
-            client = get_client()
-            champ = holder(client, reg, model, "champion")
-            chal = holder(client, reg, model, "challenger")
-            joined = outcomes(engine, model, start, rater_type)
-        except ViralabError:
-            raise
-        except Exception as exc:
-            raise _db_errors(exc, shown) from None
-        finally:
-            engine.dispose()
-        report = ab_report(
-            joined,
-            model,
-            None if champ is None else int(champ.version),
-            None if chal is None else int(chal.version),
-            confidence=confidence,
-            min_per_arm=min_per_arm,
-            since=start,
-        )
-        run_id = None
-        if log_run and chal is not None:
-            experiment = RetrainSettings.from_config(cfg.get("retrain")).experiment
-            run_id = log_ab_run(report, experiment)
-            write_ab_section(client, model, chal.version, report.markdown())
-    except ViralabError as exc:
-        raise _fail(exc) from None
+        _check_model(model, engine)
+        client = get_client()
+        champ = holder(client, reg, model, "champion")
+        chal = holder(client, reg, model, "challenger")
+        joined = outcomes(engine, model, start, rater_type)
+    except ViralabError:
+        raise
+    except Exception as exc:
+        raise _db_errors(exc, shown) from None
+    finally:
+        engine.dispose()
+    report = ab_report(
+        joined,
+        model,
+        None if champ is None else int(champ.version),
+        None if chal is None else int(chal.version),
+        confidence=confidence,
+        min_per_arm=min_per_arm,
+        since=start,
+    )
+    run_id = None
+    if log_run and chal is not None:
+        experiment = RetrainSettings.from_config(cfg.get("retrain")).experiment
+        run_id = log_ab_run(report, experiment)
+        write_ab_section(client, model, chal.version, report.markdown())
     if as_json:
         typer.echo(json.dumps({**report.as_dict(), "run_id": run_id}))
         return

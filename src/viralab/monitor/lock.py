@@ -27,15 +27,19 @@ import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from viralab.errors import ViralabError
+from viralab.data.database import app_database_url, describe_db_error, normalize_url
+from viralab.errors import DataError, ViralabError
 
 LOCK_PREFIX = "viralab.retrain:"
 
 
 class RetrainLocked(ViralabError):
     """Another retrain of the same model holds the lock."""
+
+    #: EX_TEMPFAIL: cron and CI try again later (`viralab.entrypoint.user_errors_exit`)
+    exit_code: ClassVar[int] = 75
 
 
 def holder_name() -> str:
@@ -63,8 +67,6 @@ def retrain_lock(model: str, database_url: str | None = None) -> Iterator[str]:
     """
     from sqlalchemy.engine import make_url
 
-    from viralab.data.database import app_database_url, normalize_url
-
     url = normalize_url(app_database_url(database_url))
     try:
         parsed = make_url(url)
@@ -88,8 +90,6 @@ def _advisory_lock(model: str, url: str) -> Iterator[str]:
     from sqlalchemy import create_engine, text
     from sqlalchemy.exc import SQLAlchemyError
     from sqlalchemy.pool import NullPool
-
-    from viralab.data.database import describe_db_error
 
     key = LOCK_PREFIX + model
     engine = create_engine(
@@ -156,8 +156,6 @@ def _pg_holder(conn: Any, key: str) -> str:
 
 @contextlib.contextmanager
 def _file_lock(model: str, path: Path) -> Iterator[str]:
-    from viralab.errors import DataError
-
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the block

@@ -16,15 +16,13 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 from mlflow import MlflowClient
 
+from viralab.monitor.trigger_results import CheckResult
 from viralab.registry.client import registry_errors
-
-if TYPE_CHECKING:
-    from viralab.monitor.triggers import CheckResult
 
 TAG_REFUSED = "viralab.retrain.refused"
 TIME_COLUMNS = ("rated_at", "timestamp")

@@ -9,7 +9,8 @@ Everything is recorded in MLflow, in the `retrain.experiment` ("retraining") exp
   `viralab.trigger.*`, `triggers.json`), the drift report (`drift/`), the comparison on the
   new data (`compare.*`, `comparison.json`) and the outcome (`viralab.retrain.outcome`:
   `challenger`, `champion` or `refused`, with the gate summaries);
-- the training as its child run (`train()` inside an active run nests), the one training path;
+- the training as its child run (`train_family()` inside an active run nests: the families' own
+  training, the one training path);
 - the new model version tagged `viralab.challenges` and `viralab.retrain_run_id`.
 
 `viralab retrain check --log` records a check alone as a `retrain-check-<model>-<timestamp>`
@@ -19,361 +20,54 @@ Which config: the champion's logged `config.yaml` (resolved, with secrets redact
 onto a fresh compose of the current config, except `data`, `tracking`, `registry` and `retrain`,
 which stay current: retraining runs on today's data and store, with secrets from today's
 environment, and the redacted `***` values are dropped rather than trained with.
+
+Layout: this module runs a retrain (`retrain`); the training config is planned in
+`training_config`, the lock is `lock` (with `orphans` for what a killed retrain left), the
+check is logged by `check_log`, the challenger check is `challenger_check`, and the training
+itself is the family's (`family_training`).
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
 import mlflow
-import numpy as np
-import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from omegaconf import DictConfig, OmegaConf
 
-from viralab.config import compose, config_file
-from viralab.errors import ConfigError, ViralabError
-from viralab.monitor.champion_config import check_target, parse_champion_config
-from viralab.monitor.drift import log_report
+from viralab.monitor.challenger_check import Comparison, compare_forecast, compare_preference
+from viralab.monitor.check_log import log_check, log_check_run
+from viralab.monitor.family_training import train_family
 from viralab.monitor.lock import retrain_lock
 from viralab.monitor.memory import record_refusal
-from viralab.monitor.triggers import (
-    CheckResult,
-    RetrainSettings,
-    check,
-    forecast_recent_mae,
-    lineage,
-    load_champion,
-    preference_predictions,
+from viralab.monitor.orphans import TAG_OUTCOME, close_orphans
+from viralab.monitor.retrain_settings import RetrainSettings
+from viralab.monitor.training_config import (
+    RetrainError,
+    allowed_targets,
+    ignored_overrides,
+    logged_config,
+    training_config,
+    without_redacted,
 )
-from viralab.redaction import is_redacted
-from viralab.registry.client import RunData, get_client, registry_errors
+from viralab.monitor.trigger_results import CheckResult
+from viralab.monitor.triggers import check
+from viralab.registry.client import get_client, registry_errors
 from viralab.registry.gates import GateReport
 from viralab.registry.markers import RegistrySettings
+from viralab.registry.promotion import PromotionRefused, promote
 from viralab.tracking import tracked_run
 
 log = logging.getLogger(__name__)
 
-CONFIG_ARTIFACT = "config.yaml"
-#: Sections that come from the current config, not from the champion's logged one.
-CURRENT_SECTIONS = ("data", "tracking", "registry", "retrain", "hydra")
 TAG_CHALLENGES = "viralab.challenges"
 TAG_RETRAIN_RUN = "viralab.retrain_run_id"
-TAG_OUTCOME = "viralab.retrain.outcome"
 
 SKIPPED, REFUSED, CHALLENGER, CHAMPION = "skipped", "refused", "challenger", "champion"
-
-
-class RetrainError(ViralabError):
-    """Retraining could not produce a version to challenge with."""
-
-
-# ------------------------------------------------------------------------------------------
-# The champion's config
-# ------------------------------------------------------------------------------------------
-
-
-def logged_config(client: MlflowClient, run: RunData) -> tuple[str, str]:
-    """The champion's `config.yaml` text and the id of the run that holds it (the version's
-    run, or its parent for a `target=all` child).
-
-    Raises:
-        RetrainError: neither run logged a config.
-    """
-    for candidate in lineage(client, run):
-        with registry_errors(f"listing artifacts of run {candidate.run_id}"):
-            names = {f.path for f in client.list_artifacts(candidate.run_id)}
-        if CONFIG_ARTIFACT not in names:
-            continue
-        with (
-            registry_errors(f"downloading {CONFIG_ARTIFACT} of run {candidate.run_id}"),
-            tempfile.TemporaryDirectory(prefix="viralab-config-") as tmp,
-        ):
-            local = client.download_artifacts(candidate.run_id, CONFIG_ARTIFACT, tmp)
-            return Path(local).read_text(encoding="utf-8"), candidate.run_id
-    raise RetrainError(
-        f"the champion's run {run.run_id} (and its parent) logged no {CONFIG_ARTIFACT}: "
-        "nothing to retrain with"
-    )
-
-
-def without_redacted(node: Any) -> Any:
-    """A copy with every redacted value (`***`, or a URL with `:***@`) dropped, so the fresh
-    config's value (from today's environment) applies instead."""
-    if isinstance(node, Mapping):
-        return {k: without_redacted(v) for k, v in node.items() if not is_redacted(v)}
-    return node
-
-
-def ignored_overrides(overrides: Sequence[str]) -> list[str]:
-    """Overrides `run` does not apply: anything outside the current-config sections (the
-    champion's logged config decides those)."""
-    out = []
-    for override in overrides:
-        key = override.lstrip("+~").partition("=")[0]
-        if key.split(".", 1)[0] not in CURRENT_SECTIONS:
-            out.append(override)
-    return out
-
-
-def allowed_targets(cfg: DictConfig) -> list[str]:
-    """`retrain.allowed_targets`: the classes a champion's config may name as `model._target_`."""
-    section = cfg.get("retrain") or {}
-    targets = section.get("allowed_targets")
-    if targets is None:
-        return []
-    return [str(t) for t in targets]
-
-
-def training_config(
-    overrides: Sequence[str],
-    logged_yaml: str,
-    *,
-    model: str,
-    run_name: str,
-    allowed: Sequence[str] | None = None,
-) -> DictConfig:
-    """The champion's logged config on a fresh compose of the current one (see module doc).
-
-    The logged text is data from the artifact store: it is parsed through a schema and its
-    `model._target_` must be on `allowed` (default: the current `retrain.allowed_targets`)
-    before anything is merged (`viralab.monitor.champion_config`).
-
-    The fresh compose picks the champion's model group (`model=<model.name>`) so the groups it
-    pulls in (task, features) match; `register` is on and, for a forecaster, `target` is the
-    one this registered model forecasts.
-
-    Raises:
-        UntrustedConfig: the logged config is not plain data or names a foreign `_target_`.
-        ConfigError: training it would register a different model than `model`.
-    """
-    current = [o for o in overrides if o not in ignored_overrides(overrides)]
-    if allowed is None:
-        allowed = allowed_targets(compose(current))
-    logged = parse_champion_config(logged_yaml, allowed)
-    model_name = str((logged.get("model") or {}).get("name") or "")
-    if model_name and config_file("model", f"{model_name}.yaml") is not None:
-        current.insert(0, f"model={model_name}")
-    fresh = compose(current)
-    data = OmegaConf.to_container(fresh.data, resolve=True)  # today's data, pinned
-    for section in CURRENT_SECTIONS:
-        logged.pop(section, None)
-    OmegaConf.set_struct(fresh, False)
-    merged = OmegaConf.merge(fresh, without_redacted(logged))
-    merged.data = data
-    check_target(OmegaConf.to_container(merged.model, resolve=False), allowed)  # type: ignore[arg-type]
-    merged.run_name = run_name
-    merged.register = True
-    task = merged.task
-    if task.family == "forecast":
-        prefix = str(task.registered_model_prefix)
-        if not model.startswith(prefix):
-            raise ConfigError(f"{model!r} is not a forecaster name ({prefix}<target>)")
-        merged.target = model.removeprefix(prefix)
-    elif str(task.get("registered_model")) != model:
-        raise ConfigError(
-            f"the champion's config registers {task.get('registered_model')!r}, not {model!r}"
-        )
-    return merged
-
-
-# ------------------------------------------------------------------------------------------
-# The comparison on the new data
-# ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """Champion and challenger MAE on the same new data (and on the part the challenger
-    held out, where there is one)."""
-
-    n: int
-    champion_mae: float
-    challenger_mae: float
-    n_heldout: int = 0
-    champion_heldout_mae: float = float("nan")
-    challenger_heldout_mae: float = float("nan")
-    note: str = ""
-    unit: str = "rows"
-
-    def metrics(self) -> dict[str, float]:
-        values = {
-            "compare.n": float(self.n),
-            "compare.champion_mae": self.champion_mae,
-            "compare.challenger_mae": self.challenger_mae,
-            "compare.n_heldout": float(self.n_heldout),
-            "compare.heldout.champion_mae": self.champion_heldout_mae,
-            "compare.heldout.challenger_mae": self.challenger_heldout_mae,
-        }
-        return {k: v for k, v in values.items() if math.isfinite(v)}
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "n": self.n,
-            "champion_mae": _finite(self.champion_mae),
-            "challenger_mae": _finite(self.challenger_mae),
-            "n_heldout": self.n_heldout,
-            "heldout_champion_mae": _finite(self.champion_heldout_mae),
-            "heldout_challenger_mae": _finite(self.challenger_heldout_mae),
-            "unit": self.unit,
-            "note": self.note,
-        }
-
-    def line(self) -> str:
-        text = (
-            f"on {self.n} new {self.unit}: champion MAE {self.champion_mae:.4g}, "
-            f"challenger MAE {self.challenger_mae:.4g}"
-        )
-        if self.n_heldout:
-            text += (
-                f"; on the {self.n_heldout} the challenger held out: champion "
-                f"{self.champion_heldout_mae:.4g}, challenger {self.challenger_heldout_mae:.4g}"
-            )
-        return text
-
-
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
-def _heldout_documents(client: MlflowClient, run_id: str) -> set[str]:
-    """The analysis texts of the challenger run's test part (`eval/test_set.parquet`)."""
-    from viralab.features.tabular import ANALYSIS_COLUMN
-
-    with registry_errors(f"listing eval artifacts of run {run_id}"):
-        listed = {f.path for f in client.list_artifacts(run_id, "eval")}
-    if "eval/test_set.parquet" not in listed:
-        return set()
-    with tempfile.TemporaryDirectory(prefix="viralab-eval-") as tmp:
-        local = client.download_artifacts(run_id, "eval/test_set.parquet", tmp)
-        return set(pd.read_parquet(local)[ANALYSIS_COLUMN].astype(str))
-
-
-def compare_preference(
-    client: MlflowClient, result: CheckResult, challenger: ModelVersion
-) -> Comparison | None:
-    """Both versions score the new ratings. The challenger trained on most of them, so its
-    MAE there is partly in-sample; the new ratings in its test part are new to both."""
-    from viralab.families.preference.prepare import LABEL
-    from viralab.features.tabular import ANALYSIS_COLUMN
-
-    recent = result.recent
-    if recent.empty:
-        return None
-    labels = recent[LABEL].to_numpy(dtype=float)
-    champion_model = result.champion_model or load_champion(result.champion)
-    champ = preference_predictions(champion_model, recent)
-    chall = preference_predictions(load_champion(challenger), recent)
-    heldout = (
-        recent[ANALYSIS_COLUMN]
-        .astype(str)
-        .isin(_heldout_documents(client, challenger.run_id))
-        .to_numpy()
-    )
-    k = int(heldout.sum())
-    return Comparison(
-        n=len(recent),
-        champion_mae=float(np.mean(np.abs(champ - labels))),
-        challenger_mae=float(np.mean(np.abs(chall - labels))),
-        n_heldout=k,
-        champion_heldout_mae=float(np.mean(np.abs(champ[heldout] - labels[heldout])))
-        if k
-        else float("nan"),
-        challenger_heldout_mae=float(np.mean(np.abs(chall[heldout] - labels[heldout])))
-        if k
-        else float("nan"),
-        note=(
-            "the challenger trained on the new ratings outside its test part, so its MAE on "
-            "all new ratings is optimistic; the held-out figures are new to both versions"
-        ),
-        unit="ratings",
-    )
-
-
-def compare_forecast(
-    cfg: DictConfig, result: CheckResult, challenger: ModelVersion
-) -> Comparison | None:
-    """Both versions forecast every window whose target row is new."""
-    from viralab.data.sources import load_stats
-
-    if result.cutoff is None or result.recent.empty:
-        return None
-    stats = load_stats(cfg.data)
-    champion_model = result.champion_model or load_champion(result.champion)
-    champ, n = forecast_recent_mae(champion_model, stats, result.cutoff)
-    chall, _ = forecast_recent_mae(load_champion(challenger), stats, result.cutoff)
-    return Comparison(
-        n=n,
-        champion_mae=champ,
-        challenger_mae=chall,
-        note=(
-            "windows whose target row is new; the challenger's chronological split tests on "
-            "the last part of each video, so new rows are mostly outside its training part"
-        ),
-        unit="windows",
-    )
-
-
-# ------------------------------------------------------------------------------------------
-# Logging
-# ------------------------------------------------------------------------------------------
-
-
-def triggers_table(result: CheckResult) -> list[dict[str, Any]]:
-    return [
-        {
-            "trigger": t.name,
-            "status": t.status,
-            "figure": t.figure if t.figure is None or math.isfinite(t.figure) else None,
-            "detail": t.figure_text,
-            "threshold": t.threshold_text,
-        }
-        for t in result.triggers
-    ]
-
-
-def log_check(result: CheckResult) -> None:
-    """The triggers (metrics, tags, `triggers.json`) and the drift report, to the active run."""
-    mlflow.log_metrics(result.metrics())
-    mlflow.set_tags(result.tags())
-    mlflow.log_dict(
-        {
-            "model": result.model,
-            "champion_version": str(result.champion.version),
-            "checked_at": result.checked_at.isoformat(),
-            "basis": result.basis,
-            "fired": [t.name for t in result.fired],
-            "triggers": triggers_table(result),
-        },
-        "triggers.json",
-    )
-    if result.drift is not None:
-        log_report(result.drift)
-
-
-def log_check_run(result: CheckResult, settings: RetrainSettings) -> str:
-    """A small `retrain-check-<model>-<timestamp>` run holding the check; returns its id."""
-    stamp = result.checked_at.strftime("%Y%m%d-%H%M%S")
-    with tracked_run(
-        experiment=settings.experiment,
-        run_name=f"retrain-check-{result.model}-{stamp}",
-        tags={"viralab.checked_version": result.challenges, "viralab.retrain.kind": "check"},
-    ) as run:
-        log_check(result)
-        return run.info.run_id
-
-
-# ------------------------------------------------------------------------------------------
-# Retrain
-# ------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -456,45 +150,6 @@ def retrain(
         )
 
 
-def close_orphans(client: MlflowClient, experiment: str, model: str) -> list[str]:
-    """Retrain runs of `model` still RUNNING while we hold its lock were killed mid-way: mark
-    them KILLED (outcome `killed`), and tag a version one of them registered but never
-    finished with `viralab.retrain.abandoned`, so nothing looks half-done. Returns their ids."""
-    with registry_errors(f"looking for interrupted retrains of {model}"):
-        exp = client.get_experiment_by_name(experiment)
-        if exp is None:
-            return []
-        runs = client.search_runs(
-            [exp.experiment_id],
-            filter_string=(
-                f"tags.`viralab.retrain.model` = '{model}' and attributes.status = 'RUNNING' "
-                "and tags.`viralab.retrain.kind` = 'retrain'"
-            ),
-        )
-        closed = []
-        for run in runs:
-            run_id = run.info.run_id
-            children = client.search_runs(
-                [exp.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run_id}'"
-            )
-            for child in children:
-                if child.info.status == "RUNNING":
-                    client.set_terminated(child.info.run_id, "KILLED")
-                for found in client.search_model_versions(f"run_id = '{child.info.run_id}'"):
-                    if found.name != model:
-                        continue
-                    v = client.get_model_version(model, str(found.version))  # search: no aliases
-                    if not v.aliases:
-                        client.set_model_version_tag(
-                            model, str(v.version), "viralab.retrain.abandoned", run_id
-                        )
-            client.set_tag(run_id, TAG_OUTCOME, "killed")
-            client.set_terminated(run_id, "KILLED")
-            closed.append(run_id)
-            log.warning("Closed retrain run %s of %s as KILLED (interrupted)", run_id, model)
-    return closed
-
-
 def _retrain_locked(
     cfg: DictConfig,
     model: str,
@@ -505,8 +160,6 @@ def _retrain_locked(
     auto_promote: bool | None,
     now: datetime,
 ) -> RetrainOutcome:
-    from viralab.registry.promotion import PromotionRefused, promote
-    from viralab.train import train
 
     result = check(cfg, model, manual=force, now=now, client=client)
     settings = RetrainSettings.from_config(cfg.get("retrain"))
@@ -546,7 +199,7 @@ def _retrain_locked(
         outcome.run_id = parent.info.run_id
         log_check(result)
         log.info("Retraining %s (triggers: %s) with the config of run %s", model, fired, config_run)
-        train(train_cfg)
+        train_family(train_cfg)
         version = trained_version(client, model, parent.info.run_id)
         outcome.version = str(version.version)
         with registry_errors(f"tagging {model} version {version.version}"):
@@ -620,10 +273,14 @@ __all__ = [
     "CHAMPION",
     "REFUSED",
     "SKIPPED",
+    "TAG_OUTCOME",
     "Comparison",
     "RetrainError",
     "RetrainOutcome",
+    "allowed_targets",
+    "ignored_overrides",
     "log_check_run",
     "retrain",
     "training_config",
+    "without_redacted",
 ]

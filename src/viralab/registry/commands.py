@@ -10,23 +10,27 @@ from __future__ import annotations
 import os
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from omegaconf import OmegaConf
 from rich.console import Console
 from rich.table import Table
 
+from viralab.config import compose
+from viralab.entrypoint import user_errors_exit
 from viralab.errors import ConfigError, ViralabError
 from viralab.registry import gate_set_commands
+from viralab.registry.client import get_client, require_store
 from viralab.registry.markers import TARGETS, RegistrySettings
 from viralab.registry.promotion import Outcome, PromotionRefused
-
-if TYPE_CHECKING:
-    from viralab.registry.sync import SyncResult
+from viralab.registry.promotion import promote as do_promote
+from viralab.registry.promotion import rollback as do_rollback
+from viralab.registry.sync import SyncResult, describe_target, sync_registry
+from viralab.tracking import configure_tracking
 
 EXIT_ERROR = 2
-EXIT_REFUSED = 3
+EXIT_REFUSED = PromotionRefused.exit_code  # 3
 
 app = typer.Typer(
     help="Model Registry: promotion with gates, rollback, sync to model_versions.",
@@ -59,9 +63,6 @@ def _console(stderr: bool = False) -> Console:
 
 def load_settings(mode: str | None = None) -> RegistrySettings:
     """Compose the project config (with `registry.mode` overridden) and configure MLflow."""
-    from viralab.config import compose
-    from viralab.tracking import configure_tracking
-
     # artifact downloads would draw tqdm bars on stderr between our one-line messages
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     overrides = [f"registry.mode={mode}"] if mode else []
@@ -73,15 +74,8 @@ def load_settings(mode: str | None = None) -> RegistrySettings:
     configure_tracking(cfg)
     section = OmegaConf.to_container(cfg.registry, resolve=True)
     settings = RegistrySettings.from_config(section)  # type: ignore[arg-type]
-    from viralab.registry.client import require_store
-
     require_store()
     return settings
-
-
-def _fail(exc: ViralabError) -> typer.Exit:
-    typer.echo(f"error: {exc}", err=True)
-    return typer.Exit(EXIT_REFUSED if isinstance(exc, PromotionRefused) else EXIT_ERROR)
 
 
 def _print_report(outcome_or_refusal: Outcome | PromotionRefused, stderr: bool = False) -> None:
@@ -124,6 +118,7 @@ def _print_outcome(outcome: Outcome, settings: RegistrySettings) -> None:
 
 
 @app.command()
+@user_errors_exit
 def promote(
     model: Annotated[str, typer.Argument(help="Registered model name, e.g. preference.")],
     version: Annotated[str, typer.Argument(help="Version number, or an alias it holds.")],
@@ -136,24 +131,20 @@ def promote(
     dry_run: DryRunOption = False,
 ) -> None:
     """Check the gates, then make VERSION of MODEL the champion or the challenger."""
-    from viralab.registry.client import get_client
-    from viralab.registry.promotion import promote as do_promote
-
+    settings = load_settings(mode)
     try:
-        settings = load_settings(mode)
         outcome = do_promote(
             get_client(), settings, model, version, to, force=force, reason=reason, dry_run=dry_run
         )
     except PromotionRefused as exc:
         typer.echo(f"gates for {model} version {version} -> {to}:", err=True)
         _print_report(exc, stderr=True)
-        raise _fail(exc) from None
-    except ViralabError as exc:
-        raise _fail(exc) from None
+        raise
     _print_outcome(outcome, settings)
 
 
 @app.command()
+@user_errors_exit
 def rollback(
     model: Annotated[str, typer.Argument(help="Registered model name.")],
     force: ForceOption = False,
@@ -162,23 +153,19 @@ def rollback(
     dry_run: DryRunOption = False,
 ) -> None:
     """Give champion back to the version that held it before the current one."""
-    from viralab.registry.client import get_client
-    from viralab.registry.promotion import rollback as do_rollback
-
+    settings = load_settings(mode)
     try:
-        settings = load_settings(mode)
         outcome = do_rollback(
             get_client(), settings, model, force=force, reason=reason, dry_run=dry_run
         )
     except PromotionRefused as exc:
         typer.echo(f"gates for rolling {model} back:", err=True)
         _print_report(exc, stderr=True)
-        raise _fail(exc) from None
-    except ViralabError as exc:
-        raise _fail(exc) from None
+        raise
     _print_outcome(outcome, settings)
 
 
+@user_errors_exit
 def sync(
     database_url: Annotated[
         str | None,
@@ -208,20 +195,11 @@ def sync(
     ] = False,
 ) -> None:
     """Make the model_versions table mirror the Model Registry (idempotent, one transaction)."""
-    from viralab.registry.sync import describe_target, sync_registry
-
     out = _console()
-    try:
-        settings = load_settings(mode)
-    except ViralabError as exc:
-        raise _fail(exc) from None
+    settings = load_settings(mode)
     out.print(f"mirror: {describe_target(database_url)}", markup=False)
     if watch is None:
-        try:
-            result = sync_registry(settings, database_url, prune=prune)
-        except ViralabError as exc:
-            raise _fail(exc) from None
-        _print_sync(result)
+        _print_sync(sync_registry(settings, database_url, prune=prune))
         return
     try:
         while True:

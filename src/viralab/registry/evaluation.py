@@ -24,7 +24,12 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
+from viralab.config import compose
+from viralab.data.sources import extract_records, load_stats
 from viralab.errors import DataError, ViralabError
+from viralab.families.preference.prepare import LABEL, records_frame
+from viralab.features.sequence import COUNT_COLUMNS, clean_stats
+from viralab.features.tabular import ANALYSIS_COLUMN
 from viralab.registry.client import registry_errors, run_data
 from viralab.registry.comparison import GATE, judge_comparison, paired_bootstrap
 from viralab.registry.gate_set import GateSet, current_gate_set, in_stretch
@@ -183,17 +188,11 @@ def load_gate_rows(gate: GateSet, data_cfg: Any = None) -> pd.DataFrame:
     row (the history before an origin is part of the input).
     """
     if data_cfg is None:
-        from viralab.config import compose
-
         data_cfg = compose().data
     if gate.kind == "ratings":
-        from viralab.data.sources import extract_records
-        from viralab.families.preference.prepare import records_frame
-
         records, _ = extract_records(data_cfg)
         members = set(gate.members)
         return records_frame([r for r in records if str(r.get("id")) in members])
-    from viralab.data.sources import load_stats
 
     return load_stats(data_cfg)
 
@@ -229,8 +228,6 @@ def score_gate_set(
 
 
 def _score_ratings(models: dict[str, Any], rows: pd.DataFrame) -> GateScores:
-    from viralab.families.preference.prepare import LABEL
-    from viralab.features.tabular import ANALYSIS_COLUMN
 
     if rows.empty:
         raise DataError("none of the gate ratings is in the data any more")
@@ -269,8 +266,6 @@ def gate_origins(
 def _score_stretch(
     models: dict[str, Any], gate: GateSet, stats: pd.DataFrame, settings: ComparisonSettings
 ) -> GateScores:
-    from viralab.features.sequence import COUNT_COLUMNS, clean_stats
-
     per_model = {uri: _forecast_settings(m) for uri, m in models.items()}
     first = next(iter(per_model.values()))
     history = max(int(s["sequence_length"]) for s in per_model.values()) + 1

@@ -46,6 +46,7 @@ from viralab.registry.client import RegistryError
 from viralab.registry.gates import GateReport
 from viralab.registry.markers import RegistrySettings, marker_holder, restore_point
 from viralab.registry.mirror import JSONDoc, locked_transaction, mirror_engine
+from viralab.registry.sync import mirror_url, sync_in
 
 TABLE = "registry_events"
 SOURCES = ("ui", "api", "cli", "retrain")
@@ -149,8 +150,6 @@ def record_change(
         MarkerMoved: the marker's holder is no longer `change.expected`.
         RegistryError / ViralabError: the registry or the database failed; nothing changed.
     """
-    from viralab.registry.sync import mirror_url, sync_in
-
     url = mirror_url(database_url)
     engine = _engine(url)
     undo: Callable[[], None] | None = None
@@ -222,8 +221,6 @@ def read_events(
     database_url: str | None = None,
 ) -> list[dict[str, Any]]:
     """Events oldest first (all models, or one model and optionally one marker)."""
-    from viralab.registry.sync import mirror_url
-
     url = mirror_url(database_url)
     engine = mirror_engine(url)
     try:

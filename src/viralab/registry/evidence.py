@@ -21,12 +21,14 @@ from typing import Any
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
+from viralab.config import compose
 from viralab.errors import ViralabError
 from viralab.registry.client import registry_errors, run_data, set_version_tags
 from viralab.registry.comparison import GATE
 from viralab.registry.evaluation import compare_with_champion
 from viralab.registry.gate_set import current_gate_set
 from viralab.registry.gates import GateReport, GateResult, check_metrics
+from viralab.registry.holdout import log_gate_set
 from viralab.registry.markers import RegistrySettings, holder
 from viralab.registry.vocabulary import (
     GATE_CONTEXT,
@@ -268,8 +270,6 @@ def write_ab_section(client: MlflowClient, model: str, version: str | int, markd
 def _project_settings() -> RegistrySettings:
     from omegaconf import OmegaConf
 
-    from viralab.config import compose
-
     section = OmegaConf.to_container(compose().registry, resolve=True)
     return RegistrySettings.from_config(section)  # type: ignore[arg-type]
 
@@ -280,8 +280,6 @@ def record_registration(cfg: Any, model: str, version: str | int | None) -> None
     is a warning: the version is registered either way, and a promotion re-checks the gates.
     """
     from omegaconf import OmegaConf
-
-    from viralab.registry.holdout import log_gate_set
 
     log_gate_set(model, registered=version is not None, cfg=cfg)
     if version is None:

@@ -48,6 +48,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from viralab.config import redact_url
 from viralab.data.database import app_database_url, make_engine, normalize_url
 from viralab.errors import ConfigError, DataError
 from viralab.registry.gates import GateSetSettings
@@ -342,8 +343,6 @@ def freeze_gate_set(
 
 
 def _safe(url: str) -> str:
-    from viralab.config import redact_url
-
     return redact_url(url)
 
 

@@ -12,7 +12,25 @@ from typing import Annotated, Any
 
 import typer
 
-from viralab.errors import ConfigError, ViralabError
+from viralab.config import compose
+from viralab.data.sources import load_stats
+from viralab.entrypoint import user_errors_exit
+from viralab.errors import ConfigError
+from viralab.families.preference.prepare import extract_usable
+from viralab.features.sequence import target_column
+from viralab.registry.client import get_client
+from viralab.registry.evaluation import load_gate_rows, score_gate_set
+from viralab.registry.gate_set import (
+    choose_ratings,
+    choose_stretch,
+    current_gate_set,
+    current_user,
+    freeze_gate_set,
+    gate_set_history,
+)
+from viralab.registry.holdout import first_registration, settings_from_cfg
+from viralab.registry.markers import RegistrySettings, holder
+from viralab.tracking import configure_tracking
 
 EXIT_ERROR = 2
 
@@ -37,9 +55,6 @@ SetOption = Annotated[
 
 def _compose(model: str, overrides: list[str] | None) -> tuple[Any, str]:
     """The project config for `model` and its gate-set kind (ratings | stretch)."""
-    from viralab.config import compose
-    from viralab.tracking import configure_tracking
-
     base = compose(list(overrides or []))
     forecast = compose(["model=lstm", *(overrides or [])])
     prefix = str(forecast.task.get("registered_model_prefix", "youtube-lstm-"))
@@ -47,8 +62,6 @@ def _compose(model: str, overrides: list[str] | None) -> tuple[Any, str]:
         cfg, kind = base, "ratings"
     elif model.startswith(prefix):
         cfg, kind = forecast, "stretch"
-        from viralab.features.sequence import target_column
-
         target_column(model.removeprefix(prefix))  # ConfigError for an unknown target
     else:
         raise ConfigError(
@@ -60,11 +73,7 @@ def _compose(model: str, overrides: list[str] | None) -> tuple[Any, str]:
 
 
 def _members(cfg: Any, kind: str, settings: Any) -> Any:
-    from viralab.registry.gate_set import choose_ratings, choose_stretch
-
     if kind == "ratings":
-        from viralab.families.preference.prepare import extract_usable
-
         records, _ = extract_usable(cfg)
         if len(records) < settings.min_members:
             raise ConfigError(
@@ -72,35 +81,24 @@ def _members(cfg: Any, kind: str, settings: Any) -> Any:
                 f"{settings.min_members} (champion_comparison.gate_set.min_members)"
             )
         return choose_ratings((r.get("id") for r in records), settings.fraction, settings.seed)
-    from viralab.data.sources import load_stats
 
     return choose_stretch(load_stats(cfg.data), settings.fraction)
 
 
-def _fail(exc: ViralabError) -> typer.Exit:
-    typer.echo(f"error: {exc}", err=True)
-    return typer.Exit(EXIT_ERROR)
-
-
 @app.command()
+@user_errors_exit
 def freeze(model: ModelArg, set_: SetOption = None) -> None:
     """Fix MODEL's gate set from the current data (no-op when it already has one)."""
-    from viralab.registry.gate_set import current_user, freeze_gate_set
-    from viralab.registry.holdout import first_registration, settings_from_cfg
-
-    try:
-        cfg, kind = _compose(model, set_)
-        settings = settings_from_cfg(cfg)
-        gate, created = freeze_gate_set(
-            model,
-            kind,  # type: ignore[arg-type]
-            _members(cfg, kind, settings),
-            settings,
-            by=current_user(),
-            reason="frozen by hand",
-        )
-    except ViralabError as exc:
-        raise _fail(exc) from None
+    cfg, kind = _compose(model, set_)
+    settings = settings_from_cfg(cfg)
+    gate, created = freeze_gate_set(
+        model,
+        kind,  # type: ignore[arg-type]
+        _members(cfg, kind, settings),
+        settings,
+        by=current_user(),
+        reason="frozen by hand",
+    )
     done = "froze" if created else "already frozen (refresh replaces it):"
     typer.echo(f"{done} {gate.describe()}")
     if created and not first_registration(model):
@@ -111,16 +109,11 @@ def freeze(model: ModelArg, set_: SetOption = None) -> None:
 
 
 @app.command()
+@user_errors_exit
 def show(model: ModelArg) -> None:
     """Print MODEL's current gate set and every earlier one (the refresh history)."""
-    from viralab.registry.gate_set import gate_set_history
-    from viralab.registry.holdout import settings_from_cfg
-
-    try:
-        cfg, _ = _compose(model, None)
-        history = gate_set_history(model, settings_from_cfg(cfg))
-    except ViralabError as exc:
-        raise _fail(exc) from None
+    cfg, _ = _compose(model, None)
+    history = gate_set_history(model, settings_from_cfg(cfg))
     if not history:
         typer.echo(f"{model}: no gate set frozen (`viralab registry gate-set freeze {model}`)")
         return
@@ -132,6 +125,7 @@ def show(model: ModelArg) -> None:
 
 
 @app.command()
+@user_errors_exit
 def refresh(
     model: ModelArg,
     reason: Annotated[
@@ -140,26 +134,20 @@ def refresh(
     set_: SetOption = None,
 ) -> None:
     """Replace MODEL's gate set from the current data, on the record; re-score the champion."""
-    from viralab.registry.gate_set import current_user, freeze_gate_set
-    from viralab.registry.holdout import settings_from_cfg
-
     if not reason.strip():
-        raise _fail(ConfigError("refresh needs --reason '...': it is recorded with who and when"))
-    try:
-        cfg, kind = _compose(model, set_)
-        settings = settings_from_cfg(cfg)
-        old = _current(model, settings)
-        gate, _ = freeze_gate_set(
-            model,
-            kind,  # type: ignore[arg-type]
-            _members(cfg, kind, settings),
-            settings,
-            by=current_user(),
-            reason=reason,
-            replace=True,
-        )
-    except ViralabError as exc:
-        raise _fail(exc) from None
+        raise ConfigError("refresh needs --reason '...': it is recorded with who and when")
+    cfg, kind = _compose(model, set_)
+    settings = settings_from_cfg(cfg)
+    old = _current(model, settings)
+    gate, _ = freeze_gate_set(
+        model,
+        kind,  # type: ignore[arg-type]
+        _members(cfg, kind, settings),
+        settings,
+        by=current_user(),
+        reason=reason,
+        replace=True,
+    )
     if old is not None:
         typer.echo(f"replaced: {old.describe()}")
     typer.echo(f"refreshed: {gate.describe()}")
@@ -167,18 +155,12 @@ def refresh(
 
 
 def _current(model: str, settings: Any) -> Any:
-    from viralab.registry.gate_set import current_gate_set
-
     return current_gate_set(model, settings)
 
 
 def _rescore_champion(cfg: Any, model: str, gate: Any) -> str:
     """One line: the champion's MAE/MASE on the new gate set, or why there is none."""
     from omegaconf import OmegaConf
-
-    from viralab.registry.client import get_client
-    from viralab.registry.evaluation import load_gate_rows, score_gate_set
-    from viralab.registry.markers import RegistrySettings, holder
 
     try:
         section = OmegaConf.to_container(cfg.registry, resolve=True)

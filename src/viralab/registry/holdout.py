@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from viralab.errors import DataError
+from viralab.features.sequence import TARGETS
 from viralab.registry.gate_set import (
     GateSet,
     Kind,
@@ -125,8 +126,6 @@ def hold_out_gate_ratings(cfg: Any, records: list[dict[str, Any]], report: Any) 
 
 def forecast_models(cfg: Any) -> list[str]:
     """The registered forecasters this config trains (`target=all`: all three)."""
-    from viralab.features.sequence import TARGETS
-
     target = str(cfg.get("target", "all"))
     prefix = str(cfg.task.get("registered_model_prefix", "youtube-lstm-"))
     return [f"{prefix}{t}" for t in (TARGETS if target == "all" else [target])]

@@ -10,13 +10,9 @@ are still written on the version, inside the same transaction, for readers of th
 
 from __future__ import annotations
 
-import getpass
 import logging
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from typing import Literal, cast
+from dataclasses import replace
+from typing import cast
 
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
@@ -27,77 +23,32 @@ from viralab.registry.client import (
     require_model,
     resolve_version,
     run_data,
-    set_version_tags,
 )
 from viralab.registry.evaluation import compare_with_champion
 from viralab.registry.events import Change, previous_holder, read_events, record_change
 from viralab.registry.evidence import write_version_evidence
 from viralab.registry.gates import GateReport, check_metrics
 from viralab.registry.markers import TARGETS, RegistrySettings, Target, holder, mark
+from viralab.registry.promotion_record import (
+    TAG_FLAGGED,
+    TAG_FORCE_REASON,
+    TAG_PROMOTED_AT,
+    TAG_PROMOTED_BY,
+    TAG_REASON,
+    TAG_ROLLED_BACK_AT,
+    TAG_ROLLED_BACK_BY,
+    TAG_ROLLED_BACK_FROM,
+    TAG_ROLLED_BACK_REASON,
+    Kind,
+    Outcome,
+    PromotionRefused,
+    current_user,
+    promotion_tags,
+    require_reason,
+    set_promotion_tags,
+)
 
 log = logging.getLogger(__name__)
-
-USER_ENV = "VIRALAB_USER"
-
-TAG_PROMOTED_TO = "viralab.promoted_to"
-TAG_PROMOTED_BY = "viralab.promoted_by"
-TAG_PROMOTED_AT = "viralab.promoted_at"
-TAG_REASON = "viralab.promotion_reason"
-TAG_KIND = "viralab.promotion_kind"
-TAG_FORCED = "viralab.promotion_forced"
-TAG_FORCE_REASON = "viralab.force_reason"
-TAG_GATES = "viralab.gates"
-TAG_ROLLED_BACK_FROM = "viralab.rolled_back_from"
-TAG_ROLLED_BACK_AT = "viralab.rolled_back_at"
-TAG_ROLLED_BACK_BY = "viralab.rolled_back_by"
-TAG_ROLLED_BACK_REASON = "viralab.rolled_back_reason"
-TAG_FLAGGED = "viralab.promotion_flagged"
-
-Kind = Literal["promotion", "rollback"]
-
-
-class PromotionRefused(RegistryError):
-    """A gate failed and `--force` was not given; the message names each failed gate."""
-
-    def __init__(self, model: str, version: str, target: str, report: GateReport) -> None:
-        self.report = report
-        failed = "; ".join(f"{r.gate} ({r.detail})" for r in report.failures)
-        super().__init__(
-            f"refused to make {model} version {version} the {target}: "
-            f"{len(report.failures)} gate(s) failed: {failed}. "
-            "Override with --force --reason '...'"
-        )
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What `promote`/`rollback` did (or, with dry_run, would do)."""
-
-    model: str
-    version: str
-    target: Target
-    kind: Kind
-    previous: str | None
-    report: GateReport = field(default_factory=GateReport)
-    forced: bool = False
-    changed: bool = True
-    dry_run: bool = False
-    tags: Mapping[str, str] = field(default_factory=dict)
-    event_id: int | None = None
-
-
-def current_user() -> str:
-    """`$VIRALAB_USER`, else the login name (CI containers may have none)."""
-    if os.environ.get(USER_ENV):
-        return os.environ[USER_ENV]
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):
-        return "unknown"
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def check_gates(
@@ -154,7 +105,7 @@ def promote(
     if target not in TARGETS:
         raise RegistryError(f"unknown alias {target!r}: promote to {' or '.join(TARGETS)}")
     to = cast(Target, target)
-    _require_reason(force, reason)
+    require_reason(force, reason)
     candidate = resolve_version(client, model, ref)
     version = str(candidate.version)
     current = holder(client, settings, model, to)
@@ -170,7 +121,7 @@ def promote(
     overridden = (force or flag) and not report.passed
     if flag and not report.passed and not reason:
         reason = "let through with failing gates (registry.guard.policy=warn)"
-    tags = _promotion_tags(
+    tags = promotion_tags(
         to, "promotion", report, force=force and not report.passed, reason=reason, user=user
     )
     if flag and not report.passed:
@@ -206,7 +157,7 @@ def promote(
 
     def move() -> None:
         mark(client, settings, candidate, to)
-        _set_tags(client, candidate, tags)
+        set_promotion_tags(client, candidate, tags)
 
     event_id = record_change(client, settings, change, move, database_url=database_url)
     refresh_evidence(client, settings, model, version, report)
@@ -235,7 +186,7 @@ def rollback(
         PromotionRefused: a gate failed and `force` is False.
         MarkerMoved: the champion moved while the gates were checked (nothing changed).
     """
-    _require_reason(force, reason)
+    require_reason(force, reason)
     require_model(client, model)
     current = holder(client, settings, model, "champion")
     if current is None:
@@ -247,7 +198,7 @@ def rollback(
     report = check_gates(client, settings, target, current, compare=False)
     report = report.extend([], ["champion comparison skipped: rolling back on purpose"])
     forced = force and not report.passed
-    tags = _promotion_tags(
+    tags = promotion_tags(
         "champion",
         "rollback",
         report,
@@ -287,8 +238,8 @@ def rollback(
 
     def move() -> None:
         mark(client, settings, target, "champion")
-        _set_tags(client, target, tags)
-        _set_tags(
+        set_promotion_tags(client, target, tags)
+        set_promotion_tags(
             client,
             current,
             {
@@ -389,35 +340,16 @@ def previous_champion(
         ) from None
 
 
-def _require_reason(force: bool, reason: str | None) -> None:
-    if force and not (reason and reason.strip()):
-        raise RegistryError("--force needs --reason '...': the override is recorded with why")
-
-
-def _promotion_tags(
-    target: Target,
-    kind: Kind,
-    report: GateReport,
-    *,
-    force: bool,
-    reason: str | None,
-    user: str | None,
-) -> dict[str, str]:
-    who = user or current_user()
-    why = (reason or "").strip() or "gates passed"
-    tags = {
-        TAG_PROMOTED_TO: target,
-        TAG_PROMOTED_BY: who,
-        TAG_PROMOTED_AT: utc_now(),
-        TAG_REASON: why[:5000],
-        TAG_KIND: kind,
-        TAG_FORCED: "true" if force else "false",
-        TAG_GATES: report.summary(),
-    }
-    if force:
-        tags[TAG_FORCE_REASON] = why[:5000]
-    return tags
-
-
-def _set_tags(client: MlflowClient, version: ModelVersion, tags: Mapping[str, str]) -> None:
-    set_version_tags(client, version.name, str(version.version), dict(tags))
+__all__ = [
+    "TAG_FORCE_REASON",
+    "Kind",
+    "Outcome",
+    "PromotionRefused",
+    "check_gates",
+    "current_user",
+    "previous_champion",
+    "promote",
+    "refresh_evidence",
+    "remove",
+    "rollback",
+]

@@ -29,7 +29,9 @@ from urllib.parse import urlparse
 from flask import Flask, Response, g, jsonify, request
 from mlflow import MlflowClient
 
+from viralab.config import compose
 from viralab.errors import ViralabError
+from viralab.registry import events
 from viralab.registry.client import RegistryError
 from viralab.registry.events import MarkerMoved
 from viralab.registry.markers import RegistrySettings, holder, target_of
@@ -48,8 +50,6 @@ ROUTE = re.compile(
 def server_settings() -> RegistrySettings:
     """The project's registry config, composed once per server process."""
     from omegaconf import OmegaConf
-
-    from viralab.config import compose
 
     cfg = compose(shlex.split(os.environ.get(OVERRIDES_ENV, "")))
     return RegistrySettings.from_config(OmegaConf.to_container(cfg.registry, resolve=True))  # type: ignore[arg-type]
@@ -203,8 +203,6 @@ def _stage_response(client: MlflowClient, model: str, version: str) -> Response:
 
 def install_guard(app: Flask) -> Flask:
     """Register the guard on MLflow's Flask app (after any auth hook, so users are known)."""
-    from viralab.registry import events
-
     events.KEEP_ENGINES = True
     app.before_request(guard_request)
     return app
