@@ -19,27 +19,14 @@ from viralab.entrypoint import (
     refuse_secret_overrides,
     user_errors_exit,
 )
-from viralab.errors import ConfigError
-from viralab.tracking import configure_tracking
+from viralab.families.dispatch import FAMILIES, train_family  # noqa: F401  (FAMILIES: importable here)
 
 log = logging.getLogger(__name__)
-
-FAMILIES = ("preference", "forecast")
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Train the configured model family on the configured data; returns its metrics."""
-    configure_tracking(cfg)
-    family = cfg.task.family
-    if family == "preference":
-        from viralab.families.preference import train as train_preference
-
-        return train_preference(cfg)
-    if family == "forecast":
-        from viralab.families.forecast import train_forecast
-
-        return train_forecast(cfg)
-    raise ConfigError(f"unknown task.family {family!r}; valid: {', '.join(FAMILIES)}")
+    return train_family(cfg)
 
 
 @hydra.main(config_path=PACKAGED_CONFIG, config_name="config", version_base="1.3")

@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 from viralab.data.sources import load_stats
 from viralab.families.preference.prepare import LABEL
-from viralab.features.tabular import ANALYSIS_COLUMN
+from viralab.features.documents import ANALYSIS_COLUMN
 from viralab.monitor.champion import load_champion
 from viralab.monitor.forecast_scoring import forecast_recent_mae
 from viralab.monitor.preference_scoring import preference_predictions

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from viralab.features.tabular import ANALYSIS_COLUMN
+from viralab.features.documents import ANALYSIS_COLUMN
 from viralab.monitor.drift import DriftReport, DriftSettings, compare
 from viralab.registry.evaluation import predictions
 from viralab.serve.prediction_log import suppressed

@@ -24,7 +24,7 @@ environment, and the redacted `***` values are dropped rather than trained with.
 Layout: this module runs a retrain (`retrain`); the training config is planned in
 `training_config`, the lock is `lock` (with `orphans` for what a killed retrain left), the
 check is logged by `check_log`, the challenger check is `challenger_check`, and the training
-itself is the family's (`family_training`).
+itself is the family's (`families.dispatch`).
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from omegaconf import DictConfig, OmegaConf
 
+from viralab.families.dispatch import train_family
 from viralab.monitor.challenger_check import Comparison, compare_forecast, compare_preference
 from viralab.monitor.check_log import log_check, log_check_run
-from viralab.monitor.family_training import train_family
 from viralab.monitor.lock import retrain_lock
 from viralab.monitor.memory import record_refusal
 from viralab.monitor.orphans import TAG_OUTCOME, close_orphans

@@ -28,8 +28,8 @@ from viralab.config import compose
 from viralab.data.sources import extract_records, load_stats
 from viralab.errors import DataError, ViralabError
 from viralab.families.preference.prepare import LABEL, records_frame
+from viralab.features.documents import ANALYSIS_COLUMN
 from viralab.features.sequence import COUNT_COLUMNS, clean_stats
-from viralab.features.tabular import ANALYSIS_COLUMN
 from viralab.registry.client import registry_errors, run_data
 from viralab.registry.comparison import GATE, judge_comparison, paired_bootstrap
 from viralab.registry.gate_set import GateSet, current_gate_set, in_stretch

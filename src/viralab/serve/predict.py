@@ -26,7 +26,7 @@ import mlflow
 import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
 
-from viralab.features.tabular import ANALYSIS_COLUMN
+from viralab.features.documents import ANALYSIS_COLUMN
 from viralab.registry.markers import RegistrySettings
 from viralab.serve.ab import arms, challenger, project_ab_settings
 from viralab.serve.limits import check_horizon

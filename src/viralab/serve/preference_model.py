@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from viralab.errors import ConfigError
-from viralab.features.tabular import ANALYSIS_COLUMN
+from viralab.features.documents import ANALYSIS_COLUMN
 from viralab.serve import prediction_log as plog  # by module: tests replace its functions
 from viralab.serve.explain import Explainer
 from viralab.serve.limits import RequestLimitError, ServeLimits, parse_bool

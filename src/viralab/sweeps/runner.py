@@ -48,6 +48,7 @@ from viralab.entrypoint import (
     user_errors_exit,
 )
 from viralab.errors import ConfigError
+from viralab.families.dispatch import train_family as train
 from viralab.sweeps import runs
 from viralab.sweeps.objective import Objective, TrialFn
 from viralab.sweeps.plan import APP_CONFIG, SweepPlan, compose_app, plan_sweep
@@ -71,7 +72,6 @@ from viralab.sweeps.workers import (
     run_workers,
 )
 from viralab.tracking import configure_tracking
-from viralab.train import train
 
 
 def _start_params(plan: SweepPlan) -> dict[str, Any]:
@@ -94,8 +94,9 @@ def run_plan(
 ) -> SweepResult:
     """Run a checked sweep: open the study, the parent run, the trials; log the summary.
 
-    ``trial_fn`` defaults to `viralab.train.train`; ``track_trials=False`` runs without any
-    MLflow run (the benchmark's baseline for the cost of tracking).
+    ``trial_fn`` defaults to `viralab.families.dispatch.train_family` (what `viralab.train`
+    runs); ``track_trials=False`` runs without any MLflow run (the benchmark's baseline for
+    the cost of tracking).
     """
     if trial_fn is None:
         trial_fn = train

@@ -4,35 +4,35 @@ Entry points call `train(cfg)`; the monitor and the registry read the columns, t
 tags and the extraction from `prepare` (the family's bottom layer, free of MLflow writes).
 """
 
-from viralab.families.preference.fit import PreferenceResult, build_pipeline, fit_preference
-from viralab.families.preference.milestones import data_status, decide_training
-from viralab.families.preference.prepare import (
-    ANALYSIS_COLUMN,
-    DIMENSION_PREFIX,
-    LABEL,
-    TAG_MAX_RATED_AT,
-    TAG_N_RATINGS,
-    dimension_names,
-    extract_usable,
-    records_frame,
-)
-from viralab.families.preference.run import load_preference_data
-from viralab.families.preference.run import train_preference as train
+from importlib import import_module
+from typing import Any
 
-__all__ = [
-    "ANALYSIS_COLUMN",
-    "DIMENSION_PREFIX",
-    "LABEL",
-    "TAG_MAX_RATED_AT",
-    "TAG_N_RATINGS",
-    "PreferenceResult",
-    "build_pipeline",
-    "data_status",
-    "decide_training",
-    "dimension_names",
-    "extract_usable",
-    "fit_preference",
-    "load_preference_data",
-    "records_frame",
-    "train",
-]
+#: The family's interface, by the module that defines it. Resolved on first use (PEP 562):
+#: the monitor and the registry read `prepare`'s columns and extraction at start-up of every
+#: `viralab` command, and importing the package eagerly loaded scikit-learn for them.
+_EXPORTS = {
+    "ANALYSIS_COLUMN": "prepare",
+    "DIMENSION_PREFIX": "prepare",
+    "LABEL": "prepare",
+    "TAG_MAX_RATED_AT": "prepare",
+    "TAG_N_RATINGS": "prepare",
+    "dimension_names": "prepare",
+    "extract_usable": "prepare",
+    "records_frame": "prepare",
+    "PreferenceResult": "fit",
+    "build_pipeline": "fit",
+    "fit_preference": "fit",
+    "data_status": "milestones",
+    "decide_training": "milestones",
+    "load_preference_data": "run",
+}
+
+__all__ = sorted([*_EXPORTS, "train"])
+
+
+def __getattr__(name: str) -> Any:
+    if name == "train":  # today's `train_preference`, under the family interface's name
+        return import_module(f"{__name__}.run").train_preference
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)

@@ -21,7 +21,7 @@ from viralab.data.extraction import ExtractionReport
 from viralab.families.preference.fit import PreferenceResult
 from viralab.families.preference.model import log_model
 from viralab.families.preference.prepare import LABEL, retrain_basis_tags
-from viralab.features.tabular import ANALYSIS_COLUMN
+from viralab.features.documents import ANALYSIS_COLUMN
 from viralab.tracking import (
     ArtifactBatch,
     artifact_batch,

@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import viralab
 from viralab.families.preference.fit import PreferenceResult
-from viralab.features.tabular import ANALYSIS_COLUMN
+from viralab.features.documents import ANALYSIS_COLUMN
 from viralab.serve import preference_model as preference_model_code
 from viralab.serve.limits import ServeLimits
 from viralab.serve.preference_model import (

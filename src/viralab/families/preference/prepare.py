@@ -16,8 +16,8 @@ from omegaconf import DictConfig
 
 from viralab.data.extraction import ExtractionReport
 from viralab.data.sources import extract_records
+from viralab.features.documents import ANALYSIS_COLUMN
 from viralab.features.flatten import finite_json
-from viralab.features.tabular import ANALYSIS_COLUMN
 
 LABEL = "overall_score"
 DIMENSION_PREFIX = "dim_"

@@ -34,7 +34,7 @@ from viralab.families.preference.prepare import (
     extract_usable,
     records_frame,
 )
-from viralab.features.tabular import ANALYSIS_COLUMN
+from viralab.features.documents import ANALYSIS_COLUMN
 from viralab.tracking import (
     held_writes,
     log_config,

@@ -1,8 +1,7 @@
-"""Training a retrain's challenger with its family's own training function.
+"""One way to train a configured model family: `viralab.train`, sweeps and retrains call it.
 
-The monitor sits above the families in the layering, so it calls them directly rather than
-going up through the `viralab.train` entry point (an entry point is what calls the monitor,
-not what the monitor calls). The dispatch is the one `viralab.train.train` does.
+Why here: the entry point (`viralab.train`) and the monitor's retrain both dispatch on
+`task.family`; one function below both keeps them the same.
 """
 
 from __future__ import annotations
@@ -10,8 +9,6 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from viralab.errors import ConfigError
-from viralab.families.forecast import train_forecast
-from viralab.families.preference import train as train_preference
 from viralab.tracking import configure_tracking
 
 FAMILIES = ("preference", "forecast")
@@ -21,11 +18,14 @@ def train_family(cfg: DictConfig) -> dict[str, float]:
     """Train the configured model family on the configured data; returns its metrics."""
     configure_tracking(cfg)
     family = cfg.task.family
+    # why here: each family's training loads its stack (scikit-learn and matplotlib, TensorFlow
+    # for the forecasters), and every `viralab` command imports the monitor at start-up
     if family == "preference":
+        from viralab.families.preference.run import train_preference
+
         return train_preference(cfg)
     if family == "forecast":
+        from viralab.families.forecast.train import train_forecast
+
         return train_forecast(cfg)
     raise ConfigError(f"unknown task.family {family!r}; valid: {', '.join(FAMILIES)}")
-
-
-__all__ = ["train_family"]
