@@ -67,6 +67,7 @@ lint: setup
 	  echo "$(BIN)/ruff check . && $(BIN)/ruff format --check ."; \
 	  $(BIN)/ruff check . && $(BIN)/ruff format --check .; \
 	fi
+	$(BIN)/lint-imports
 
 format: setup
 	$(BIN)/ruff format .
