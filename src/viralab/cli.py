@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from viralab.data.commands import app as data_app
-from viralab.entrypoint import install_guards, user_errors_exit
+from viralab.entrypoint import install_guards, refuse_secret_overrides, user_errors_exit
 from viralab.families.forecast.compare import app as forecasts_app
 from viralab.monitor.commands import app as retrain_app
 from viralab.monitor.live_commands import app as monitor_app
@@ -47,8 +47,6 @@ def milestone(
     ),
 ) -> None:
     """Where the usable ratings stand on the spec's milestones (100/200/300/500), what next."""
-    from viralab.entrypoint import refuse_secret_overrides
-
     # imported here: keeps `viralab --help` fast
     from viralab.families.preference.milestones import data_status
 

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from viralab.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 LOSSES = ("mse", "mae", "huber")
@@ -80,8 +82,6 @@ def build_lstm(
     recurrent layer (faster).
     """
     import keras
-
-    from viralab.errors import ConfigError
 
     loss = str(model_cfg.get("loss", "mse"))
     if loss not in LOSSES:

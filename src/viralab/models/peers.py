@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from viralab.errors import ConfigError
 from viralab.models.naive_horizons import NAIVE, naive_forecasts, rate
 
 #: a per-minute rate below which a count is "not moving" (one count an hour)
@@ -102,8 +103,6 @@ class NaivePeer(Peer):
 
     def __init__(self, method: str = "best", name: str = "naive", lookback: int = 60) -> None:
         super().__init__()
-        from viralab.errors import ConfigError
-
         if method != "best" and method not in NAIVE:
             raise ConfigError(f"model.method must be best or one of {NAIVE}, got {method!r}")
         self.method, self.name, self.lookback = method, name, int(lookback)
@@ -154,8 +153,6 @@ class StatsPeer(Peer):
 
     def __init__(self, model: str = "ets", name: str | None = None, history: int = 120) -> None:
         super().__init__()
-        from viralab.errors import ConfigError
-
         if model not in ("ets", "theta"):
             raise ConfigError(f"model.model must be ets or theta, got {model!r}")
         self.model, self.name, self.lookback = model, name or model, int(history)
@@ -363,8 +360,6 @@ def from_config(config: dict[str, Any], models: list[Any] | None = None) -> Peer
         if config.get("columns"):
             peer.columns_by_horizon = [np.asarray(c, dtype=bool) for c in config["columns"]]
     else:
-        from viralab.errors import ConfigError
-
         raise ConfigError(f"unknown forecaster kind {kind!r}")
     peer.k, peer.window = int(config["k"]), int(config["window"])
     peer.horizons = tuple(int(h) for h in config["horizons"])
