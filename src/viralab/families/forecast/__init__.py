@@ -5,25 +5,8 @@
 table). Lab notes behind the defaults: docs/forecasting-notes.md.
 """
 
-from importlib import import_module
-from typing import Any
+from viralab.families.forecast.fit import fit_target
+from viralab.families.forecast.prepare import Prepared, prepare, resolve_targets
+from viralab.families.forecast.train import train, train_forecast
 
-#: The family's interface, by the module that defines it. Resolved on first use (PEP 562):
-#: the training modules load TensorFlow and scikit-learn, and `viralab forecasts compare`
-#: (the CLI imports `compare` at start-up) needs neither.
-_EXPORTS = {
-    "Prepared": "prepare",
-    "prepare": "prepare",
-    "resolve_targets": "prepare",
-    "fit_target": "fit",
-    "train": "train",
-    "train_forecast": "train",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+__all__ = ["Prepared", "fit_target", "prepare", "resolve_targets", "train", "train_forecast"]
