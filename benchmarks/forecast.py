@@ -69,8 +69,8 @@ def main(argv: list[str]) -> int:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
 
-    from viralab.families.forecast.evaluate import NAIVE
     from viralab.features.sequence import TARGETS
+    from viralab.models.forecast_eval import NAIVE
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     results: dict[str, tuple[dict[str, float], float, float]] = {}

@@ -29,7 +29,7 @@ def main() -> int:
     from omegaconf import OmegaConf
 
     from viralab.config import compose
-    from viralab.registry.evaluation import compare_on_champion_eval, compare_with_champion
+    from viralab.promotion.evaluation import compare_on_champion_eval, compare_with_champion
     from viralab.registry.markers import RegistrySettings, mark
     from viralab.train import train
 

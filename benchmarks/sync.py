@@ -84,7 +84,7 @@ def main() -> int:
             server = start_postgres()
             url = server.url(server.create_database("sync_bench"))
 
-        from viralab.registry.commands import load_settings
+        from viralab.registry.command_settings import load_settings
         from viralab.registry.sync import describe_target, sync_registry
 
         settings = load_settings()

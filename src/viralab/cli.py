@@ -9,7 +9,7 @@ from viralab.entrypoint import install_guards, refuse_secret_overrides, user_err
 from viralab.families.forecast.compare import app as forecasts_app
 from viralab.monitor.commands import app as retrain_app
 from viralab.monitor.live_commands import app as monitor_app
-from viralab.registry.commands import app as registry_app
+from viralab.promotion.commands import app as registry_app
 from viralab.serve.commands import forecast, predict
 from viralab.service_limits import cli_limits_callback
 from viralab.sweeps.cli import app as sweep_app

@@ -29,6 +29,7 @@ from viralab.redaction import (
     url_passwords,
 )
 from viralab.service_limits import unreachable_message
+from viralab.tracking import resolve_tracking_uri
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -146,8 +147,6 @@ def purge_run(run_id: str) -> str:
     import mlflow
     from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
     from mlflow.tracking._tracking_service.utils import _get_store
-
-    from viralab.tracking import resolve_tracking_uri
 
     uri = resolve_tracking_uri()
     mlflow.set_tracking_uri(uri)

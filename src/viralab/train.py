@@ -19,7 +19,7 @@ from viralab.entrypoint import (
     refuse_secret_overrides,
     user_errors_exit,
 )
-from viralab.families.dispatch import FAMILIES, train_family  # noqa: F401  (FAMILIES: importable here)
+from viralab.training import FAMILIES, train_family  # noqa: F401  (FAMILIES: importable here)
 
 log = logging.getLogger(__name__)
 

@@ -197,7 +197,7 @@ MIRROR = (
 def test_postgres_killed_mid_sync_leaves_the_old_mirror(pg: PostgresServer, tmp_path: Path) -> None:
     from mlflow import MlflowClient
 
-    from viralab.registry.commands import load_settings
+    from viralab.registry.command_settings import load_settings
     from viralab.registry.sync import sync_registry
 
     database = pg.create_database()

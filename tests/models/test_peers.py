@@ -215,7 +215,7 @@ def test_served_band_uses_the_scale_the_model_was_calibrated_with() -> None:
     """Issue 16: the pyfunc widens the band as the judge did (``interval_scale``), from the
     newest 61 rows; a model saved before the fix (no ``interval_scale``) keeps the plain-rate
     scale its quantiles were calibrated on."""
-    from viralab.families.forecast import evaluate as fe
+    from viralab.models import forecast_eval as fe
 
     rows = video_rows("a", n=90)
     rows.loc[75:, "view_count"] = rows.loc[74, "view_count"] + 20 * np.arange(1, 16)  # turns

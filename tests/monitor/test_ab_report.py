@@ -18,7 +18,7 @@ from viralab.cli import app
 from viralab.data.database import make_engine
 from viralab.data.schema import analyzed_videos, create_schema, video_ratings
 from viralab.monitor.ab_report import BETTER, UNSETTLED, WORSE, ab_report
-from viralab.registry.evidence import AB_END, AB_START, with_ab_section, write_ab_section
+from viralab.promotion.evidence import AB_END, AB_START, with_ab_section, write_ab_section
 from viralab.serve.prediction_table import create_prediction_tables, predictions
 
 

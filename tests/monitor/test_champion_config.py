@@ -84,8 +84,8 @@ def test_python_yaml_tags_and_non_mappings_are_refused() -> None:
 def test_retrain_of_a_champion_with_a_foreign_target_runs_nothing(tmp_path: Path) -> None:
     """A version whose run's config.yaml says `_target_: os.system` becomes champion (as
     anyone who can write artifacts and promote could arrange): retrain refuses, exit 2."""
+    from viralab.promotion.promote import promote
     from viralab.registry.client import get_client
-    from viralab.registry.promotion import promote
 
     client = MlflowClient()
     v1 = client.get_model_version("preference", "1")

@@ -107,7 +107,7 @@ def test_judging_a_version_is_not_serving_it(champion: str, logging_on: str) -> 
     import pandas as pd
 
     from viralab.features.tabular import ANALYSIS_COLUMN
-    from viralab.registry.evaluation import mae_on
+    from viralab.promotion.evaluation import mae_on
 
     docs = [json.dumps(r["video"]["visual_analysis"]) for r in new_ratings(8)]
     frame = pd.DataFrame({ANALYSIS_COLUMN: docs})

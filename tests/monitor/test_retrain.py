@@ -203,8 +203,8 @@ TINY = [
 @pytest.mark.slow
 @pytest.mark.usefixtures("blank")
 def test_forecaster_scores_new_windows_and_retrains(tmp_path: Path) -> None:
+    from viralab.promotion.promote import promote
     from viralab.registry.client import get_client
-    from viralab.registry.promotion import promote
     from viralab.train import train
 
     frame, snapshot = stats_rows()

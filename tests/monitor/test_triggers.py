@@ -63,8 +63,8 @@ def champion_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     Trained once per module; each test gets a copy (the artifacts stay where they are).
     """
+    from viralab.promotion.promote import promote
     from viralab.registry.client import get_client
-    from viralab.registry.promotion import promote
     from viralab.train import train
 
     path = tmp_path_factory.mktemp("champion") / "mlflow.db"

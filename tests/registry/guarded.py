@@ -11,7 +11,7 @@ import requests
 from sqlalchemy import create_engine, select
 
 from tests.support.services import ManagedProcess, copy_sqlite, require_service, start_mlflow_server
-from viralab.registry.events import read_events
+from viralab.promotion.events import read_events
 from viralab.registry.mirror import model_versions
 
 ADMIN = ("admin", "viralab-admin-pw-123")

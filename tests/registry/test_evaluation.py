@@ -19,12 +19,12 @@ from tests.registry.fakes import LinearRater, NearestRater, TrendForecaster
 from tests.registry.kit import RegistryKit
 from viralab.families.preference.prepare import LABEL
 from viralab.features.tabular import ANALYSIS_COLUMN
-from viralab.registry import evaluation
-from viralab.registry.evaluation import compare_on_champion_eval, compare_with_champion
+from viralab.promotion import evaluation
+from viralab.promotion.evaluation import compare_on_champion_eval, compare_with_champion
+from viralab.promotion.promote import PromotionRefused, promote
 from viralab.registry.gate_set import choose_ratings, choose_stretch, freeze_gate_set
 from viralab.registry.gates import ComparisonSettings, GateSetSettings
 from viralab.registry.markers import RegistrySettings, mark
-from viralab.registry.promotion import PromotionRefused, promote
 from viralab.registry.vocabulary import TAG_GATE_SET_DIGEST
 
 SETTINGS = ComparisonSettings(tolerance=0.02)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from mlflow import MlflowClient
 
 from tests.registry.kit import GOOD_PREFERENCE, RegistryKit
+from viralab.promotion.evidence import write_version_evidence
 from viralab.registry.comparison import judge_comparison, paired_bootstrap
-from viralab.registry.evidence import write_version_evidence
 from viralab.registry.gate_set import freeze_gate_set
 from viralab.registry.gates import GateReport, GateResult, GateSetSettings
 from viralab.registry.markers import RegistrySettings

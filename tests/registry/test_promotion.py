@@ -9,10 +9,10 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.registry.kit import GOOD_FORECAST, GOOD_PREFERENCE, RegistryKit
+from viralab.promotion.commands import EXIT_ERROR, EXIT_REFUSED, app
+from viralab.promotion.events import read_events
+from viralab.promotion.promote import PromotionRefused, promote, rollback
 from viralab.registry.client import RegistryError
-from viralab.registry.commands import EXIT_ERROR, EXIT_REFUSED, app
-from viralab.registry.events import read_events
-from viralab.registry.promotion import PromotionRefused, promote, rollback
 from viralab.registry.sync import sync_registry
 
 runner = CliRunner()

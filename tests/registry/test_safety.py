@@ -17,12 +17,12 @@ from typer.testing import CliRunner
 
 from tests.registry.kit import GOOD_PREFERENCE, RegistryKit
 from tests.support.services import copy_sqlite
-from viralab.registry import events as events_module
+from viralab.promotion import events as events_module
+from viralab.promotion.commands import EXIT_ERROR, app
+from viralab.promotion.events import read_events
+from viralab.promotion.promote import promote
 from viralab.registry.client import RegistryError
-from viralab.registry.commands import EXIT_ERROR, app
-from viralab.registry.events import read_events
 from viralab.registry.mirror import mirror_engine, model_versions
-from viralab.registry.promotion import promote
 from viralab.registry.sync import sync_registry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,7 +63,7 @@ def test_a_failed_move_leaves_no_event(kit, settings, monkeypatch):
     def broken_mark(*_args, **_kwargs):
         raise RegistryError("MLflow store failed while marking")
 
-    monkeypatch.setattr("viralab.registry.promotion.mark", broken_mark)
+    monkeypatch.setattr("viralab.promotion.promote.mark", broken_mark)
     with pytest.raises(RegistryError, match="failed while marking"):
         promote(kit.client, settings, "preference", 2, "champion")
     assert len(read_events("preference")) == 2  # the two setup moves only

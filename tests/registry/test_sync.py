@@ -21,7 +21,7 @@ from tests.registry.kit import GOOD_FORECAST, GOOD_PREFERENCE, WEIGHTS, Registry
 from tests.support.services import PG_PASSWORD, free_port
 from viralab.data.database import normalize_url
 from viralab.errors import DataError
-from viralab.registry.commands import app
+from viralab.promotion.commands import app
 from viralab.registry.markers import RegistrySettings
 from viralab.registry.mirror import mirror_engine, model_versions
 from viralab.registry.sync import reading as sync_reading
@@ -291,7 +291,7 @@ def test_cli_watch_keeps_syncing_until_interrupted(tmp_path, kit, monkeypatch):
         else:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr("viralab.registry.commands.time.sleep", nap)
+    monkeypatch.setattr("viralab.registry.sync.command.time.sleep", nap)
     result = CliRunner().invoke(app, ["sync", "--database-url", url, "--watch", "5"])
     assert result.exit_code == 0, result.output
     lines = [line for line in result.stdout.splitlines() if line.startswith("[")]

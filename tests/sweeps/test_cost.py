@@ -23,17 +23,17 @@ import pytest
 from omegaconf import OmegaConf
 
 from viralab.config import compose, to_safe_container
-from viralab.sweeps.hooks import (
+from viralab.sweeps.plan import TrialComposer
+from viralab.sweeps.runner import run_sweep
+from viralab.sweeps.runs import INVOCATION_TAG
+from viralab.sweeps.space import parse_space
+from viralab.tracking.trial import (
     DATASET_DIGEST_TAG,
     DATASET_NAME_TAG,
     DATASET_RUN_TAG,
     FEATURE_METADATA_PATH_TAG,
     FEATURE_METADATA_RUN_TAG,
 )
-from viralab.sweeps.plan import TrialComposer
-from viralab.sweeps.runner import run_sweep
-from viralab.sweeps.runs import INVOCATION_TAG
-from viralab.sweeps.space import parse_space
 
 FIXTURE = Path(__file__).parent / "fixtures" / "trial_run_shape_before.json"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

@@ -16,11 +16,11 @@ import pytest
 from omegaconf import DictConfig
 
 from viralab.errors import ConfigError
-from viralab.sweeps.hooks import current_trial, report
 from viralab.sweeps.progress import SweepError
 from viralab.sweeps.runner import run_sweep
 from viralab.sweeps.study import resolve_storage
 from viralab.tracking import tracked_run
+from viralab.tracking.trial import current_trial, report
 
 
 def family(

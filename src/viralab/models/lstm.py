@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from viralab.errors import ConfigError
+from viralab.tracking.trial import epoch_callbacks  # in a sweep trial: its pruning callback
 
 log = logging.getLogger(__name__)
 
@@ -186,9 +187,6 @@ def fit_network(
     has_val = len(val[0]) > 0
     monitor = "val_loss" if has_val else "loss"
     progress = _progress_callback(label, epochs)
-    # inside an Optuna sweep trial this adds its pruning callback; otherwise nothing
-    from viralab.sweeps.hooks import epoch_callbacks
-
     callbacks = [progress, *epoch_callbacks()]
     patience = model_cfg.get("early_stopping_patience", 10)
     if patience is not None and int(patience) > 0:

@@ -8,7 +8,7 @@ from typing import Any
 
 import mlflow
 
-from viralab.monitor.drift import log_report
+from viralab.analysis.drift import log_report
 from viralab.monitor.retrain_settings import RetrainSettings
 from viralab.monitor.trigger_results import CheckResult
 from viralab.tracking import tracked_run

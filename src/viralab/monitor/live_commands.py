@@ -26,9 +26,9 @@ from viralab.errors import ViralabError
 from viralab.monitor.ab_report import ab_report, log_ab_run
 from viralab.monitor.live import has_log, live_report, outcomes, parse_since
 from viralab.monitor.triggers import RetrainSettings
+from viralab.promotion.evidence import write_ab_section
 from viralab.redaction import mask_url
 from viralab.registry.client import RegistryError, get_client, require_model
-from viralab.registry.evidence import write_ab_section
 from viralab.registry.markers import RegistrySettings, holder
 from viralab.serve.prediction_log import prediction_log_url
 from viralab.serve.prediction_table import predictions

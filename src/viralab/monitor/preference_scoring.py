@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from viralab.analysis.drift import DriftReport, DriftSettings, compare
 from viralab.features.documents import ANALYSIS_COLUMN
-from viralab.monitor.drift import DriftReport, DriftSettings, compare
-from viralab.registry.evaluation import predictions
+from viralab.promotion.evaluation import predictions
 from viralab.serve.prediction_log import suppressed
 
 

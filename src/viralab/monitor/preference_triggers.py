@@ -12,6 +12,7 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from omegaconf import DictConfig
 
+from viralab.analysis.drift import REFERENCE_ARTIFACT, DriftReport, DriftSettings
 from viralab.families.preference.prepare import (
     LABEL,
     TAG_MAX_RATED_AT,
@@ -20,7 +21,6 @@ from viralab.families.preference.prepare import (
     records_frame,
 )
 from viralab.monitor.champion import load_champion, parse_stamps, parse_time, run_started
-from viralab.monitor.drift import REFERENCE_ARTIFACT, DriftReport, DriftSettings
 from viralab.monitor.live import logged_live_mae
 from viralab.monitor.preference_scoring import drift_of, preference_predictions
 from viralab.monitor.retrain_settings import ModelTriggers

@@ -24,7 +24,7 @@ environment, and the redacted `***` values are dropped rather than trained with.
 Layout: this module runs a retrain (`retrain`); the training config is planned in
 `training_config`, the lock is `lock` (with `orphans` for what a killed retrain left), the
 check is logged by `check_log`, the challenger check is `challenger_check`, and the training
-itself is the family's (`families.dispatch`).
+itself is the family's (`viralab.training`).
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from omegaconf import DictConfig, OmegaConf
 
-from viralab.families.dispatch import train_family
 from viralab.monitor.challenger_check import Comparison, compare_forecast, compare_preference
 from viralab.monitor.check_log import log_check, log_check_run
 from viralab.monitor.lock import retrain_lock
@@ -56,11 +55,12 @@ from viralab.monitor.training_config import (
 )
 from viralab.monitor.trigger_results import CheckResult
 from viralab.monitor.triggers import check
+from viralab.promotion.promote import PromotionRefused, promote
 from viralab.registry.client import get_client, registry_errors
 from viralab.registry.gates import GateReport
 from viralab.registry.markers import RegistrySettings
-from viralab.registry.promotion import PromotionRefused, promote
 from viralab.tracking import tracked_run
+from viralab.training import train_family
 
 log = logging.getLogger(__name__)
 

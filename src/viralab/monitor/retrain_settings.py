@@ -13,8 +13,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from viralab.analysis.drift import DriftSettings
 from viralab.errors import ConfigError
-from viralab.monitor.drift import DriftSettings
 
 FAMILIES = ("preference", "forecast")
 

@@ -16,8 +16,8 @@ from typing import Any
 import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
 
+from viralab.analysis.drift import DriftReport
 from viralab.errors import ViralabError
-from viralab.monitor.drift import DriftReport
 from viralab.registry.client import RunData
 
 FIRED, QUIET, NOT_JUDGED, OFF = "fired", "quiet", "not judged", "off"

@@ -16,7 +16,7 @@ preference (spec 000 `RetrainTrigger`):
   tag) says so; fires when that live MAE is more than 0.05 above the test MAE its run logged;
 - `feature_drift`: population stability index (PSI) per encoded feature, the new ratings
   against the training rows' distribution saved with the version (`drift/reference.json`);
-  see `viralab.monitor.drift` for why a feature must also drift significantly.
+  see `viralab.analysis.drift` for why a feature must also drift significantly.
 
 forecasters (spec 002 `retraining_conditions`):
 
@@ -43,8 +43,8 @@ from datetime import UTC, datetime
 from mlflow import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
+from viralab.analysis.drift import MEASURE
 from viralab.monitor.champion import champion_of, lineage, load_champion
-from viralab.monitor.drift import MEASURE
 from viralab.monitor.forecast_scoring import forecast_recent_mae
 from viralab.monitor.forecast_triggers import TAG_MAX_TIMESTAMP, check_forecast
 from viralab.monitor.memory import judged_already

@@ -63,6 +63,7 @@ from viralab.features.sequence import (
     scale_inputs,
 )
 from viralab.models.baselines import mean_increment_forecast
+from viralab.models.forecast_eval import intervals, scale
 from viralab.models.peers import from_config
 from viralab.serve import prediction_log as plog  # by module: tests replace its functions
 from viralab.serve.forecast_signature import model_signature  # noqa: F401  (importable here)
@@ -252,10 +253,6 @@ def forecast_horizons(
     Raises:
         DataError: too few usable rows, or a horizon the network has no output for.
     """
-    # why here: the forecast family's package imports this module (its log step packages
-    # this pyfunc), so importing the family at the top would be a circle
-    from viralab.families.forecast.evaluate import intervals, scale
-
     video_id, segment = _usable_segment(rows, settings)
     k = ["view_count", "like_count", "comment_count"].index(settings["target_column"])
     last_ts = segment["timestamp"].iloc[-1]

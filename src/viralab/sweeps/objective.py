@@ -25,10 +25,10 @@ from omegaconf import DictConfig
 from viralab.config import known_safe_container, redact_text
 from viralab.errors import ConfigError, ViralabError
 from viralab.sweeps import runs
-from viralab.sweeps.hooks import active_trial, sweep_parent
 from viralab.sweeps.plan import SweepPlan, TrialComposer, lean_overrides
 from viralab.sweeps.space import hydra_value
 from viralab.tracking import early_writes, no_run_links
+from viralab.tracking.trial import active_trial, sweep_parent
 
 INVOCATION_ATTR = runs.INVOCATION_ATTR
 FAILED_ATTR = runs.FAILED_ATTR  # failed in its own process (not a dead worker's trial)

@@ -48,7 +48,6 @@ from viralab.entrypoint import (
     user_errors_exit,
 )
 from viralab.errors import ConfigError
-from viralab.families.dispatch import train_family as train
 from viralab.sweeps import runs
 from viralab.sweeps.objective import Objective, TrialFn
 from viralab.sweeps.plan import APP_CONFIG, SweepPlan, compose_app, plan_sweep
@@ -72,6 +71,7 @@ from viralab.sweeps.workers import (
     run_workers,
 )
 from viralab.tracking import configure_tracking
+from viralab.training import train_family as train
 
 
 def _start_params(plan: SweepPlan) -> dict[str, Any]:
@@ -94,7 +94,7 @@ def run_plan(
 ) -> SweepResult:
     """Run a checked sweep: open the study, the parent run, the trials; log the summary.
 
-    ``trial_fn`` defaults to `viralab.families.dispatch.train_family` (what `viralab.train`
+    ``trial_fn`` defaults to `viralab.training.train_family` (what `viralab.train`
     runs); ``track_trials=False`` runs without any MLflow run (the benchmark's baseline for
     the cost of tracking).
     """

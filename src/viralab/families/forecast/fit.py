@@ -1,7 +1,7 @@
 """Fitting and judging the LSTM for one target: the fit, its numbers, tags and diagnostics.
 
 The network, its fit loop and permutation importance are computed in `models.lstm`, the
-next-step metrics in `models.baselines`, the alerts in `monitor.training_alerts`; this module
+next-step metrics in `models.baselines`, the alerts in `families.forecast.alerts`; this module
 calls them and returns a `TargetResult` that `log.log_target` writes to MLflow.
 """
 
@@ -17,6 +17,7 @@ import pandas as pd
 from omegaconf import DictConfig
 from sklearn.preprocessing import MinMaxScaler
 
+from viralab.families.forecast.alerts import AlertThresholds, alert_tags, training_alerts
 from viralab.families.forecast.judge import (
     HorizonJudgement,
     judge_lstm,
@@ -28,7 +29,6 @@ from viralab.families.forecast.prepare import Prepared, scale_and_window
 from viralab.features import horizons as hz
 from viralab.features import sequence as seq
 from viralab.models import baselines, lstm
-from viralab.monitor.training_alerts import AlertThresholds, alert_tags, training_alerts
 
 log = logging.getLogger(__name__)
 

@@ -20,16 +20,16 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
-from viralab.families.forecast.evaluate import (
+from viralab.families.forecast.prepare import horizons_of
+from viralab.features import horizons as hz
+from viralab.features import sequence as seq
+from viralab.models.forecast_eval import (
     calibrate,
     horizon_report,
     intervals,
     naive_forecasts,
     scale,
 )
-from viralab.families.forecast.prepare import horizons_of
-from viralab.features import horizons as hz
-from viralab.features import sequence as seq
 from viralab.models.lstm import predict_scaled
 
 #: rows of history every judge reads (the 60-minute naive baseline and the interval scale)

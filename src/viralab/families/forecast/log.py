@@ -29,15 +29,15 @@ from mlflow.types import Schema, TensorSpec
 from omegaconf import DictConfig, OmegaConf
 
 import viralab
-from viralab.families.forecast.evaluate import LEVEL, SCALE
 from viralab.families.forecast.fit import TargetResult
 from viralab.families.forecast.judge import HorizonJudgement
 from viralab.families.forecast.peer import peer_params
 from viralab.families.forecast.plots import forecast_plot, learning_curve
 from viralab.families.forecast.prepare import Prepared
+from viralab.families.registration import RegistrationHook, after_registration
 from viralab.features import sequence as seq
 from viralab.models import baselines, lstm
-from viralab.registry.evidence import record_registration
+from viralab.models.forecast_eval import LEVEL, SCALE
 from viralab.serve import forecast_model
 from viralab.serve.forecast_model import (
     NETWORK_ARTIFACT,
@@ -262,7 +262,12 @@ def _input_example(data: Prepared) -> pd.DataFrame:
     return example.assign(**{c: example[c].round().astype("int64") for c in seq.COUNT_COLUMNS})
 
 
-def log_target(cfg: DictConfig, data: Prepared, result: TargetResult) -> dict[str, float]:
+def log_target(
+    cfg: DictConfig,
+    data: Prepared,
+    result: TargetResult,
+    on_registered: RegistrationHook | None = None,
+) -> dict[str, float]:
     """Everything one target's run holds (LSTM or peer); returns the metrics logged."""
     lstm_run = result.fit is not None
     _log_params(
@@ -317,7 +322,9 @@ def log_target(cfg: DictConfig, data: Prepared, result: TargetResult) -> dict[st
     metrics["model_size_mb"] = size_mb
     metrics = {k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)}
     mlflow.log_metrics(metrics)
-    record_registration(cfg, f"{cfg.task.registered_model_prefix}{result.target}", version)
+    after_registration(
+        cfg, f"{cfg.task.registered_model_prefix}{result.target}", version, on_registered
+    )
     log.info(
         "%s: MAE %.4g (scaled %.3g) vs best naive %s %.4g -> beats naive: %s",
         result.target,

@@ -20,6 +20,7 @@ from viralab.families.forecast.fit import fit_target
 from viralab.families.forecast.log import log_data, log_target
 from viralab.families.forecast.peer import fit_peer_target
 from viralab.families.forecast.prepare import prepare, resolve_targets
+from viralab.families.registration import RegistrationHook
 from viralab.models import lstm
 from viralab.tracking import log_config, tracked_run
 
@@ -33,8 +34,11 @@ def run_name_for(cfg: DictConfig, target: str, stamp: str) -> str:
     return name
 
 
-def train_forecast(cfg: DictConfig) -> dict[str, float]:
+def train_forecast(
+    cfg: DictConfig, on_registered: RegistrationHook | None = None
+) -> dict[str, float]:
     """Train the configured target(s); returns the metrics (`<target>.<metric>` for `all`).
+    `on_registered`: called with each version registered (see `families.registration`).
 
     Raises:
         ConfigError: an unknown target or setting.
@@ -55,7 +59,7 @@ def train_forecast(cfg: DictConfig) -> dict[str, float]:
         with tracked_run(experiment=experiment, run_name=name, tags=tags):
             log_config(cfg)
             log_data(data)
-            return log_target(cfg, data, fit_one(cfg, data, targets[0]))
+            return log_target(cfg, data, fit_one(cfg, data, targets[0]), on_registered)
 
     summary: dict[str, float] = {}
     with tracked_run(
@@ -75,7 +79,7 @@ def train_forecast(cfg: DictConfig) -> dict[str, float]:
                 tags={**tags, "viralab.target": target},
             ):
                 result = fit_one(cfg, data, target)
-                metrics = log_target(cfg, data, result)
+                metrics = log_target(cfg, data, result, on_registered)
             beats[target] = result.tags["viralab.beats_naive"]
             summary.update(
                 {f"{target}.{k}": v for k, v in metrics.items() if not k.startswith("importance.")}

@@ -16,6 +16,7 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from viralab.analysis.correlation import CorrelationReport
+from viralab.analysis.drift import REFERENCE_ARTIFACT, build_reference
 from viralab.analysis.plots import correlation_bars, predicted_vs_actual, residuals
 from viralab.data.extraction import ExtractionReport
 from viralab.families.preference.fit import PreferenceResult
@@ -28,6 +29,15 @@ from viralab.tracking import (
     flush_held,
     log_metrics,
     set_tags,
+)
+from viralab.tracking.trial import (
+    DATASET_DIGEST_TAG,
+    DATASET_NAME_TAG,
+    DATASET_RUN_TAG,
+    FEATURE_METADATA_PATH_TAG,
+    FEATURE_METADATA_RUN_TAG,
+    share_dataset,
+    share_json,
 )
 
 
@@ -84,15 +94,6 @@ def training_dataset(data: pd.DataFrame, name: str) -> Any:
 def log_dataset(cfg: DictConfig, frame: pd.DataFrame) -> None:
     """The training data as the run's dataset input; in a sweep, once on the parent run and
     referenced by each trial (`viralab.dataset.*` tags: digest, name, the parent's run id)."""
-    # why: sweeps sit above the families (they call `train`); in a sweep they hold the one
-    # dataset input every trial references
-    from viralab.sweeps.hooks import (
-        DATASET_DIGEST_TAG,
-        DATASET_NAME_TAG,
-        DATASET_RUN_TAG,
-        share_dataset,
-    )
-
     dataset = training_dataset(
         frame[["rating_id", "video_id", ANALYSIS_COLUMN, LABEL]],
         name=f"preference-ratings-{cfg.data.source}",
@@ -114,13 +115,6 @@ def log_feature_metadata(metadata: dict[str, Any], artifacts: ArtifactBatch) -> 
     """`feature_metadata.json` in the run's ``artifacts``; in a sweep, once on the parent run
     per content and referenced by each trial (tags `viralab.feature_metadata.run_id` and
     `.path`): every trial of a sweep computes the same metadata from the same ratings."""
-    # why: sweeps sit above the families; in a sweep they hold the shared metadata
-    from viralab.sweeps.hooks import (
-        FEATURE_METADATA_PATH_TAG,
-        FEATURE_METADATA_RUN_TAG,
-        share_json,
-    )
-
     shared = share_json(metadata, "feature_metadata")
     if shared is None:
         artifacts.dict(metadata, "feature_metadata.json")
@@ -201,10 +195,6 @@ def log_retrain_basis(
     (run tags; ``tags=False``: the caller logs `retrain_basis_tags` in its own batch) and the
     training rows' binned feature distribution (`drift/reference.json`; in the caller's
     ``artifacts`` batch if given)."""
-    # why: the monitor sits above the families; its drift check defines the reference's
-    # binning and artifact path, which training writes for it
-    from viralab.monitor.drift import REFERENCE_ARTIFACT, build_reference
-
     if tags:
         set_tags(retrain_basis_tags(frame))
     train_rows = frame[~frame["rating_id"].isin(set(result.test["rating_id"]))]

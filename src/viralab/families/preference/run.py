@@ -34,7 +34,9 @@ from viralab.families.preference.prepare import (
     extract_usable,
     records_frame,
 )
+from viralab.families.registration import RegistrationHook, after_registration
 from viralab.features.documents import ANALYSIS_COLUMN
+from viralab.registry.holdout import hold_out_gate_ratings
 from viralab.tracking import (
     held_writes,
     log_config,
@@ -48,10 +50,6 @@ log = logging.getLogger(__name__)
 
 def load_preference_data(cfg: DictConfig) -> tuple[pd.DataFrame, ExtractionReport]:
     """Extract usable ratings into a frame; fail if none."""
-    # why: the registry sits above the families (it loads and judges their models); the gate
-    # set it freezes must still be held out of training, and only the registry knows it
-    from viralab.registry.holdout import hold_out_gate_ratings
-
     kept, report = extract_usable(cfg)
     kept = hold_out_gate_ratings(cfg, kept, report)  # the frozen gate set is never trained on
     log.info("Extraction: %s", report.summary())
@@ -76,15 +74,14 @@ def _print_correlations(report: CorrelationReport) -> None:
     )
 
 
-def train_preference(cfg: DictConfig) -> dict[str, float]:
+def train_preference(
+    cfg: DictConfig, on_registered: RegistrationHook | None = None
+) -> dict[str, float]:
     """Extract, decide (§8), then analyse only or fit, evaluate, log and register one model.
+    `on_registered`: called with the version registered (see `families.registration`).
 
     Returns the run's metrics (correlation counts only when no model was trained).
     """
-    # why: the registry sits above the families; a registered version's gate set and evidence
-    # are the registry's to write, right after training registered it (inside the run)
-    from viralab.registry.evidence import record_registration
-
     if cfg.get("register", True) and not cfg.get("log_model", True):
         raise ConfigError("register=true needs log_model=true (nothing to register otherwise)")
     frame, report = load_preference_data(cfg)
@@ -122,7 +119,7 @@ def train_preference(cfg: DictConfig) -> dict[str, float]:
         log.info("Training %s on %d ratings", cfg.model.name, len(frame))
         result = fit_preference(cfg, frame)
         version = log_preference(cfg, result, frame, report)
-        record_registration(cfg, str(cfg.task.registered_model), version)  # gate set, evidence
+        after_registration(cfg, str(cfg.task.registered_model), version, on_registered)
         m, v = result.metrics, result.verdict
         if result.correlations is not None:
             _print_correlations(result.correlations)

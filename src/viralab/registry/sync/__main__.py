@@ -7,7 +7,7 @@ Its own module so the sync itself never imports the CLI that drives it.
 from __future__ import annotations
 
 from viralab.entrypoint import install_guards
-from viralab.registry.commands import sync_app
+from viralab.registry.sync.command import sync_app
 
 
 def main() -> None:

@@ -18,8 +18,8 @@ from viralab.entrypoint import user_errors_exit
 from viralab.errors import ConfigError
 from viralab.families.preference.prepare import extract_usable
 from viralab.features.sequence import target_column
+from viralab.promotion.evaluation import load_gate_rows, score_gate_set
 from viralab.registry.client import get_client
-from viralab.registry.evaluation import load_gate_rows, score_gate_set
 from viralab.registry.gate_set import (
     choose_ratings,
     choose_stretch,

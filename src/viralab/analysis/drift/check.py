@@ -32,8 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from viralab.errors import ConfigError
-from viralab.monitor.drift.binning import (
+from viralab.analysis.drift.binning import (
     MEASURE,
     MEASURE_NAME,
     bin_proportions,
@@ -43,6 +42,7 @@ from viralab.monitor.drift.binning import (
     shift_p_value,
     smoothed,
 )
+from viralab.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -7,27 +7,19 @@ promotion refused by a gate exits 3 so scripts can tell "refused" from "broken".
 
 from __future__ import annotations
 
-import os
-import time
-from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
-from omegaconf import OmegaConf
-from rich.console import Console
-from rich.table import Table
 
-from viralab.config import compose
 from viralab.entrypoint import user_errors_exit
-from viralab.errors import ConfigError, ViralabError
-from viralab.registry import gate_set_commands
-from viralab.registry.client import get_client, require_store
+from viralab.promotion import gate_set_commands
+from viralab.promotion.promote import Outcome, PromotionRefused
+from viralab.promotion.promote import promote as do_promote
+from viralab.promotion.promote import rollback as do_rollback
+from viralab.registry.client import get_client
+from viralab.registry.command_settings import ModeOption, console, load_settings
 from viralab.registry.markers import TARGETS, RegistrySettings
-from viralab.registry.promotion import Outcome, PromotionRefused
-from viralab.registry.promotion import promote as do_promote
-from viralab.registry.promotion import rollback as do_rollback
-from viralab.registry.sync import SyncResult, describe_target, sync_registry
-from viralab.tracking import configure_tracking
+from viralab.registry.sync.command import sync
 
 EXIT_ERROR = 2
 EXIT_REFUSED = PromotionRefused.exit_code  # 3
@@ -37,15 +29,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-ModeOption = Annotated[
-    str | None,
-    typer.Option(
-        "--mode",
-        help="Active marker: alias (champion/challenger) or stage (Production/Staging). "
-        "Default (also for an empty value): registry.mode from conf/registry/.",
-        show_default=False,
-    ),
-]
 ForceOption = Annotated[
     bool, typer.Option("--force", help="Promote even if a gate fails (needs --reason).")
 ]
@@ -57,30 +40,9 @@ DryRunOption = Annotated[
 ]
 
 
-def _console(stderr: bool = False) -> Console:
-    return Console(stderr=stderr, soft_wrap=True, highlight=False)
-
-
-def load_settings(mode: str | None = None) -> RegistrySettings:
-    """Compose the project config (with `registry.mode` overridden) and configure MLflow."""
-    # artifact downloads would draw tqdm bars on stderr between our one-line messages
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    overrides = [f"registry.mode={mode}"] if mode else []
-    try:
-        cfg = compose(overrides)
-    except Exception as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"cannot compose the config: {detail}") from None
-    configure_tracking(cfg)
-    section = OmegaConf.to_container(cfg.registry, resolve=True)
-    settings = RegistrySettings.from_config(section)  # type: ignore[arg-type]
-    require_store()
-    return settings
-
-
 def _print_report(outcome_or_refusal: Outcome | PromotionRefused, stderr: bool = False) -> None:
     report = outcome_or_refusal.report
-    out = _console(stderr)
+    out = console(stderr)
     for result in report.results:
         style = "green" if result.passed else "red"
         out.print(f"  [{style}]{'PASS' if result.passed else 'FAIL'}[/{style}] ", end="")
@@ -90,7 +52,7 @@ def _print_report(outcome_or_refusal: Outcome | PromotionRefused, stderr: bool =
 
 
 def _print_outcome(outcome: Outcome, settings: RegistrySettings) -> None:
-    out = _console()
+    out = console()
     what = f"{outcome.model} version {outcome.version}"
     if not outcome.changed:
         out.print(f"{what} already holds {settings.describe(outcome.target)}", markup=False)
@@ -165,69 +127,5 @@ def rollback(
     _print_outcome(outcome, settings)
 
 
-@user_errors_exit
-def sync(
-    database_url: Annotated[
-        str | None,
-        typer.Option(
-            "--database-url",
-            help="Mirror database (default: $VIRALAB_DATABASE_URL, else data/viralab.db).",
-            show_default=False,
-        ),
-    ] = None,
-    watch: Annotated[
-        float | None,
-        typer.Option(
-            "--watch",
-            metavar="SECONDS",
-            min=0.1,
-            help="Keep syncing every SECONDS until Ctrl-C.",
-            show_default=False,
-        ),
-    ] = None,
-    mode: ModeOption = None,
-    prune: Annotated[
-        bool,
-        typer.Option(
-            "--prune",
-            help="Empty the mirror when the registry has no models (refused without it).",
-        ),
-    ] = False,
-) -> None:
-    """Make the model_versions table mirror the Model Registry (idempotent, one transaction)."""
-    out = _console()
-    settings = load_settings(mode)
-    out.print(f"mirror: {describe_target(database_url)}", markup=False)
-    if watch is None:
-        _print_sync(sync_registry(settings, database_url, prune=prune))
-        return
-    try:
-        while True:
-            stamp = datetime.now(UTC).strftime("%H:%M:%S")
-            try:
-                result = sync_registry(settings, database_url, prune=prune)
-                out.print(f"[{stamp}] ", end="", markup=False)
-                _print_sync(result, table=False)
-            except ViralabError as exc:  # keep watching: the next round may succeed
-                typer.echo(f"[{stamp}] error: {exc}", err=True)
-            time.sleep(watch)
-    except KeyboardInterrupt:
-        out.print("stopped")
-
-
-def _print_sync(result: SyncResult, table: bool = True) -> None:
-    out = _console()
-    out.print(result.summary(), markup=False)
-    if table and result.changed and result.active:
-        grid = Table("model", "active version", box=None, pad_edge=False)
-        for model, version in sorted(result.active.items()):
-            grid.add_row(model, "-" if version is None else str(version))
-        out.print(grid)
-
-
 app.command("sync")(sync)
 app.add_typer(gate_set_commands.app, name="gate-set")
-
-# `python -m viralab.registry.sync`: the same command as a standalone program.
-sync_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-sync_app.command()(sync)

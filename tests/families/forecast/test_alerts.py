@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from viralab.monitor.training_alerts import (
+from viralab.families.forecast.alerts import (
     AlertThresholds,
     alert_tags,
     longest_stall,

@@ -1,7 +1,8 @@
 """One way to train a configured model family: `viralab.train`, sweeps and retrains call it.
 
-Why here: the entry point (`viralab.train`) and the monitor's retrain both dispatch on
-`task.family`; one function below both keeps them the same.
+Why here: the entry point (`viralab.train`), the sweeps and the monitor's retrain all dispatch
+on `task.family`; one function above the families and promotion keeps them the same, and
+hands the families promotion's evidence writer for the versions they register.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from viralab.errors import ConfigError
+from viralab.promotion.evidence import write_registration_evidence
 from viralab.tracking import configure_tracking
 
 FAMILIES = ("preference", "forecast")
@@ -23,9 +25,9 @@ def train_family(cfg: DictConfig) -> dict[str, float]:
     if family == "preference":
         from viralab.families.preference.run import train_preference
 
-        return train_preference(cfg)
+        return train_preference(cfg, on_registered=write_registration_evidence)
     if family == "forecast":
         from viralab.families.forecast.train import train_forecast
 
-        return train_forecast(cfg)
+        return train_forecast(cfg, on_registered=write_registration_evidence)
     raise ConfigError(f"unknown task.family {family!r}; valid: {', '.join(FAMILIES)}")

@@ -1,7 +1,7 @@
 """Feature drift as the population stability index (PSI): the training-time reference and
 the pure PSI (`binning`), the check against it (`check`), the MLflow report (`report`)."""
 
-from viralab.monitor.drift.binning import (
+from viralab.analysis.drift.binning import (
     MEASURE,
     MEASURE_NAME,
     REFERENCE_ARTIFACT,
@@ -12,8 +12,8 @@ from viralab.monitor.drift.binning import (
     psi,
     shift_p_value,
 )
-from viralab.monitor.drift.check import DriftReport, DriftSettings, FeatureDrift, compare
-from viralab.monitor.drift.report import log_report
+from viralab.analysis.drift.check import DriftReport, DriftSettings, FeatureDrift, compare
+from viralab.analysis.drift.report import log_report
 
 __all__ = [
     "MEASURE",

@@ -23,12 +23,11 @@ from mlflow.entities.model_registry import ModelVersion
 
 from viralab.config import compose
 from viralab.errors import ViralabError
+from viralab.promotion.evaluation import compare_with_champion
 from viralab.registry.client import registry_errors, run_data, set_version_tags
 from viralab.registry.comparison import GATE
-from viralab.registry.evaluation import compare_with_champion
 from viralab.registry.gate_set import current_gate_set
 from viralab.registry.gates import GateReport, GateResult, check_metrics
-from viralab.registry.holdout import log_gate_set
 from viralab.registry.markers import RegistrySettings, holder
 from viralab.registry.vocabulary import (
     GATE_CONTEXT,
@@ -274,16 +273,13 @@ def _project_settings() -> RegistrySettings:
     return RegistrySettings.from_config(section)  # type: ignore[arg-type]
 
 
-def record_registration(cfg: Any, model: str, version: str | int | None) -> None:
-    """After training registered `version` (inside its run): log the gate set the training
-    held out on the run, then write the version's evidence. Evidence that cannot be written
+def write_registration_evidence(cfg: Any, model: str, version: str | int) -> None:
+    """Right after training registered `version` (inside its run, after the family logged
+    the gate set it held out): write the version's evidence. Evidence that cannot be written
     is a warning: the version is registered either way, and a promotion re-checks the gates.
-    """
+    `viralab.training` hands this to the families (they sit below promotion)."""
     from omegaconf import OmegaConf
 
-    log_gate_set(model, registered=version is not None, cfg=cfg)
-    if version is None:
-        return
     flush_held()  # the evidence reads the run's metrics and gate-set tags back from the store
     try:
         section = OmegaConf.to_container(cfg.registry, resolve=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from viralab.families.forecast import evaluate as fe
+from viralab.models import forecast_eval as fe
 
 
 def test_coverage_counts_inside_including_the_bounds_and_skips_unknowns() -> None:

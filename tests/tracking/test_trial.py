@@ -7,7 +7,7 @@ import optuna
 import pytest
 
 from viralab.sweeps import hooks
-from viralab.sweeps.hooks import active_trial, current_trial, epoch_callbacks, report
+from viralab.tracking.trial import active_trial, current_trial, epoch_callbacks, report
 
 
 def test_outside_a_sweep_there_are_no_callbacks_and_reports_are_ignored() -> None:
@@ -124,7 +124,7 @@ def test_a_shared_json_file_is_logged_on_the_parent_once_per_content() -> None:
 
     import mlflow
 
-    from viralab.sweeps.hooks import share_json, sweep_parent
+    from viralab.tracking.trial import share_json, sweep_parent
 
     assert share_json({"a": 1}, "meta") is None  # no sweep
     client = mlflow.MlflowClient()

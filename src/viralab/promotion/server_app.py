@@ -31,11 +31,11 @@ from mlflow import MlflowClient
 
 from viralab.config import compose
 from viralab.errors import ViralabError
-from viralab.registry import events
+from viralab.promotion import events
+from viralab.promotion.events import MarkerMoved
+from viralab.promotion.promote import TAG_FORCE_REASON, PromotionRefused, promote, remove
 from viralab.registry.client import RegistryError
-from viralab.registry.events import MarkerMoved
 from viralab.registry.markers import RegistrySettings, holder, target_of
-from viralab.registry.promotion import TAG_FORCE_REASON, PromotionRefused, promote, remove
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 The registry's tags cannot be an audit trail: they are written after the move (a failure in
 between leaves a champion with no record), read-modify-write (two writers lose entries) and a
 reviewer's click in the UI wrote none. So every move, from the CLI, a retrain or the MLflow UI
-(through `viralab.registry.server_app`), goes through `record_change`:
+(through `viralab.promotion.server_app`), goes through `record_change`:
 
 1. take the application database's sync lock (the same lock and transaction as the mirror's
    sync, so the mirror never sees half a move),

@@ -14,12 +14,7 @@ import pandas as pd
 import pytest
 
 from tests.monitor.test_triggers import blank, blank_store  # noqa: F401  (fixtures)
-from viralab.data.extraction import extract_training_records
-from viralab.data.sample import generate_ratings
-from viralab.errors import ConfigError
-from viralab.families.preference.prepare import records_frame
-from viralab.features.tabular import ANALYSIS_COLUMN, AnalysisEncoder
-from viralab.monitor.drift import (
+from viralab.analysis.drift import (
     MEASURE,
     DriftSettings,
     bin_edges,
@@ -31,6 +26,11 @@ from viralab.monitor.drift import (
     psi,
     shift_p_value,
 )
+from viralab.data.extraction import extract_training_records
+from viralab.data.sample import generate_ratings
+from viralab.errors import ConfigError
+from viralab.families.preference.prepare import records_frame
+from viralab.features.tabular import ANALYSIS_COLUMN, AnalysisEncoder
 
 SHIFTED = ("production.durationSeconds", "hook.strength")
 

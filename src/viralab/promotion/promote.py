@@ -17,19 +17,10 @@ from typing import cast
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
-from viralab.registry.client import (
-    RegistryError,
-    registry_errors,
-    require_model,
-    resolve_version,
-    run_data,
-)
-from viralab.registry.evaluation import compare_with_champion
-from viralab.registry.events import Change, previous_holder, read_events, record_change
-from viralab.registry.evidence import write_version_evidence
-from viralab.registry.gates import GateReport, check_metrics
-from viralab.registry.markers import TARGETS, RegistrySettings, Target, holder, mark
-from viralab.registry.promotion_record import (
+from viralab.promotion.evaluation import compare_with_champion
+from viralab.promotion.events import Change, previous_holder, read_events, record_change
+from viralab.promotion.evidence import write_version_evidence
+from viralab.promotion.record import (
     TAG_FLAGGED,
     TAG_FORCE_REASON,
     TAG_PROMOTED_AT,
@@ -47,6 +38,15 @@ from viralab.registry.promotion_record import (
     require_reason,
     set_promotion_tags,
 )
+from viralab.registry.client import (
+    RegistryError,
+    registry_errors,
+    require_model,
+    resolve_version,
+    run_data,
+)
+from viralab.registry.gates import GateReport, check_metrics
+from viralab.registry.markers import TARGETS, RegistrySettings, Target, holder, mark
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from typing import Any
 import mlflow
 import numpy as np
 
-from viralab.monitor.drift.binning import MEASURE_NAME
-from viralab.monitor.drift.check import DriftReport, FeatureDrift
+from viralab.analysis.drift.binning import MEASURE_NAME
+from viralab.analysis.drift.check import DriftReport, FeatureDrift
 
 
 def psi_bars(report: DriftReport, top: int = 30) -> Any:
