@@ -27,6 +27,7 @@ def train_family(cfg: DictConfig) -> dict[str, float]:
 
         return train_preference(cfg, on_registered=write_registration_evidence)
     if family == "forecast":
+        # why here: TensorFlow loads with the forecast family (seconds), only when it trains
         from viralab.families.forecast.train import train_forecast
 
         return train_forecast(cfg, on_registered=write_registration_evidence)

@@ -6,7 +6,7 @@ import numpy as np
 import optuna
 import pytest
 
-from viralab.sweeps import hooks
+from viralab.tracking import trial as hooks
 from viralab.tracking.trial import active_trial, current_trial, epoch_callbacks, report
 
 
