@@ -6,8 +6,8 @@ import typer
 
 from viralab.data.commands import app as data_app
 from viralab.entrypoint import install_guards, refuse_secret_overrides, user_errors_exit
-from viralab.families.forecast.compare import app as forecasts_app
 from viralab.monitor.commands import app as retrain_app
+from viralab.monitor.forecast_compare import app as forecasts_app
 from viralab.monitor.live_commands import app as monitor_app
 from viralab.promotion.commands import app as registry_app
 from viralab.serve.commands import forecast, predict

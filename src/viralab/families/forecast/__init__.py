@@ -1,8 +1,10 @@
 """The stats forecasters (LSTM and peers, spec 002 and issue 16), split by role.
 
-`prepare` (data), `fit` (the LSTM), `peer` (the peer families), `judge` and `evaluate`
-(per-horizon judging), `log` (MLflow), `plots`, `train` (the entry), `compare` (the CLI
-table). Lab notes behind the defaults: docs/forecasting-notes.md.
+`prepare` (data), `fit` (the LSTM), `alerts` (a fit's health), `peer` (the peer families),
+`judge` (per-horizon judging; the scaling and intervals are `models.forecast_eval`), `log`
+(MLflow), `plots`, `train` (the entry). The side-by-side table of trained forecasters is
+`monitor.forecast_compare` (reading runs needs none of this stack). Lab notes behind the
+defaults: docs/forecasting-notes.md.
 """
 
 from viralab.families.forecast.fit import fit_target

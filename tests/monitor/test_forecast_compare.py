@@ -6,7 +6,7 @@ import mlflow
 from typer.testing import CliRunner
 
 from viralab.cli import app
-from viralab.families.forecast.compare import markdown, table_rows
+from viralab.monitor.forecast_compare import markdown, table_rows
 
 runner = CliRunner()
 
