@@ -1,0 +1,91 @@
+"""Small named writes to the active MLflow run, for code outside the tracking layer.
+
+Training, evaluation and monitoring code return results; the modules that log them call these
+instead of `mlflow.*`, so MLflow is imported at the edges only (docs/architecture.md, "Where
+MLflow is called"). Each is the `mlflow` call of the same name, nothing more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import mlflow
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
+
+
+def set_experiment(name: str) -> None:
+    """`mlflow.set_experiment`."""
+    mlflow.set_experiment(name)
+
+
+def start_run(**kwargs: Any) -> Any:
+    """`mlflow.start_run` (a context manager yielding the run)."""
+    return mlflow.start_run(**kwargs)
+
+
+def active_run() -> Run | None:
+    """`mlflow.active_run`: the run logged into, or None."""
+    return mlflow.active_run()
+
+
+def get_run(run_id: str) -> Run:
+    """`mlflow.get_run`."""
+    return mlflow.get_run(run_id)
+
+
+def run_experiment_id(run_id: str) -> str:
+    """The experiment id of one run."""
+    return mlflow.MlflowClient().get_run(run_id).info.experiment_id
+
+
+def experiment_name(experiment_id: str) -> str:
+    """The name of one experiment."""
+    return mlflow.get_experiment(experiment_id).name
+
+
+def search_runs(**kwargs: Any) -> Any:
+    """`mlflow.search_runs` (a DataFrame of runs)."""
+    return mlflow.search_runs(**kwargs)
+
+
+def set_tag(key: str, value: Any) -> None:
+    """`mlflow.set_tag` on the active run."""
+    mlflow.set_tag(key, value)
+
+
+def set_tags(tags: Mapping[str, Any]) -> None:
+    """`mlflow.set_tags` on the active run."""
+    mlflow.set_tags(tags)
+
+
+def set_run_tag(run_id: str, key: str, value: Any) -> None:
+    """One tag on a run by id (not necessarily the active one)."""
+    mlflow.MlflowClient().set_tag(run_id, key, value)
+
+
+def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
+    """`mlflow.log_metrics` on the active run."""
+    mlflow.log_metrics(metrics, step=step)
+
+
+def log_dict(obj: Any, path: str) -> None:
+    """`mlflow.log_dict` on the active run."""
+    mlflow.log_dict(obj, path)
+
+
+def log_text(text: str, path: str) -> None:
+    """`mlflow.log_text` on the active run."""
+    mlflow.log_text(text, path)
+
+
+def log_figure(figure: Any, path: str) -> None:
+    """`mlflow.log_figure` on the active run."""
+    mlflow.log_figure(figure, path)
+
+
+def log_artifact(local_path: str, artifact_path: str | None = None) -> None:
+    """`mlflow.log_artifact` on the active run."""
+    mlflow.log_artifact(local_path, artifact_path=artifact_path)
