@@ -78,9 +78,9 @@ def runtime_mlflow_imports(path: Path) -> list[int]:
             names = [node.module or ""]
         else:
             continue
-        if any(n == "mlflow" or n.startswith("mlflow.") for n in names):
-            if node.lineno not in guarded:
-                found.append(node.lineno)
+        mlflow = any(n == "mlflow" or n.startswith("mlflow.") for n in names)
+        if mlflow and node.lineno not in guarded:
+            found.append(node.lineno)
     return found
 
 

@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import cast
-
-from mlflow import MlflowClient
-from mlflow.entities.model_registry import ModelVersion
+from typing import TYPE_CHECKING, cast
 
 from viralab.registry.client import (
     RegistryError,
@@ -47,6 +44,10 @@ from viralab.registry.promotion_record import (
     require_reason,
     set_promotion_tags,
 )
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
 
 log = logging.getLogger(__name__)
 
