@@ -22,6 +22,12 @@ ALLOWED_MODULES = {
     "families/preference/log.py",
     "serve/forecast_model.py",  # pyfunc wrappers: subclass mlflow.pyfunc.PythonModel, and
     "serve/preference_model.py",  # saved models name these module paths
+    # the forecaster pyfunc's signature, split out of forecast_model.py (re-exported there):
+    # it is written in MLflow's schema types, and only they can say it
+    "serve/forecast_signature.py",
+    # RequestLimitError must be an MlflowException(INVALID_PARAMETER_VALUE): that is what
+    # `mlflow models serve` answers with 400 instead of 500
+    "serve/limits.py",
     "sweeps/runs.py",  # the sweep's run bookkeeping (parent and trial runs)
     "sweeps/hooks.py",  # the trial's tracking hooks (moving to tracking/trial.py)
     "monitor/check_log.py",  # the monitor's own log module

@@ -135,3 +135,29 @@ def ensure_experiment(name: str) -> str:
         slug = re.sub(r"[^a-zA-Z0-9_-]+", "-", name).strip("-").lower() or "experiment"
         location = (root / "artifacts" / slug).as_uri()
     return mlflow.create_experiment(name, artifact_location=location)
+
+
+def tracking_uri() -> str:
+    """`mlflow.get_tracking_uri()`: the store runs are logged to now."""
+    return mlflow.get_tracking_uri()
+
+
+def lower_sql_store_retries(at_most: int) -> int | None:
+    """Lower MLflow's SQL store's engine-creation retries (`MAX_RETRY_COUNT`, 15 with doubling
+    sleeps; no setting exists) to ``at_most``; returns the count before (None: none to lower)."""
+    try:
+        from mlflow.store.db import utils as sql_utils
+    except ImportError:  # pragma: no cover
+        return None
+    attempts = getattr(sql_utils, "MAX_RETRY_COUNT", None)
+    if not isinstance(attempts, int):
+        return None
+    sql_utils.MAX_RETRY_COUNT = min(attempts, at_most)
+    return attempts
+
+
+def restore_sql_store_retries(attempts: int) -> None:
+    """Put back the count `lower_sql_store_retries` returned."""
+    from mlflow.store.db import utils as sql_utils
+
+    sql_utils.MAX_RETRY_COUNT = attempts
