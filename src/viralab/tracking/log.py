@@ -8,12 +8,9 @@ MLflow is called"). Each is the `mlflow` call of the same name, nothing more.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import mlflow
-
-if TYPE_CHECKING:
-    from mlflow.entities import Run
 
 
 def set_experiment(name: str) -> None:
@@ -24,21 +21,6 @@ def set_experiment(name: str) -> None:
 def start_run(**kwargs: Any) -> Any:
     """`mlflow.start_run` (a context manager yielding the run)."""
     return mlflow.start_run(**kwargs)
-
-
-def active_run() -> Run | None:
-    """`mlflow.active_run`: the run logged into, or None."""
-    return mlflow.active_run()
-
-
-def get_run(run_id: str) -> Run:
-    """`mlflow.get_run`."""
-    return mlflow.get_run(run_id)
-
-
-def run_experiment_id(run_id: str) -> str:
-    """The experiment id of one run."""
-    return mlflow.MlflowClient().get_run(run_id).info.experiment_id
 
 
 def experiment_name(experiment_id: str) -> str:
@@ -59,11 +41,6 @@ def set_tag(key: str, value: Any) -> None:
 def set_tags(tags: Mapping[str, Any]) -> None:
     """`mlflow.set_tags` on the active run."""
     mlflow.set_tags(tags)
-
-
-def set_run_tag(run_id: str, key: str, value: Any) -> None:
-    """One tag on a run by id (not necessarily the active one)."""
-    mlflow.MlflowClient().set_tag(run_id, key, value)
 
 
 def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
