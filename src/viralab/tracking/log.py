@@ -1,4 +1,5 @@
-"""Small named writes to the active MLflow run, for code outside the tracking layer.
+"""Small named MLflow tracking calls (mostly writes to the active run), for code outside the
+tracking layer.
 
 Training, evaluation and monitoring code return results; the modules that log them call these
 instead of `mlflow.*`, so MLflow is imported at the edges only (docs/architecture.md, "Where
