@@ -145,7 +145,7 @@ def cli_limits(environ: dict[str, str] | None = None) -> Iterator[None]:
     added = [name for name in CLI_LIMITS if name not in env]
     for name in added:
         env[name] = CLI_LIMITS[name]
-    attempts = _limit_sql_store_retries()
+    sql_utils, attempts = _limit_sql_store_retries()
     try:
         yield
     except (typer.Exit, typer.Abort):
@@ -159,10 +159,8 @@ def cli_limits(environ: dict[str, str] | None = None) -> Iterator[None]:
     finally:
         for name in added:
             env.pop(name, None)
-        if attempts is not None:
-            from viralab.tracking.store import restore_sql_store_retries
-
-            restore_sql_store_retries(attempts)
+        if sql_utils is not None:
+            sql_utils.MAX_RETRY_COUNT = attempts
 
 
 def cli_limits_callback(ctx: typer.Context) -> None:
@@ -170,10 +168,15 @@ def cli_limits_callback(ctx: typer.Context) -> None:
     ctx.with_resource(cli_limits())
 
 
-def _limit_sql_store_retries() -> int | None:
+def _limit_sql_store_retries() -> tuple[object | None, int]:
     """MLflow's SQL store retries engine creation `MAX_RETRY_COUNT` (15) times with doubling
-    sleeps; no setting exists, so the module constant is lowered for the command. Returns the
-    count to put back (None: nothing was lowered)."""
-    from viralab.tracking.store import lower_sql_store_retries
-
-    return lower_sql_store_retries(CLI_SQL_STORE_ATTEMPTS)
+    sleeps; no setting exists, so the module constant is lowered for the command."""
+    try:
+        from mlflow.store.db import utils as sql_utils
+    except ImportError:  # pragma: no cover
+        return None, 0
+    attempts = getattr(sql_utils, "MAX_RETRY_COUNT", None)
+    if not isinstance(attempts, int):
+        return None, 0
+    sql_utils.MAX_RETRY_COUNT = min(attempts, CLI_SQL_STORE_ATTEMPTS)
+    return sql_utils, attempts

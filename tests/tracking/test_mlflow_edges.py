@@ -48,7 +48,12 @@ NOT_ADAPTER = {
 }
 
 #: Modules not converted yet, each with why. Keep this short.
-NOT_YET: dict[str, str] = {}
+NOT_YET: dict[str, str] = {
+    # lowers MLflow's SQL store retry constant for one CLI command; it sits in the settings
+    # layer, below tracking/, so a tracking helper would be an upward import (and entrypoint,
+    # its allowed sibling, imports it: a circle)
+    "service_limits.py": "settings layer, below tracking/",
+}
 
 
 def _allowed(rel: str) -> bool:

@@ -256,11 +256,6 @@ def load_pyfunc(model_uri: str, **kwargs: Any) -> Any:
     return mlflow.pyfunc.load_model(model_uri, **kwargs)
 
 
-def is_mlflow_error(exc: BaseException) -> bool:
-    """Whether `exc` is an `MlflowException` (for code that must not import MLflow)."""
-    return isinstance(exc, MlflowException)
-
-
 def logged_model_version(mlmodel_path: str) -> ModelVersion | None:
     """The newest registered version of the logged model whose ``MLmodel`` file is at
     ``mlmodel_path`` (matched by logged model id, else by run), aliases included; None when

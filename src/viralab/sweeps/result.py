@@ -13,6 +13,7 @@ from viralab.errors import ConfigError
 from viralab.sweeps import runs
 from viralab.sweeps.objective import INVOCATION_ATTR
 from viralab.sweeps.plan import SweepPlan
+from viralab.sweeps.progress import SweepError
 from viralab.sweeps.space import hydra_value
 
 
@@ -90,7 +91,10 @@ def register_best(plan: SweepPlan, result: SweepResult, parent_id: str) -> str |
         return None
     name = _registered_name(plan)
     path = str(plan.cfg.sweep.get("model_artifact") or "model")
-    version = runs.register_run_model(result.best_run_id, path, name)
+    try:
+        version = runs.register_run_model(result.best_run_id, path, name)
+    except runs.RegistrationFailed as exc:
+        raise SweepError(f"cannot register the best trial's model as {name}: {exc}") from None
     runs.set_run_tag(parent_id, "viralab.sweep.registered", f"{name} v{version}")
     return version
 

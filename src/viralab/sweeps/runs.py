@@ -41,6 +41,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from viralab.config import redact_text
+from viralab.errors import ViralabError
 from viralab.tracking import (
     artifact_batch,
     discard_held_tag,
@@ -367,14 +368,16 @@ def close_orphans(
     return closed
 
 
+class RegistrationFailed(ViralabError):
+    """The registry refused to register a trial's model."""
+
+
 def register_run_model(run_id: str, path: str, name: str) -> str:
     """Register the model the run logged at ``path`` as ``name``; returns the new version.
 
     Raises:
-        SweepError: the registry refused it.
+        RegistrationFailed: the registry refused it (MLflow's message).
     """
-    from viralab.sweeps.progress import SweepError
-
     run = mlflow.get_run(run_id)
     # MLflow 3 keeps a logged model as a LoggedModel of its run: register that one directly
     # (runs:/<id>/<path> still resolves to it, with a warning).
@@ -387,7 +390,7 @@ def register_run_model(run_id: str, path: str, name: str) -> str:
     try:
         version = mlflow.register_model(uri, name)
     except mlflow.exceptions.MlflowException as exc:
-        raise SweepError(f"cannot register the best trial's model as {name}: {exc}") from None
+        raise RegistrationFailed(str(exc)) from None
     return str(version.version)
 
 

@@ -142,22 +142,8 @@ def tracking_uri() -> str:
     return mlflow.get_tracking_uri()
 
 
-def lower_sql_store_retries(at_most: int) -> int | None:
-    """Lower MLflow's SQL store's engine-creation retries (`MAX_RETRY_COUNT`, 15 with doubling
-    sleeps; no setting exists) to ``at_most``; returns the count before (None: none to lower)."""
-    try:
-        from mlflow.store.db import utils as sql_utils
-    except ImportError:  # pragma: no cover
-        return None
-    attempts = getattr(sql_utils, "MAX_RETRY_COUNT", None)
-    if not isinstance(attempts, int):
-        return None
-    sql_utils.MAX_RETRY_COUNT = min(attempts, at_most)
-    return attempts
+def is_mlflow_error(exc: BaseException) -> bool:
+    """Whether `exc` is an `MlflowException` (for code that must not import MLflow)."""
+    from mlflow.exceptions import MlflowException
 
-
-def restore_sql_store_retries(attempts: int) -> None:
-    """Put back the count `lower_sql_store_retries` returned."""
-    from mlflow.store.db import utils as sql_utils
-
-    sql_utils.MAX_RETRY_COUNT = attempts
+    return isinstance(exc, MlflowException)
