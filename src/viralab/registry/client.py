@@ -254,22 +254,3 @@ def load_pyfunc(model_uri: str, **kwargs: Any) -> Any:
     import mlflow.pyfunc
 
     return mlflow.pyfunc.load_model(model_uri, **kwargs)
-
-
-def logged_model_version(mlmodel_path: str) -> ModelVersion | None:
-    """The newest registered version of the logged model whose ``MLmodel`` file is at
-    ``mlmodel_path`` (matched by logged model id, else by run), aliases included; None when
-    it has no run or no version."""
-    from mlflow.models import Model
-
-    meta = Model.load(mlmodel_path)
-    if not meta.run_id:
-        return None
-    client = MlflowClient()
-    versions = client.search_model_versions(f"run_id = '{meta.run_id}'")
-    exact = [v for v in versions if meta.model_id and getattr(v, "model_id", None) == meta.model_id]
-    found = exact or versions
-    if not found:
-        return None
-    mv = max(found, key=lambda v: int(v.version))
-    return client.get_model_version(mv.name, mv.version)  # a search leaves the aliases out

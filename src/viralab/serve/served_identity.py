@@ -67,7 +67,7 @@ def _model_dir(artifacts: Mapping[str, str]) -> Path | None:
 
 def from_registry(artifacts: Mapping[str, str]) -> ServedIdentity:
     """The registered version whose logged model (else run) is this one."""
-    from viralab.registry.client import logged_model_version
+    from viralab.tracking.store import logged_model_version
 
     folder = _model_dir(artifacts)
     if folder is None:
