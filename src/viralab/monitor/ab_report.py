@@ -29,6 +29,7 @@ from scipy import stats
 
 from viralab.monitor.live import mean_interval
 from viralab.tracking import tracked_run
+from viralab.tracking.log import log_dict, log_metrics
 
 BETTER = "challenger better"
 WORSE = "challenger worse"
@@ -251,8 +252,6 @@ def ab_report(
 def log_ab_run(report: AbReport, experiment: str) -> str:
     """An `ab-<model>-<timestamp>` run in `experiment` (the retraining one) holding the
     report (metrics, verdict tags, `ab_report.json`); returns its id."""
-    import mlflow
-
     stamp = pd.Timestamp.now(tz="UTC").strftime("%Y%m%d-%H%M%S")
     tags = {
         "viralab.retrain.kind": "ab",
@@ -264,6 +263,6 @@ def log_ab_run(report: AbReport, experiment: str) -> str:
     with tracked_run(
         experiment=experiment, run_name=f"ab-{report.model}-{stamp}", tags=tags
     ) as run:
-        mlflow.log_metrics(report.metrics())
-        mlflow.log_dict(report.as_dict(), "ab_report.json")
+        log_metrics(report.metrics())
+        log_dict(report.as_dict(), "ab_report.json")
         return run.info.run_id

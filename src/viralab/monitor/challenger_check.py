@@ -6,12 +6,10 @@ from __future__ import annotations
 import math
 import tempfile
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from mlflow import MlflowClient
-from mlflow.entities.model_registry import ModelVersion
 from omegaconf import DictConfig
 
 from viralab.data.sources import load_stats
@@ -22,6 +20,10 @@ from viralab.monitor.forecast_scoring import forecast_recent_mae
 from viralab.monitor.preference_scoring import preference_predictions
 from viralab.monitor.trigger_results import CheckResult
 from viralab.registry.client import registry_errors
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
 
 
 @dataclass(frozen=True)

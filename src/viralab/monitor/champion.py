@@ -5,15 +5,23 @@ Shared by the preference and forecast triggers and the retrain's comparison.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import mlflow.pyfunc
 import pandas as pd
-from mlflow import MlflowClient
-from mlflow.entities.model_registry import ModelVersion
 
-from viralab.registry.client import RegistryError, RunData, registry_errors, require_model, run_data
+from viralab.registry.client import (
+    RegistryError,
+    RunData,
+    load_pyfunc,
+    registry_errors,
+    require_model,
+    run_data,
+)
 from viralab.registry.markers import RegistrySettings, holder
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
 
 PARENT_TAG = "mlflow.parentRunId"
 
@@ -80,7 +88,7 @@ def load_champion(version: ModelVersion) -> Any:
     """The champion's pyfunc (not cached: tests and long processes switch stores)."""
 
     with registry_errors(f"loading {version.name} version {version.version}"):
-        return mlflow.pyfunc.load_model(f"models:/{version.name}/{version.version}")
+        return load_pyfunc(f"models:/{version.name}/{version.version}")
 
 
 __all__ = [

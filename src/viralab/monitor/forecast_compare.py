@@ -24,6 +24,7 @@ from viralab.config import compose
 from viralab.entrypoint import user_errors_exit
 from viralab.errors import DataError
 from viralab.tracking import configure_tracking
+from viralab.tracking import log as tracking_log
 
 app = typer.Typer(help="Forecasters side by side.", no_args_is_help=True)
 
@@ -118,9 +119,7 @@ def mae_plot(target: str, rows: list[dict[str, Any]], horizons: Sequence[int]) -
 
 def latest_runs(experiment: str) -> dict[str, dict[str, dict[str, float]]]:
     """target -> model -> metrics of the newest finished forecaster run of each."""
-    import mlflow
-
-    runs = mlflow.search_runs(
+    runs = tracking_log.search_runs(
         experiment_names=[experiment],
         filter_string="attributes.status = 'FINISHED' and tags.`viralab.task` = 'forecast'",
         order_by=["attributes.start_time DESC"],
@@ -151,7 +150,6 @@ def compare(
     log: Annotated[bool, typer.Option("--log/--no-log", help="log the tables as a run")] = True,
 ) -> None:
     """One table per target: models x horizons, MAE (counts) / MASE (coverage), best bold."""
-    import mlflow
     from rich.console import Console
     from rich.table import Table
 
@@ -186,12 +184,12 @@ def compare(
     if not log:
         return
     stamp = datetime.now(UTC).strftime("%Y%m%d_%H%M%S")
-    mlflow.set_experiment(experiment)
-    with mlflow.start_run(run_name=f"forecast_compare_{stamp}") as run:
-        mlflow.set_tag("viralab.task", "forecast_compare")
+    tracking_log.set_experiment(experiment)
+    with tracking_log.start_run(run_name=f"forecast_compare_{stamp}") as run:
+        tracking_log.set_tag("viralab.task", "forecast_compare")
         for target, (rows, horizons) in tables.items():
-            mlflow.log_text(markdown(target, rows, horizons), f"compare/{target}.md")
-            mlflow.log_figure(mae_plot(target, rows, horizons), f"compare/mae_{target}.png")
+            tracking_log.log_text(markdown(target, rows, horizons), f"compare/{target}.md")
+            tracking_log.log_figure(mae_plot(target, rows, horizons), f"compare/mae_{target}.png")
     console.print(f"logged as run {run.info.run_id} (forecast_compare_{stamp})")
 
 

@@ -4,10 +4,9 @@ degradation on every window whose target row is new (plus the shared schedule/ma
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import pandas as pd
-from mlflow import MlflowClient
-from mlflow.entities.model_registry import ModelVersion
 from omegaconf import DictConfig
 
 from viralab.data.sources import load_stats
@@ -30,6 +29,10 @@ from viralab.monitor.trigger_results import (
     unscorable,
 )
 from viralab.registry.client import RunData
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
 
 #: The newest stats row a forecaster run trained on (ISO-8601 UTC), on the run that logged the
 #: data (the `target=all` parent, or the single-target run). Until training logs it, the

@@ -16,13 +16,15 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from mlflow import MlflowClient
 
 from viralab.monitor.trigger_results import CheckResult
 from viralab.registry.client import registry_errors
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 TAG_REFUSED = "viralab.retrain.refused"
 TIME_COLUMNS = ("rated_at", "timestamp")

@@ -8,10 +8,12 @@ retraining experiment from showing half-done work as in progress.
 from __future__ import annotations
 
 import logging
-
-from mlflow import MlflowClient
+from typing import TYPE_CHECKING
 
 from viralab.registry.client import registry_errors
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 log = logging.getLogger(__name__)
 

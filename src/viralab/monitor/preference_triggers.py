@@ -4,12 +4,10 @@ degradation (what the champion served, else re-scored) and feature drift."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from mlflow import MlflowClient
-from mlflow.entities.model_registry import ModelVersion
 from omegaconf import DictConfig
 
 from viralab.analysis.drift import REFERENCE_ARTIFACT, DriftReport, DriftSettings
@@ -40,6 +38,10 @@ from viralab.monitor.trigger_results import (
     unscorable,
 )
 from viralab.registry.client import RunData, load_json_artifact
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
 
 
 def rating_cutoff(run: RunData) -> tuple[pd.Timestamp | None, str]:

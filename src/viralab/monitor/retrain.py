@@ -33,10 +33,8 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-import mlflow
-from mlflow import MlflowClient
-from mlflow.entities.model_registry import ModelVersion
 from omegaconf import DictConfig, OmegaConf
 
 from viralab.monitor.challenger_check import Comparison, compare_forecast, compare_preference
@@ -60,7 +58,12 @@ from viralab.registry.client import get_client, registry_errors
 from viralab.registry.gates import GateReport
 from viralab.registry.markers import RegistrySettings
 from viralab.tracking import tracked_run
+from viralab.tracking.log import log_dict, log_metrics, set_tag, set_tags
 from viralab.training import train_family
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +211,7 @@ def _retrain_locked(
                 model, outcome.version, TAG_RETRAIN_RUN, parent.info.run_id
             )
             client.set_tag(version.run_id, TAG_CHALLENGES, result.challenges)
-        mlflow.set_tag("viralab.retrain.version", outcome.version)
+        set_tag("viralab.retrain.version", outcome.version)
 
         reason = f"retrained by {parent.info.run_name} (triggers: {fired})"
         try:
@@ -229,8 +232,8 @@ def _retrain_locked(
             refusal = record_refusal(
                 client, result, outcome.version, outcome.challenger_gates.summary()
             )
-            mlflow.set_tag("viralab.retrain.data_digest", refusal.data_digest)
-        mlflow.set_tag("viralab.retrain.challenger_gates", outcome.challenger_gates.summary())
+            set_tag("viralab.retrain.data_digest", refusal.data_digest)
+        set_tag("viralab.retrain.challenger_gates", outcome.challenger_gates.summary())
 
         if result.cannot_judge:
             comparison = None
@@ -241,8 +244,8 @@ def _retrain_locked(
             comparison = compare_forecast(cfg, result, version)
         outcome.comparison = comparison
         if comparison is not None:
-            mlflow.log_metrics(comparison.metrics())
-            mlflow.log_dict(comparison.as_dict(), "comparison.json")
+            log_metrics(comparison.metrics())
+            log_dict(comparison.as_dict(), "comparison.json")
         else:
             outcome.notes.append("no new data: champion and challenger were not compared on it")
 
@@ -261,10 +264,10 @@ def _retrain_locked(
                 outcome.status = CHAMPION
             except PromotionRefused as exc:
                 outcome.champion_gates = exc.report
-            mlflow.set_tag("viralab.retrain.champion_gates", outcome.champion_gates.summary())
-        mlflow.set_tags({TAG_OUTCOME: outcome.status, "viralab.retrain.auto_promote": str(auto)})
+            set_tag("viralab.retrain.champion_gates", outcome.champion_gates.summary())
+        set_tags({TAG_OUTCOME: outcome.status, "viralab.retrain.auto_promote": str(auto)})
         if outcome.notes:
-            mlflow.set_tag("viralab.retrain.notes", "; ".join(outcome.notes)[:5000])
+            set_tag("viralab.retrain.notes", "; ".join(outcome.notes)[:5000])
     return outcome
 
 

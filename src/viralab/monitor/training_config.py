@@ -11,9 +11,8 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlflow import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
 from viralab.config import compose, config_file
@@ -22,6 +21,9 @@ from viralab.monitor.champion import lineage
 from viralab.monitor.champion_config import check_target, parse_champion_config
 from viralab.redaction import is_redacted
 from viralab.registry.client import RunData, registry_errors
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 CONFIG_ARTIFACT = "config.yaml"
 #: Sections that come from the current config, not from the champion's logged one.

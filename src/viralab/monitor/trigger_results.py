@@ -11,14 +11,16 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from mlflow.entities.model_registry import ModelVersion
 
 from viralab.analysis.drift import DriftReport
 from viralab.errors import ViralabError
 from viralab.registry.client import RunData
+
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
 
 FIRED, QUIET, NOT_JUDGED, OFF = "fired", "quiet", "not judged", "off"
 

@@ -39,8 +39,8 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from mlflow import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
 from viralab.analysis.drift import MEASURE
@@ -62,6 +62,9 @@ from viralab.monitor.trigger_results import (
 from viralab.registry.client import get_client
 from viralab.registry.markers import RegistrySettings
 from viralab.tracking import configure_tracking
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 log = logging.getLogger(__name__)
 

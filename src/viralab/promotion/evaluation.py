@@ -17,12 +17,10 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from mlflow import MlflowClient
-from mlflow.entities.model_registry import ModelVersion
 
 from viralab.config import compose
 from viralab.data.sources import extract_records, load_stats
@@ -30,12 +28,16 @@ from viralab.errors import DataError, ViralabError
 from viralab.families.preference.prepare import LABEL, records_frame
 from viralab.features.documents import ANALYSIS_COLUMN
 from viralab.features.sequence import COUNT_COLUMNS, clean_stats
-from viralab.registry.client import registry_errors, run_data
+from viralab.registry.client import load_pyfunc, registry_errors, run_data
 from viralab.registry.comparison import GATE, judge_comparison, paired_bootstrap
 from viralab.registry.gate_set import GateSet, current_gate_set, in_stretch
 from viralab.registry.gates import ComparisonSettings, GateResult, compare_mae
 from viralab.registry.vocabulary import NO_GATE_SET, TAG_GATE_SET_DIGEST
 from viralab.serve.prediction_log import suppressed
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
 
 
 def predictions(output: object) -> np.ndarray:
@@ -59,9 +61,7 @@ def predictions(output: object) -> np.ndarray:
 
 def mae_on(model_uri: str, features: pd.DataFrame, labels: np.ndarray) -> float:
     """Mean absolute error of the model at `model_uri` on one evaluation frame."""
-    import mlflow.pyfunc
-
-    model = mlflow.pyfunc.load_model(model_uri)
+    model = load_pyfunc(model_uri)
     with suppressed():  # judging a version is not serving it: keep it out of the prediction log
         pred = predictions(model.predict(features))
     if len(pred) != len(labels):
@@ -219,9 +219,7 @@ def score_gate_set(
     Raises:
         DataError: no gate rows, or no origin with enough history in the stretch.
     """
-    import mlflow.pyfunc
-
-    models = {uri: mlflow.pyfunc.load_model(uri) for uri in model_uris}
+    models = {uri: load_pyfunc(uri) for uri in model_uris}
     if gate.kind == "ratings":
         return _score_ratings(models, rows)
     return _score_stretch(models, gate, rows, settings)

@@ -22,9 +22,8 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlflow import MlflowClient
 from sqlalchemy import (
     Boolean,
     Column,
@@ -47,6 +46,9 @@ from viralab.registry.gates import GateReport
 from viralab.registry.markers import RegistrySettings, marker_holder, restore_point
 from viralab.registry.mirror import JSONDoc, locked_transaction, mirror_engine
 from viralab.registry.sync import mirror_url, sync_in
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 TABLE = "registry_events"
 SOURCES = ("ui", "api", "cli", "retrain")

@@ -16,15 +16,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
-
-from mlflow import MlflowClient
-from mlflow.entities.model_registry import ModelVersion
+from typing import TYPE_CHECKING, Any
 
 from viralab.config import compose
 from viralab.errors import ViralabError
 from viralab.promotion.evaluation import compare_with_champion
-from viralab.registry.client import registry_errors, run_data, set_version_tags
+from viralab.registry.client import mlflow_client, registry_errors, run_data, set_version_tags
 from viralab.registry.comparison import GATE
 from viralab.registry.gate_set import current_gate_set
 from viralab.registry.gates import GateReport, GateResult, check_metrics
@@ -36,6 +33,10 @@ from viralab.registry.vocabulary import (
     TAG_GATE_SET_DIGEST,
 )
 from viralab.tracking import flush_held
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
 
 log = logging.getLogger(__name__)
 
@@ -284,7 +285,7 @@ def write_registration_evidence(cfg: Any, model: str, version: str | int) -> Non
     try:
         section = OmegaConf.to_container(cfg.registry, resolve=True)
         settings = RegistrySettings.from_config(section)  # type: ignore[arg-type]
-        client = MlflowClient()
+        client = mlflow_client()
         with registry_errors(f"reading {model} version {version}"):
             mv = client.get_model_version(model, str(version))
         report = evidence_report(client, settings, mv, data_cfg=cfg.get("data"))

@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import cast
-
-from mlflow import MlflowClient
-from mlflow.entities.model_registry import ModelVersion
+from typing import TYPE_CHECKING, cast
 
 from viralab.promotion.evaluation import compare_with_champion
 from viralab.promotion.events import Change, previous_holder, read_events, record_change
@@ -47,6 +44,10 @@ from viralab.registry.client import (
 )
 from viralab.registry.gates import GateReport, check_metrics
 from viralab.registry.markers import TARGETS, RegistrySettings, Target, holder, mark
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
 
 log = logging.getLogger(__name__)
 

@@ -12,14 +12,15 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import ClassVar, Literal
-
-from mlflow import MlflowClient
-from mlflow.entities.model_registry import ModelVersion
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from viralab.registry.client import RegistryError, set_version_tags
 from viralab.registry.gates import GateReport
 from viralab.registry.markers import Target
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
 
 USER_ENV = "VIRALAB_USER"
 

@@ -241,3 +241,16 @@ def load_json_artifact(client: MlflowClient, run: RunData, path: str) -> Any | N
             local = fetch(path, dst_path=tmp)
             with open(local, encoding="utf-8") as handle:
                 return json.load(handle)
+
+
+def mlflow_client() -> MlflowClient:
+    """A plain `MlflowClient()` for the configured store: no error translation (that is
+    `get_client`), for code outside the registry adapter that must not import MLflow."""
+    return MlflowClient()
+
+
+def load_pyfunc(model_uri: str, **kwargs: Any) -> Any:
+    """`mlflow.pyfunc.load_model(model_uri)`: a registered or logged model, loaded."""
+    import mlflow.pyfunc
+
+    return mlflow.pyfunc.load_model(model_uri, **kwargs)

@@ -19,14 +19,16 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlflow.entities.model_registry import ModelVersion
 from omegaconf import OmegaConf
 
 from viralab.config import compose
 from viralab.registry.client import get_client
 from viralab.registry.markers import AbSettings, RegistrySettings, holder
+
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
 
 log = logging.getLogger(__name__)
 

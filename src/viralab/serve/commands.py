@@ -199,9 +199,9 @@ def forecast(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     except Exception as exc:  # a model that rejects the rows: say why, in one line
-        from mlflow.exceptions import MlflowException
+        from viralab.tracking.store import is_mlflow_error
 
-        if isinstance(exc, MlflowException | ValueError | KeyError):
+        if is_mlflow_error(exc) or isinstance(exc, ValueError | KeyError):
             typer.echo(f"error: forecast failed: {str(exc).splitlines()[0]}", err=True)
             raise typer.Exit(2) from None
         raise

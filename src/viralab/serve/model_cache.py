@@ -22,16 +22,17 @@ from collections.abc import Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import Any
-
-import mlflow
-from mlflow.entities.model_registry import ModelVersion
+from typing import TYPE_CHECKING, Any
 
 from viralab.config import compose
-from viralab.registry.client import RegistryError, get_client, resolve_version
+from viralab.registry.client import RegistryError, get_client, load_pyfunc, resolve_version
 from viralab.registry.markers import RegistrySettings, holder
 from viralab.serve.ab import clear_cache
 from viralab.service_limits import unreachable_message
+
+if TYPE_CHECKING:
+    import mlflow.pyfunc
+    from mlflow.entities.model_registry import ModelVersion
 
 # the serving path's warnings keep the logger they always had
 log = logging.getLogger("viralab.serve.predict")
@@ -165,7 +166,7 @@ def resolve(
 @functools.lru_cache(maxsize=16)
 def load_version(name: str, version: str) -> mlflow.pyfunc.PyFuncModel:
     """One load per process per registered version."""
-    return mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    return load_pyfunc(f"models:/{name}/{version}")
 
 
 def clear_caches() -> None:

@@ -20,11 +20,9 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import mlflow
 import pandas as pd
-from mlflow.entities.model_registry import ModelVersion
 
 from viralab.features.documents import ANALYSIS_COLUMN
 from viralab.registry.markers import RegistrySettings
@@ -48,6 +46,10 @@ from viralab.serve.prediction_log import (
 )
 from viralab.serve.preference_model import output_frame
 from viralab.service_limits import unreachable_message
+
+if TYPE_CHECKING:
+    import mlflow
+    from mlflow.entities.model_registry import ModelVersion
 
 log = logging.getLogger(__name__)
 

@@ -67,23 +67,14 @@ def _model_dir(artifacts: Mapping[str, str]) -> Path | None:
 
 def from_registry(artifacts: Mapping[str, str]) -> ServedIdentity:
     """The registered version whose logged model (else run) is this one."""
-    from mlflow import MlflowClient
-    from mlflow.models import Model
+    from viralab.tracking.store import logged_model_version
 
     folder = _model_dir(artifacts)
     if folder is None:
         return UNKNOWN
-    meta = Model.load(str(folder / "MLmodel"))
-    if not meta.run_id:
+    mv = logged_model_version(str(folder / "MLmodel"))
+    if mv is None:
         return UNKNOWN
-    client = MlflowClient()
-    versions = client.search_model_versions(f"run_id = '{meta.run_id}'")
-    exact = [v for v in versions if meta.model_id and getattr(v, "model_id", None) == meta.model_id]
-    found = exact or versions
-    if not found:
-        return UNKNOWN
-    mv = max(found, key=lambda v: int(v.version))
-    mv = client.get_model_version(mv.name, mv.version)  # a search leaves the aliases out
     aliases = set(mv.aliases or [])
     marker = next((m for m in MARKERS if m in aliases), "explicit")
     if marker == "explicit" and mv.current_stage in ("Production", "Staging"):

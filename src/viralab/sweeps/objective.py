@@ -18,7 +18,6 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from typing import Any
 
-import mlflow
 import optuna
 from omegaconf import DictConfig
 
@@ -75,7 +74,7 @@ class Objective:
         self.last_error = ""
         self.experiment_id = None
         if parent_run_id:
-            self.experiment_id = mlflow.MlflowClient().get_run(parent_run_id).info.experiment_id
+            self.experiment_id = runs.run_experiment_id(parent_run_id)
         # against a tracking server, a trial's run is created while its config is composed
         self.overlap = parent_run_id is not None and early_writes()
         self._compose_pool: ThreadPoolExecutor | None = None

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import mlflow
 import optuna
 
 from viralab.config import redact_url
@@ -92,23 +91,12 @@ def register_best(plan: SweepPlan, result: SweepResult, parent_id: str) -> str |
         return None
     name = _registered_name(plan)
     path = str(plan.cfg.sweep.get("model_artifact") or "model")
-    run = mlflow.get_run(result.best_run_id)
-    # MLflow 3 keeps a logged model as a LoggedModel of its run: register that one directly
-    # (runs:/<id>/<path> still resolves to it, with a warning).
-    logged = mlflow.search_logged_models(
-        experiment_ids=[run.info.experiment_id],
-        filter_string=f"source_run_id = '{result.best_run_id}' AND name = '{path}'",
-        output_format="list",
-    )
-    uri = f"models:/{logged[0].model_id}" if logged else f"runs:/{result.best_run_id}/{path}"
     try:
-        version = mlflow.register_model(uri, name)
-    except mlflow.exceptions.MlflowException as exc:
+        version = runs.register_run_model(result.best_run_id, path, name)
+    except runs.RegistrationFailed as exc:
         raise SweepError(f"cannot register the best trial's model as {name}: {exc}") from None
-    mlflow.MlflowClient().set_tag(
-        parent_id, "viralab.sweep.registered", f"{name} v{version.version}"
-    )
-    return str(version.version)
+    runs.set_run_tag(parent_id, "viralab.sweep.registered", f"{name} v{version}")
+    return version
 
 
 def print_summary(plan: SweepPlan, result: SweepResult) -> None:

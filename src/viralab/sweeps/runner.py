@@ -29,7 +29,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import hydra
-import mlflow
 import optuna
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -100,7 +99,7 @@ def run_plan(
     """
     if trial_fn is None:
         trial_fn = train
-    if mlflow.active_run() is not None:
+    if runs.has_active_run():
         raise ConfigError(
             "an MLflow run is active in this thread: end it first (a sweep opens its own parent "
             "run, and each trial's train() must start with no active run)"
@@ -209,7 +208,7 @@ def run_plan(
 def _close_orphans(study: optuna.Study, parent_id: str, experiment_id: str | None = None) -> str:
     """Fail stale trials (dead workers) and end the runs killed sweeps left RUNNING."""
     if experiment_id is None:
-        experiment_id = mlflow.MlflowClient().get_run(parent_id).info.experiment_id
+        experiment_id = runs.run_experiment_id(parent_id)
     grace = grace_seconds(study._storage)
     if grace is not None:
         fail_stale_trials(study)

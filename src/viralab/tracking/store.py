@@ -12,10 +12,13 @@ import os
 import re
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 from omegaconf import DictConfig
+
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
 
@@ -135,3 +138,34 @@ def ensure_experiment(name: str) -> str:
         slug = re.sub(r"[^a-zA-Z0-9_-]+", "-", name).strip("-").lower() or "experiment"
         location = (root / "artifacts" / slug).as_uri()
     return mlflow.create_experiment(name, artifact_location=location)
+
+
+def tracking_uri() -> str:
+    """`mlflow.get_tracking_uri()`: the store runs are logged to now."""
+    return mlflow.get_tracking_uri()
+
+
+def is_mlflow_error(exc: BaseException) -> bool:
+    """Whether `exc` is an `MlflowException` (for code that must not import MLflow)."""
+    from mlflow.exceptions import MlflowException
+
+    return isinstance(exc, MlflowException)
+
+
+def logged_model_version(mlmodel_path: str) -> ModelVersion | None:
+    """The newest registered version of the logged model whose ``MLmodel`` file is at
+    ``mlmodel_path`` (matched by logged model id, else by run), aliases included; None when
+    it has no run or no version."""
+    from mlflow.models import Model
+
+    meta = Model.load(mlmodel_path)
+    if not meta.run_id:
+        return None
+    client = mlflow.MlflowClient()
+    versions = client.search_model_versions(f"run_id = '{meta.run_id}'")
+    exact = [v for v in versions if meta.model_id and getattr(v, "model_id", None) == meta.model_id]
+    found = exact or versions
+    if not found:
+        return None
+    mv = max(found, key=lambda v: int(v.version))
+    return client.get_model_version(mv.name, mv.version)  # a search leaves the aliases out

@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import numpy as np
 
 from viralab.analysis.drift.binning import MEASURE_NAME
 from viralab.analysis.drift.check import DriftReport, FeatureDrift
+from viralab.tracking.log import log_artifact, log_dict, log_figure, log_metrics
 
 
 def psi_bars(report: DriftReport, top: int = 30) -> Any:
@@ -81,17 +81,17 @@ def log_report(report: DriftReport, artifact_dir: str = "drift") -> None:
     with tempfile.TemporaryDirectory(prefix="viralab-drift-") as tmp:
         path = Path(tmp) / "psi.csv"
         report.table().to_csv(path, index=False)
-        mlflow.log_artifact(str(path), artifact_path=artifact_dir)
-    mlflow.log_dict(
+        log_artifact(str(path), artifact_path=artifact_dir)
+    log_dict(
         {"summary": report.summary(), "features": _json_rows(report)}, f"{artifact_dir}/psi.json"
     )
-    mlflow.log_figure(psi_bars(report), f"{artifact_dir}/psi.png")
+    log_figure(psi_bars(report), f"{artifact_dir}/psi.png")
     for feature in report.drifting[: report.settings.top_n]:
-        mlflow.log_figure(
+        log_figure(
             feature_histogram(feature), f"{artifact_dir}/hist/{safe_name(feature.feature)}.png"
         )
     s = report.summary()
-    mlflow.log_metrics(
+    log_metrics(
         {
             "drift.max_psi": s["max_psi"],
             "drift.n_drifting": float(s["n_drifting"]),

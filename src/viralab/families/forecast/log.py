@@ -46,6 +46,7 @@ from viralab.serve.forecast_model import (
     SCALER_ARTIFACT,
     model_signature,
 )
+from viralab.tracking.tags import BEATS_NAIVE_TARGET_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -335,6 +336,13 @@ def log_target(
         result.tags["viralab.beats_naive"],
     )
     return metrics
+
+
+def log_summary(metrics: Mapping[str, float], beats: Mapping[str, str]) -> None:
+    """The `target=all` parent's summary: the chosen per-target metrics and, per target,
+    whether it beat the naive forecast (`viralab.beats_naive.<target>`)."""
+    mlflow.log_metrics(dict(metrics))
+    mlflow.set_tags({f"{BEATS_NAIVE_TARGET_PREFIX}{t}": v for t, v in beats.items()})
 
 
 def log_dataset(cfg: DictConfig, data: Any) -> None:

@@ -13,16 +13,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import mlflow
 from omegaconf import DictConfig
 
 from viralab.families.forecast.fit import fit_target
-from viralab.families.forecast.log import log_data, log_target
+from viralab.families.forecast.log import log_data, log_summary, log_target
 from viralab.families.forecast.peer import fit_peer_target
 from viralab.families.forecast.prepare import prepare, resolve_targets
 from viralab.families.registration import RegistrationHook
 from viralab.models import lstm
 from viralab.tracking import log_config, tracked_run
+from viralab.tracking.log import experiment_name
 
 
 def run_name_for(cfg: DictConfig, target: str, stamp: str) -> str:
@@ -66,7 +66,7 @@ def train_forecast(
         experiment=experiment, run_name=name, tags={**tags, "viralab.targets": ",".join(targets)}
     ) as parent:
         # children sit beside their parent, even when `mlflow run` chose its experiment
-        experiment = mlflow.get_experiment(parent.info.experiment_id).name
+        experiment = experiment_name(parent.info.experiment_id)
         log_config(cfg)
         log_data(data)
         beats = {}
@@ -84,10 +84,9 @@ def train_forecast(
             summary.update(
                 {f"{target}.{k}": v for k, v in metrics.items() if not k.startswith("importance.")}
             )
-        mlflow.log_metrics(
-            {k: v for k, v in summary.items() if k.split(".", 1)[1] in _SUMMARY_METRICS}
+        log_summary(
+            {k: v for k, v in summary.items() if k.split(".", 1)[1] in _SUMMARY_METRICS}, beats
         )
-        mlflow.set_tags({f"viralab.beats_naive.{t}": v for t, v in beats.items()})
     return summary
 
 

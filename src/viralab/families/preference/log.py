@@ -5,6 +5,7 @@ Everything that writes to the active run lives here; computing stays in `fit`/`e
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,22 +14,35 @@ from typing import Any
 import joblib
 import mlflow
 import pandas as pd
-from omegaconf import DictConfig
+from mlflow.models import infer_signature
+from omegaconf import DictConfig, OmegaConf
 
+import viralab
 from viralab.analysis.correlation import CorrelationReport
 from viralab.analysis.drift import REFERENCE_ARTIFACT, build_reference
 from viralab.analysis.plots import correlation_bars, predicted_vs_actual, residuals
 from viralab.data.extraction import ExtractionReport
 from viralab.families.preference.fit import PreferenceResult
-from viralab.families.preference.model import log_model
+from viralab.families.preference.model import model_requirements
 from viralab.families.preference.prepare import LABEL, retrain_basis_tags
 from viralab.features.documents import ANALYSIS_COLUMN
+from viralab.serve import preference_model as preference_model_code
+from viralab.serve.limits import ServeLimits
+from viralab.serve.preference_model import (
+    PARAMS_EXAMPLE,
+    PIPELINE_ARTIFACT,
+    PIPELINE_FILE,
+    VIDEO_ID_COLUMN,
+    PreferenceModel,
+    save_pipeline,
+)
 from viralab.tracking import (
     ArtifactBatch,
     artifact_batch,
     flush_held,
     log_metrics,
     set_tags,
+    tags,
 )
 from viralab.tracking.trial import (
     DATASET_DIGEST_TAG,
@@ -39,6 +53,8 @@ from viralab.tracking.trial import (
     share_dataset,
     share_json,
 )
+
+log = logging.getLogger(__name__)
 
 
 def default_run_name(cfg: DictConfig) -> str:
@@ -210,3 +226,53 @@ def log_retrain_basis(
         mlflow.log_dict(reference, REFERENCE_ARTIFACT)
     else:
         artifacts.dict(reference, REFERENCE_ARTIFACT)
+
+
+def with_video_id(signature: Any) -> Any:
+    """The signature plus an optional `video_id` input column: MLflow drops undeclared columns
+    before `predict`, and the prediction log needs the id to join later ratings."""
+    from mlflow.types.schema import ColSpec, DataType, Schema
+
+    extra = ColSpec(DataType.string, VIDEO_ID_COLUMN, required=False)
+    inputs = [*signature.inputs.inputs, extra]
+    signature.inputs = Schema(inputs)
+    return signature
+
+
+def log_model(cfg: DictConfig, result: PreferenceResult, tmp: Path) -> str | None:
+    """The pyfunc model, registered as `task.registered_model`: models-from-code (the wrapper
+    is `serve/preference_model.py`, run at load time, not a pickle) with the fitted pipeline
+    as a skops artifact (see `viralab.serve.preference_model` for the trusted types)."""
+    pipeline_path = save_pipeline(result.pipeline, tmp / PIPELINE_FILE)
+    example = result.test[[ANALYSIS_COLUMN]].head(2)
+    # the test R2 scales the served confidence (spec §7.2: coverage x accuracy.r2)
+    # serving limits set in the config travel with the model; unset ones stay the defaults
+    # (or VIRALAB_* environment variables) of the process that serves it
+    serve_cfg = OmegaConf.to_container(cfg.serve) if cfg.get("serve") else {}
+    model_config = {"r2": float(result.metrics["r2"]), **serve_cfg}
+    limits = ServeLimits.from_config(serve_cfg)
+    model = PreferenceModel(result.pipeline, r2=model_config["r2"], limits=limits)
+    signature = with_video_id(
+        infer_signature(example, model.predict(None, example), params=PARAMS_EXAMPLE)
+    )
+    registered = cfg.task.registered_model if cfg.get("register", True) else None
+    info = mlflow.pyfunc.log_model(
+        name="model",
+        python_model=preference_model_code.__file__,
+        artifacts={PIPELINE_ARTIFACT: str(pipeline_path)},
+        code_paths=[str(Path(viralab.__file__).parent)],
+        signature=signature,
+        input_example=example,
+        pip_requirements=model_requirements(),
+        model_config=model_config,
+        registered_model_name=registered,
+    )
+    version = getattr(info, "registered_model_version", None)
+    if version is not None:
+        client = mlflow.MlflowClient()
+        client.set_model_version_tag(registered, str(version), tags.MODEL, cfg.model.name)
+        client.set_model_version_tag(
+            registered, str(version), tags.RUN_NAME, mlflow.active_run().info.run_name
+        )
+        log.info("Registered %s version %s", registered, version)
+    return None if version is None else str(version)

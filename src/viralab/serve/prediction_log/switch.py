@@ -50,6 +50,6 @@ def logging_enabled() -> bool:
     if configured is not None:
         return configured
     # lazy: the writer process imports this package and never needs MLflow (a heavy import)
-    import mlflow
+    from viralab.tracking.store import tracking_uri
 
-    return is_server_uri(mlflow.get_tracking_uri())
+    return is_server_uri(tracking_uri())
