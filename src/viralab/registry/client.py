@@ -254,3 +254,25 @@ def load_pyfunc(model_uri: str, **kwargs: Any) -> Any:
     import mlflow.pyfunc
 
     return mlflow.pyfunc.load_model(model_uri, **kwargs)
+
+
+def register_run_model(run_id: str, path: str, name: str) -> str:
+    """Register the model the run logged at ``path`` as ``name``; returns the new version.
+
+    Raises:
+        RegistryError: the registry refused it (MLflow's message).
+    """
+    run = mlflow.get_run(run_id)
+    # MLflow 3 keeps a logged model as a LoggedModel of its run: register that one directly
+    # (runs:/<id>/<path> still resolves to it, with a warning).
+    logged = mlflow.search_logged_models(
+        experiment_ids=[run.info.experiment_id],
+        filter_string=f"source_run_id = '{run_id}' AND name = '{path}'",
+        output_format="list",
+    )
+    uri = f"models:/{logged[0].model_id}" if logged else f"runs:/{run_id}/{path}"
+    try:
+        version = mlflow.register_model(uri, name)
+    except MlflowException as exc:
+        raise RegistryError(str(exc)) from None
+    return str(version.version)

@@ -14,6 +14,7 @@ import typer
 from viralab.data.files import read_json_file
 from viralab.errors import DataError, ViralabError
 from viralab.serve.limits import RequestLimitError
+from viralab.tracking.store import is_mlflow_error
 
 
 def _analysis_of(item: Any) -> Any:
@@ -199,8 +200,6 @@ def forecast(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     except Exception as exc:  # a model that rejects the rows: say why, in one line
-        from viralab.tracking.store import is_mlflow_error
-
         if is_mlflow_error(exc) or isinstance(exc, ValueError | KeyError):
             typer.echo(f"error: forecast failed: {str(exc).splitlines()[0]}", err=True)
             raise typer.Exit(2) from None

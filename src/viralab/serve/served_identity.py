@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from viralab.tracking.store import logged_model_version
+
 log = logging.getLogger(__name__)
 
 IDENTITY_WAIT = 5.0
@@ -67,8 +69,6 @@ def _model_dir(artifacts: Mapping[str, str]) -> Path | None:
 
 def from_registry(artifacts: Mapping[str, str]) -> ServedIdentity:
     """The registered version whose logged model (else run) is this one."""
-    from viralab.tracking.store import logged_model_version
-
     folder = _model_dir(artifacts)
     if folder is None:
         return UNKNOWN

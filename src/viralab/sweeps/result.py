@@ -10,6 +10,7 @@ import optuna
 
 from viralab.config import redact_url
 from viralab.errors import ConfigError
+from viralab.registry.client import RegistryError, register_run_model
 from viralab.sweeps import runs
 from viralab.sweeps.objective import INVOCATION_ATTR
 from viralab.sweeps.plan import SweepPlan
@@ -92,8 +93,8 @@ def register_best(plan: SweepPlan, result: SweepResult, parent_id: str) -> str |
     name = _registered_name(plan)
     path = str(plan.cfg.sweep.get("model_artifact") or "model")
     try:
-        version = runs.register_run_model(result.best_run_id, path, name)
-    except runs.RegistrationFailed as exc:
+        version = register_run_model(result.best_run_id, path, name)
+    except RegistryError as exc:
         raise SweepError(f"cannot register the best trial's model as {name}: {exc}") from None
     runs.set_run_tag(parent_id, "viralab.sweep.registered", f"{name} v{version}")
     return version

@@ -41,7 +41,6 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from viralab.config import redact_text
-from viralab.errors import ViralabError
 from viralab.tracking import (
     artifact_batch,
     discard_held_tag,
@@ -366,32 +365,6 @@ def close_orphans(
         client.set_terminated(run.info.run_id, "KILLED")
         closed.append(run.info.run_id)
     return closed
-
-
-class RegistrationFailed(ViralabError):
-    """The registry refused to register a trial's model."""
-
-
-def register_run_model(run_id: str, path: str, name: str) -> str:
-    """Register the model the run logged at ``path`` as ``name``; returns the new version.
-
-    Raises:
-        RegistrationFailed: the registry refused it (MLflow's message).
-    """
-    run = mlflow.get_run(run_id)
-    # MLflow 3 keeps a logged model as a LoggedModel of its run: register that one directly
-    # (runs:/<id>/<path> still resolves to it, with a warning).
-    logged = mlflow.search_logged_models(
-        experiment_ids=[run.info.experiment_id],
-        filter_string=f"source_run_id = '{run_id}' AND name = '{path}'",
-        output_format="list",
-    )
-    uri = f"models:/{logged[0].model_id}" if logged else f"runs:/{run_id}/{path}"
-    try:
-        version = mlflow.register_model(uri, name)
-    except mlflow.exceptions.MlflowException as exc:
-        raise RegistrationFailed(str(exc)) from None
-    return str(version.version)
 
 
 def run_experiment_id(run_id: str) -> str:
