@@ -50,6 +50,9 @@ SAVED_DEFAULTS: dict[str, Any] = {
     "round_forecasts": False,
     # a model from before issue 16's direct multi-horizon forecasts has one output: H = 1
     "horizons": [1],
+    # spec 002's target, before `task.predict` was a setting; a peer (it forecasts from raw
+    # counts) may save none at all
+    "predict": "level",
 }
 
 
@@ -111,11 +114,10 @@ class SequenceChain:
         Keys that models logged by older versions lack take `SAVED_DEFAULTS`.
 
         Raises:
-            ConfigError: `sequence_length` or `predict` is missing.
+            ConfigError: `sequence_length` is missing, or `predict` is unknown.
         """
-        missing = [k for k in ("sequence_length", "predict") if k not in saved]
-        if missing:
-            raise ConfigError(f"the model's preprocessing settings lack {', '.join(missing)}")
+        if "sequence_length" not in saved:
+            raise ConfigError("the model's preprocessing settings lack sequence_length")
         s = {**SAVED_DEFAULTS, **saved}
         predict = str(s["predict"])
         return cls(
