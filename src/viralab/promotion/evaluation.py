@@ -224,7 +224,7 @@ def _score_ratings(models: dict[str, Any], rows: pd.DataFrame) -> GateScores:
 
 
 def _forecast_settings(model: Any) -> dict[str, Any]:
-    settings = getattr(model.unwrap_python_model(), "settings", None)
+    settings = saved_settings(model)
     if not settings or "target_column" not in settings:
         raise DataError("the forecaster carries no preprocessing settings (target_column)")
     return settings

@@ -48,19 +48,29 @@ def python_model(pyfunc: Any) -> Any:
         return None
 
 
+def saved_settings(pyfunc: Any) -> dict[str, Any] | None:
+    """The preprocessing settings a forecaster's wrapper carries (None if it has none)."""
+    return getattr(python_model(pyfunc), "settings", None)
+
+
 def forecaster(pyfunc: Any) -> ForecastModel:
-    """The network forecaster inside a loaded pyfunc.
+    """The forecaster inside a loaded pyfunc, as today's `ForecastModel`.
+
+    A logged forecaster carries its own copy of `serve/forecast_model.py` (models-from-code)
+    or a pickled reference to it, so its wrapper may be of an older version without today's
+    methods; what every version holds is its ``network``, ``scaler``, ``settings`` (and
+    ``peer``), and those are put back into the current class.
 
     Raises:
-        DataError: the model is not an LSTM forecaster (a stand-in, a peer, another family).
+        DataError: the model is not a forecaster (a stand-in, another family).
     """
     inner = python_model(pyfunc)
-    if not isinstance(inner, ForecastModel):
+    if not all(hasattr(inner, name) for name in ("network", "scaler", "settings")):
         raise DataError(
             f"the model is a {type(inner).__name__}, not a network forecaster: it cannot "
             "score windows"
         )
-    return inner
+    return ForecastModel(inner.network, inner.scaler, inner.settings, getattr(inner, "peer", None))
 
 
 def preference_scores(pyfunc: Any, documents: pd.DataFrame) -> np.ndarray:
@@ -87,4 +97,5 @@ __all__ = [
     "predictions",
     "preference_scores",
     "python_model",
+    "saved_settings",
 ]

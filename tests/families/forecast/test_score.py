@@ -110,3 +110,20 @@ def test_a_model_that_cannot_score_windows_says_so() -> None:
     peer = ForecastModel(settings=settings(kind="peer"), peer=object())
     with pytest.raises(DataError, match="peer"):
         forecast.score_recent(loaded(peer), frame, after=START)
+
+
+class OlderWrapper:
+    """A forecaster logged by an older version: its own copy of the wrapper code
+    (models-from-code), with the parts every version holds and none of today's methods."""
+
+    def __init__(self, model: ForecastModel) -> None:
+        self.network, self.scaler, self.settings = model.network, model.scaler, model.settings
+
+
+def test_a_forecaster_logged_by_older_code_is_scored_alike() -> None:
+    frame = stats()
+    inner = model_for(frame.head(60))
+    cutoff = START + pd.Timedelta(minutes=50)
+    today = forecast.score_recent(loaded(inner), frame, after=cutoff)
+    older = forecast.score_recent(loaded(OlderWrapper(inner)), frame, after=cutoff)
+    assert older == today

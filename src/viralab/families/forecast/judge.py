@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
-from viralab.families.forecast.prepare import horizons_of
 from viralab.features import horizons as hz
 from viralab.features import sequence as seq
 from viralab.models.forecast_eval import (
@@ -38,7 +37,7 @@ JUDGE_LOOKBACK = 61
 
 def origins(cfg: DictConfig, data: Any) -> dict[str, hz.HorizonWindows]:
     """The fit (stride 1), val and test (``task.origin_stride``) origins of a prepared run."""
-    horizons = horizons_of(cfg)
+    horizons = data.chain.horizons
     stride = int(cfg.task.get("origin_stride", 5))
     return {
         part: hz.horizon_windows(

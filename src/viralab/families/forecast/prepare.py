@@ -18,7 +18,6 @@ from sklearn.preprocessing import MinMaxScaler
 
 from viralab.data.sources import load_stats
 from viralab.errors import DataError
-from viralab.features import horizons as hz
 from viralab.features import sequence as seq
 from viralab.features.sequence_chain import SequenceChain
 from viralab.features.sequence_chain import counts_as as counts_as
@@ -28,7 +27,7 @@ log = logging.getLogger(__name__)
 
 
 def horizons_of(cfg: DictConfig) -> tuple[int, ...]:
-    return hz.check_horizons(cfg.task.get("horizons", hz.DEFAULT_HORIZONS))
+    return SequenceChain.from_settings(cfg).horizons
 
 
 def resolve_targets(target: str) -> list[str]:
