@@ -285,10 +285,6 @@ def forecast_horizons(
     Raises:
         DataError: too few usable rows, or a horizon the network has no output for.
     """
-    # why here: the forecast family's package imports this module (its log step packages
-    # this pyfunc), so importing the family at the top would be a circle
-    from viralab.families.forecast.evaluate import intervals, scale
-
     chain = SequenceChain.from_saved(settings)
     video_id, segment = _usable_segment(rows, settings)
     k = COUNT_COLUMNS.index(settings["target_column"])

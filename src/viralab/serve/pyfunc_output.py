@@ -11,11 +11,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from mlflow.exceptions import MlflowException
 
 from viralab.errors import DataError
 from viralab.serve.forecast_model import ForecastModel
 from viralab.serve.prediction_log import suppressed
+from viralab.tracking.store import is_mlflow_error
 
 
 def predictions(output: object) -> np.ndarray:
@@ -44,8 +44,10 @@ def python_model(pyfunc: Any) -> Any:
         return None
     try:
         return unwrap()
-    except MlflowException:  # a pyfunc of another flavor holds no PythonModel
-        return None
+    except Exception as exc:
+        if is_mlflow_error(exc):  # a pyfunc of another flavor holds no PythonModel
+            return None
+        raise
 
 
 def saved_settings(pyfunc: Any) -> dict[str, Any] | None:
