@@ -334,13 +334,6 @@ def _last_segment(rows: pd.DataFrame, settings: dict[str, Any]) -> pd.DataFrame:
     return SequenceChain.from_saved(settings).last_segment(rows)
 
 
-def _window(
-    history: pd.DataFrame, scaler: Any, settings: dict[str, Any]
-) -> tuple[np.ndarray, np.ndarray]:
-    """The newest window's scaled inputs (1, L, f) and raw levels (L, 3)."""
-    return SequenceChain.from_saved(settings).recent_window(history, scaler)
-
-
 def forecast_series(
     network: Any, scaler: Any, settings: dict[str, Any], rows: pd.DataFrame, horizon: int = 1
 ) -> pd.DataFrame:
