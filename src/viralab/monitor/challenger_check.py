@@ -13,11 +13,10 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from viralab.data.sources import load_stats
+from viralab.families import forecast, preference
 from viralab.families.preference.prepare import LABEL
 from viralab.features.documents import ANALYSIS_COLUMN
 from viralab.monitor.champion import load_champion
-from viralab.monitor.forecast_scoring import forecast_recent_mae
-from viralab.monitor.preference_scoring import preference_predictions
 from viralab.monitor.trigger_results import CheckResult
 from viralab.registry.client import registry_errors
 
@@ -103,8 +102,8 @@ def compare_preference(
         return None
     labels = recent[LABEL].to_numpy(dtype=float)
     champion_model = result.champion_model or load_champion(result.champion)
-    champ = preference_predictions(champion_model, recent)
-    chall = preference_predictions(load_champion(challenger), recent)
+    champ = preference.score_recent(champion_model, recent)
+    chall = preference.score_recent(load_champion(challenger), recent)
     heldout = (
         recent[ANALYSIS_COLUMN]
         .astype(str)
@@ -140,8 +139,8 @@ def compare_forecast(
         return None
     stats = load_stats(cfg.data)
     champion_model = result.champion_model or load_champion(result.champion)
-    champ, n = forecast_recent_mae(champion_model, stats, result.cutoff)
-    chall, _ = forecast_recent_mae(load_champion(challenger), stats, result.cutoff)
+    champ, n = forecast.score_recent(champion_model, stats, after=result.cutoff)
+    chall, _ = forecast.score_recent(load_champion(challenger), stats, after=result.cutoff)
     return Comparison(
         n=n,
         champion_mae=champ,

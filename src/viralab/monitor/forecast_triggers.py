@@ -10,8 +10,8 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from viralab.data.sources import load_stats
+from viralab.families import forecast
 from viralab.monitor.champion import first_found, lineage, load_champion, parse_time
-from viralab.monitor.forecast_scoring import forecast_recent_mae
 from viralab.monitor.retrain_settings import ModelTriggers
 from viralab.monitor.shared_triggers import (
     degradation_threshold,
@@ -105,7 +105,7 @@ def check_forecast(
     else:
         try:
             pyfunc = load_champion(champion)
-            live, n_windows = forecast_recent_mae(pyfunc, stats, cutoff)
+            live, n_windows = forecast.score_recent(pyfunc, stats, after=cutoff)
         except SCORING_ERRORS as exc:
             triggers.append(unscorable("performance_degradation", exc, threshold))
         else:

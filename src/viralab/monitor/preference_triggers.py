@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
-from viralab.analysis.drift import REFERENCE_ARTIFACT, DriftReport, DriftSettings
+from viralab.analysis.drift import REFERENCE_ARTIFACT, DriftReport, DriftSettings, compare
+from viralab.families import preference
 from viralab.families.preference.prepare import (
     LABEL,
     TAG_MAX_RATED_AT,
@@ -18,9 +19,9 @@ from viralab.families.preference.prepare import (
     extract_usable,
     records_frame,
 )
+from viralab.features.documents import ANALYSIS_COLUMN
 from viralab.monitor.champion import load_champion, parse_stamps, parse_time, run_started
 from viralab.monitor.live import logged_live_mae
-from viralab.monitor.preference_scoring import drift_of, preference_predictions
 from viralab.monitor.retrain_settings import ModelTriggers
 from viralab.monitor.shared_triggers import (
     degradation_threshold,
@@ -90,9 +91,10 @@ def drift_trigger(
     if not reference:
         why = f"the champion's run has no {REFERENCE_ARTIFACT} (trained before it was saved)"
         return not_judged(name, why, threshold), None
-    report = drift_of(pyfunc, reference, recent, settings)
-    if report is None:
+    encoder = preference.drift_features(pyfunc)
+    if encoder is None:
         return not_judged(name, "the champion has no feature encoder to bin", threshold), None
+    report = compare(reference, encoder, recent[[ANALYSIS_COLUMN]], settings)
     extra = {
         "trigger.feature_drift.n_drifting": float(len(report.drifting)),
         "trigger.feature_drift.share_drifting": report.share_drifting,
@@ -171,7 +173,7 @@ def check_preference(
         )
     else:
         try:
-            pred = preference_predictions(pyfunc, recent)
+            pred = preference.score_recent(pyfunc, recent)
         except SCORING_ERRORS as exc:
             triggers.append(unscorable("performance_degradation", exc, perf_threshold))
         else:

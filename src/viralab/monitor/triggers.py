@@ -31,8 +31,9 @@ champion once to score the new rows.
 
 Layout: this module is the entry (`check`); the settings are `retrain_settings`, the verdicts
 `trigger_results`, the champion and its runs `champion`, the triggers every family has
-`shared_triggers`, each family's `preference_triggers` / `forecast_triggers`, and what reaches
-into a saved model to score it `preference_scoring` / `forecast_scoring`.
+`shared_triggers`, each family's `preference_triggers` / `forecast_triggers`. A saved model is
+scored through its family's interface (`families.preference.score_recent`,
+`families.forecast.score_recent`), never by reaching into it.
 """
 
 from __future__ import annotations
@@ -45,10 +46,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from viralab.analysis.drift import MEASURE
 from viralab.monitor.champion import champion_of, lineage, load_champion
-from viralab.monitor.forecast_scoring import forecast_recent_mae
 from viralab.monitor.forecast_triggers import TAG_MAX_TIMESTAMP, check_forecast
 from viralab.monitor.memory import judged_already
-from viralab.monitor.preference_scoring import preference_predictions
 from viralab.monitor.preference_triggers import check_preference
 from viralab.monitor.retrain_settings import FAMILIES, ModelTriggers, RetrainSettings
 from viralab.monitor.trigger_results import (
@@ -117,8 +116,6 @@ __all__ = [
     "Trigger",
     "champion_of",
     "check",
-    "forecast_recent_mae",
     "lineage",
     "load_champion",
-    "preference_predictions",
 ]

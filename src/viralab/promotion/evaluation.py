@@ -34,29 +34,11 @@ from viralab.registry.gate_set import GateSet, current_gate_set, in_stretch
 from viralab.registry.gates import ComparisonSettings, GateResult, compare_mae
 from viralab.registry.vocabulary import NO_GATE_SET, TAG_GATE_SET_DIGEST
 from viralab.serve.prediction_log import suppressed
+from viralab.serve.pyfunc_output import predictions, saved_settings
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
-
-
-def predictions(output: object) -> np.ndarray:
-    """A pyfunc's output as a 1-D float array: an array/Series, or the `prediction` column."""
-    if isinstance(output, pd.DataFrame):
-        if "prediction" in output.columns:
-            output = output["prediction"]
-        elif output.shape[1] == 1:
-            output = output.iloc[:, 0]
-        else:
-            raise ValueError(
-                f"model output has columns {list(output.columns)} but no 'prediction' column"
-            )
-    values = np.asarray(output, dtype=float)
-    if values.ndim == 2 and values.shape[1] == 1:
-        values = values[:, 0]
-    if values.ndim != 1:
-        raise ValueError(f"model output has shape {values.shape}, expected one value per row")
-    return values
 
 
 def mae_on(model_uri: str, features: pd.DataFrame, labels: np.ndarray) -> float:
@@ -242,7 +224,7 @@ def _score_ratings(models: dict[str, Any], rows: pd.DataFrame) -> GateScores:
 
 
 def _forecast_settings(model: Any) -> dict[str, Any]:
-    settings = getattr(model.unwrap_python_model(), "settings", None)
+    settings = saved_settings(model)
     if not settings or "target_column" not in settings:
         raise DataError("the forecaster carries no preprocessing settings (target_column)")
     return settings

@@ -52,18 +52,11 @@ import numpy as np
 import pandas as pd
 
 from viralab.errors import DataError
-from viralab.features.horizons import direct_to_counts
-from viralab.features.sequence import (
-    COUNT_COLUMNS,
-    clean_stats,
-    column_scale,
-    growth_rates,
-    model_inputs,
-    predictions_to_counts,
-    scale_inputs,
-)
+from viralab.features.sequence import COUNT_COLUMNS, Windows
+from viralab.features.sequence_chain import SequenceChain
 from viralab.models.baselines import mean_increment_forecast
 from viralab.models.forecast_eval import intervals, scale
+from viralab.models.lstm import predict_scaled
 from viralab.models.peers import from_config
 from viralab.serve import prediction_log as plog  # by module: tests replace its functions
 from viralab.serve.forecast_signature import model_signature  # noqa: F401  (importable here)
@@ -179,6 +172,45 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
             ]
         return pd.concat(frames, ignore_index=True)[OUTPUT_COLUMNS]
 
+    @property
+    def chain(self) -> SequenceChain:
+        """The preprocessing chain this model was trained with (from its saved settings)."""
+        return SequenceChain.from_saved(self.settings)
+
+    @property
+    def target_index(self) -> int:
+        """Which count column (`COUNT_COLUMNS`) this model forecasts."""
+        return COUNT_COLUMNS.index(self.settings["target_column"])
+
+    def windows_after(self, rows: pd.DataFrame, cutoff: pd.Timestamp) -> Windows:
+        """Every window of ``rows`` (raw stats, any videos) whose target row is after
+        ``cutoff``, its inputs from whatever rows precede it: cleaned, scaled and cut by this
+        model's chain, as training cut its test windows.
+
+        Raises:
+            DataError: a peer (it forecasts from raw counts, not windows), or no usable rows.
+        """
+        self._need_network()
+        chain = self.chain
+        clean, _ = chain.clean(rows)
+        scaled = chain.scale(chain.inputs(clean), self.scaler)
+        parts = pd.Series(np.where(clean["timestamp"] > cutoff, "test", "fit"), index=clean.index)
+        return chain.windows(clean, scaled, parts)["test"]
+
+    def next_step_counts(self, windows: Windows) -> np.ndarray:
+        """The network's next-step forecasts (H = 1) of ``windows`` (cut by `windows_after`)
+        in counts of the target, rounded as the model rounds: batched, not `predict`'s one
+        network call per video and step."""
+        self._need_network()
+        outputs = predict_scaled(self.network, windows.X, n_outputs=1)
+        return self.chain.next_step_counts(
+            outputs, windows, self.scaler, self.target_index, int(self.settings["input_index"])
+        )
+
+    def _need_network(self) -> None:
+        if self.network is None:
+            raise DataError("this forecaster is a peer: it has no network to score windows with")
+
     def _direct(self, rows: pd.DataFrame, horizons: tuple[int, ...]) -> pd.DataFrame:
         return forecast_horizons(
             self.settings, rows, horizons, network=self.network, scaler=self.scaler, peer=self.peer
@@ -226,9 +258,9 @@ def _peer_steps(
     history = _history(segment, max(int(peer.lookback), int(settings["sequence_length"])))
     last_ts = segment["timestamp"].iloc[-1]
     counts = peer.predict_steps(history, np.array([last_ts]), steps)[0]
-    if settings.get("round_forecasts", False):
-        counts = np.round(counts)
-    step = pd.Timedelta(pd.tseries.frequencies.to_offset(settings.get("frequency", "1min")))
+    chain = SequenceChain.from_saved(settings)
+    counts = chain.round(counts)
+    step = pd.Timedelta(pd.tseries.frequencies.to_offset(chain.frequency))
     return pd.DataFrame(
         {
             "video_id": video_id,
@@ -253,8 +285,9 @@ def forecast_horizons(
     Raises:
         DataError: too few usable rows, or a horizon the network has no output for.
     """
+    chain = SequenceChain.from_saved(settings)
     video_id, segment = _usable_segment(rows, settings)
-    k = ["view_count", "like_count", "comment_count"].index(settings["target_column"])
+    k = COUNT_COLUMNS.index(settings["target_column"])
     last_ts = segment["timestamp"].iloc[-1]
     horizons = tuple(int(h) for h in horizons)
     if peer is not None:
@@ -268,15 +301,14 @@ def forecast_horizons(
                 f"this network forecasts horizons {trained} directly; {missing} not among "
                 'them (params={"horizon": H} rolls forward step by step instead)'
             )
-        L = int(settings["sequence_length"])
-        history = _history(segment, max(L, 61))
-        X, levels = _window(segment[["timestamp", *_COUNTS]], scaler, settings)
+        history = _history(segment, max(chain.sequence_length, 61))
+        X, levels = chain.recent_window(segment[["timestamp", *COUNT_COLUMNS]], scaler)
         out = np.asarray(network(X, training=False)).reshape(1, -1)
         out = out[:, [trained.index(h) for h in horizons]]
-        lo, rng = column_scale(scaler, int(settings["input_index"]))
-        point = direct_to_counts(out, levels[None, :, k], horizons, settings["predict"], lo, rng)
-    if settings.get("round_forecasts", False):
-        point = np.round(point)
+        point = chain.direct_counts(
+            out, levels[None, :, k], horizons, scaler, int(settings["input_index"])
+        )
+    point = chain.round(point)
     calibrated = settings.get("interval_quantiles", {})
     q = [calibrated.get(str(h), [np.nan, np.nan]) for h in horizons]
     last = history[0, -1, k]
@@ -284,7 +316,7 @@ def forecast_horizons(
     # none and were calibrated on the plain-rate scale
     method = settings.get("interval_scale", "rate")
     lower, upper = intervals(point, scale(history[:, :, k], horizons, method), q, np.array([last]))
-    step = pd.Timedelta(pd.tseries.frequencies.to_offset(settings.get("frequency", "1min")))
+    step = pd.Timedelta(pd.tseries.frequencies.to_offset(chain.frequency))
     return pd.DataFrame(
         {
             "video_id": video_id,
@@ -298,34 +330,8 @@ def forecast_horizons(
     )
 
 
-_COUNTS = ["view_count", "like_count", "comment_count"]
-
-
 def _last_segment(rows: pd.DataFrame, settings: dict[str, Any]) -> pd.DataFrame:
-    L = int(settings["sequence_length"])
-    clean, _ = clean_stats(
-        rows,
-        sequence_length=L,
-        frequency=settings.get("frequency", "1min"),
-        max_gap_steps=int(settings.get("max_gap_steps", 5)),
-        min_rows=1,  # keep every segment: only the newest one may be forecast from
-    )
-    last = clean["segment"].iloc[-1]
-    return clean[clean["segment"] == last].reset_index(drop=True)
-
-
-def _window(
-    history: pd.DataFrame, scaler: Any, settings: dict[str, Any]
-) -> tuple[np.ndarray, np.ndarray]:
-    """The newest window's scaled inputs (1, L, f) and raw levels (L, 3)."""
-    L = int(settings["sequence_length"])
-    recent = history.tail(L + 1).reset_index(drop=True)
-    recent = pd.concat([recent, growth_rates(recent)], axis=1).assign(segment="s")
-    inputs = model_inputs(
-        recent, settings["counts_as"], bool(settings.get("time_features", False))
-    ).tail(L)
-    X = scale_inputs(inputs, scaler)[None, :, :]
-    return X, recent[list(COUNT_COLUMNS)].tail(L).to_numpy(dtype="float64")
+    return SequenceChain.from_saved(settings).last_segment(rows)
 
 
 def forecast_series(
@@ -336,32 +342,22 @@ def forecast_series(
     Raises:
         DataError: fewer than ``sequence_length`` usable rows, or missing columns.
     """
-    L = int(settings["sequence_length"])
-    video_id = str(rows["video_id"].iloc[0]) if len(rows) else "video"
-    try:
-        segment = _last_segment(rows, settings)
-    except DataError:
-        segment = rows.iloc[:0]
-    if len(segment) < L:
-        raise DataError(
-            f"video {video_id}: need at least {L} consecutive rows (sequence_length) after "
-            f"cleaning, got {len(rows)} row(s)"
-        )
+    chain = SequenceChain.from_saved(settings)
+    L = chain.sequence_length
+    video_id, segment = _usable_segment(rows, settings)
     history = segment[["timestamp", *COUNT_COLUMNS]].tail(L + 1).reset_index(drop=True)
-    step = pd.Timedelta(pd.tseries.frequencies.to_offset(settings.get("frequency", "1min")))
+    step = pd.Timedelta(pd.tseries.frequencies.to_offset(chain.frequency))
     k = COUNT_COLUMNS.index(settings["target_column"])
     out = []
     for h in range(1, horizon + 1):
-        X, levels = _window(history, scaler, settings)
+        X, levels = chain.recent_window(history, scaler)
         # column 0: the next step (a multi-horizon network has one column per horizon)
         scaled = np.asarray(network(X, training=False)).reshape(-1)[:1]
         nxt = mean_increment_forecast(levels.T)  # the covariates' naive next values
         nxt = np.maximum(nxt, levels[-1])
-        nxt[k] = predictions_to_counts(
-            scaled, levels[None, :, k], settings["predict"], scaler, int(settings["input_index"])
-        )[0]
+        nxt[k] = chain.counts(scaled, levels[None, :, k], scaler, int(settings["input_index"]))[0]
         ts = history["timestamp"].iloc[-1] + step
-        value = float(np.round(nxt[k])) if settings.get("round_forecasts", False) else float(nxt[k])
+        value = float(chain.round(nxt[k]))
         out.append(
             {
                 "video_id": video_id,

@@ -21,13 +21,13 @@ from viralab.families.forecast.alerts import AlertThresholds, alert_tags, traini
 from viralab.families.forecast.judge import (
     HorizonJudgement,
     judge_lstm,
-    lstm_targets,
     origins,
     threshold_tags,
 )
-from viralab.families.forecast.prepare import Prepared, scale_and_window
+from viralab.families.forecast.prepare import Prepared
 from viralab.features import horizons as hz
 from viralab.features import sequence as seq
+from viralab.features.sequence_chain import SequenceChain
 from viralab.models import baselines, lstm
 
 log = logging.getLogger(__name__)
@@ -56,11 +56,8 @@ def _forecast_counts(
     k: int,
     X: np.ndarray | None = None,
 ) -> np.ndarray:
-    scaled = lstm.predict_scaled(network, windows.X if X is None else X, n_outputs=-1)[:, 0]
-    counts = seq.predictions_to_counts(
-        scaled, windows.levels[:, :, k], settings["predict"], data_scaler, k
-    )
-    return np.round(counts) if settings["round_forecasts"] else counts
+    outputs = lstm.predict_scaled(network, windows.X if X is None else X, n_outputs=-1)
+    return SequenceChain.from_saved(settings).next_step_counts(outputs, windows, data_scaler, k)
 
 
 def fit_and_evaluate(
@@ -81,21 +78,15 @@ def fit_and_evaluate(
     forecast judged here. Without, one output: the next step only.
     """
     k = seq.COUNT_COLUMNS.index(seq.target_column(target))
+    chain = SequenceChain.from_saved(settings)
     if parts is None:
-        y = {
-            p: seq.window_targets(windows[p], target, settings["predict"], scaler, k)
-            for p in ("fit", "val")
-        }
+        y = {p: chain.targets(windows[p], target, scaler, k) for p in ("fit", "val")}
         n_outputs = 1
     else:
-        horizons = settings.get("horizons", [1])
+        horizons = chain.horizons
         y = {
-            p: lstm_targets(
-                hz.horizon_windows(clean, parts, windows[p], p, horizons),
-                k,
-                settings["predict"],
-                scaler,
-                k,
+            p: chain.direct_targets(
+                hz.horizon_windows(clean, parts, windows[p], p, horizons), k, scaler, k
             )
             for p in ("fit", "val")
         }
@@ -117,7 +108,7 @@ def fit_and_evaluate(
         test.next_levels[:, k],
         predictions,
         level_range,
-        round_counts=settings["round_forecasts"],
+        round_counts=chain.round_forecasts,
     )
     return network, fit, metrics, predictions
 
@@ -206,10 +197,9 @@ def cross_validate(
     """
     out: dict[str, list[float]] = {"mae": [], "best_baseline_mae": [], "test_windows": []}
     val_fraction = float(cfg.task.get("validation_fraction", 0.2))
-    L = data.settings["sequence_length"]
     for i, fold in enumerate(seq.expanding_window_folds(data.clean, n_splits)):
         parts = seq.carve_validation(fold, data.clean, val_fraction)
-        scaler, windows = scale_and_window(data.clean, data.inputs, parts, L)
+        scaler, windows = data.chain.scale_and_window(data.clean, data.inputs, parts)
         if len(windows["fit"]) == 0 or len(windows["test"]) == 0:
             log.warning("CV fold %d of %s skipped: no training or test windows", i + 1, target)
             continue

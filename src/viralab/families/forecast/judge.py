@@ -6,8 +6,8 @@
   recent rate and how fast it turns: ``evaluate``'s docstring says why);
 - ``test`` origins: every ``task.origin_stride``-th test window: the per-horizon metrics.
 
-The LSTM's direct targets and outputs at each horizon are converted here too, so the LSTM and
-the peers (`peer`) meet the judge through the same counts.
+The LSTM's outputs at each horizon are converted to counts by its `SequenceChain`, so the LSTM
+and the peers (`peer`) meet the judge through the same counts.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
-from viralab.families.forecast.prepare import horizons_of
 from viralab.features import horizons as hz
 from viralab.features import sequence as seq
 from viralab.models.forecast_eval import (
@@ -38,7 +37,7 @@ JUDGE_LOOKBACK = 61
 
 def origins(cfg: DictConfig, data: Any) -> dict[str, hz.HorizonWindows]:
     """The fit (stride 1), val and test (``task.origin_stride``) origins of a prepared run."""
-    horizons = horizons_of(cfg)
+    horizons = data.chain.horizons
     stride = int(cfg.task.get("origin_stride", 5))
     return {
         part: hz.horizon_windows(
@@ -113,35 +112,19 @@ def threshold_tags(cfg: DictConfig, metrics: Mapping[str, float]) -> dict[str, s
     return tags
 
 
-def lstm_targets(
-    hw: hz.HorizonWindows, k: int, predict: str, scaler: Any, input_index: int
-) -> np.ndarray:
-    lo, rng = seq.column_scale(scaler, input_index)
-    return hz.direct_targets(hw, k, predict, lo, rng)
-
-
-def lstm_counts(
-    outputs: np.ndarray, hw: hz.HorizonWindows, k: int, settings: Mapping[str, Any], scaler: Any
-) -> np.ndarray:
-    lo, rng = seq.column_scale(scaler, int(settings["input_index"]))
-    return hz.direct_to_counts(
-        outputs, hw.windows.levels[:, :, k], hw.horizons, settings["predict"], lo, rng
-    )
-
-
 def judge_lstm(
     network: Any, data: Any, target: str, parts: Mapping[str, hz.HorizonWindows]
 ) -> HorizonJudgement:
     """Judge a multi-output network: its val and test outputs as counts, then `judge`."""
     k = data.input_index(target)
-    settings = {**data.settings, "input_index": k}
+    chain = data.chain
     out = {
-        p: lstm_counts(
+        p: chain.direct_counts(
             predict_scaled(network, parts[p].windows.X, n_outputs=len(parts[p].horizons)),
-            parts[p],
-            k,
-            settings,
+            parts[p].windows.levels[:, :, k],
+            parts[p].horizons,
             data.scaler,
+            k,
         )
         for p in ("val", "test")
     }
@@ -152,8 +135,8 @@ def judge_lstm(
         out["val"],
         out["test"],
         k,
-        int(data.settings["sequence_length"]),
-        bool(data.settings["round_forecasts"]),
+        chain.sequence_length,
+        chain.round_forecasts,
     )
 
 
@@ -162,8 +145,6 @@ __all__ = [
     "HorizonJudgement",
     "judge",
     "judge_lstm",
-    "lstm_counts",
-    "lstm_targets",
     "origins",
     "threshold_tags",
 ]

@@ -9,7 +9,7 @@ for why `residual` is the default).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -17,16 +17,17 @@ from omegaconf import DictConfig
 from sklearn.preprocessing import MinMaxScaler
 
 from viralab.data.sources import load_stats
-from viralab.errors import ConfigError, DataError
-from viralab.features import horizons as hz
+from viralab.errors import DataError
 from viralab.features import sequence as seq
+from viralab.features.sequence_chain import SequenceChain
+from viralab.features.sequence_chain import counts_as as counts_as
 from viralab.registry.holdout import hold_out_gate_stretch
 
 log = logging.getLogger(__name__)
 
 
 def horizons_of(cfg: DictConfig) -> tuple[int, ...]:
-    return hz.check_horizons(cfg.task.get("horizons", hz.DEFAULT_HORIZONS))
+    return SequenceChain.from_settings(cfg).horizons
 
 
 def resolve_targets(target: str) -> list[str]:
@@ -41,13 +42,6 @@ def resolve_targets(target: str) -> list[str]:
     return [str(target)]
 
 
-def counts_as(predict: str) -> str:
-    """Inputs follow the target: levels for `level`, increments otherwise."""
-    if predict not in seq.PREDICT_MODES:
-        raise ConfigError(f"task.predict must be one of {seq.PREDICT_MODES}, got {predict!r}")
-    return "level" if predict == "level" else "increment"
-
-
 @dataclass
 class Prepared:
     """Cleaned rows, their split, the training-only scaler and the windows of each part."""
@@ -59,6 +53,11 @@ class Prepared:
     scaler: MinMaxScaler
     windows: dict[str, seq.Windows]
     settings: dict[str, Any]
+    chain: SequenceChain = field(default=None)  # type: ignore[assignment]  # from `settings`
+
+    def __post_init__(self) -> None:
+        if self.chain is None:
+            self.chain = SequenceChain.from_saved(self.settings)
 
     def input_index(self, target: str) -> int:
         return seq.COUNT_COLUMNS.index(seq.target_column(target))
@@ -72,39 +71,16 @@ class Prepared:
 
 def settings_from(cfg: DictConfig) -> dict[str, Any]:
     """The preprocessing settings shared by training and the logged model."""
-    predict = str(cfg.task.get("predict", "residual"))
-    return {
-        "sequence_length": int(cfg.features.sequence_length),
-        "time_features": bool(cfg.features.get("time_features", False)),
-        "frequency": str(cfg.features.get("frequency", "1min")),
-        "max_gap_steps": int(cfg.features.get("max_gap_steps", 5)),
-        "predict": predict,
-        "counts_as": counts_as(predict),
-        "round_forecasts": bool(cfg.task.get("round_forecasts", True)),
-        "horizons": list(horizons_of(cfg)),
-    }
-
-
-def scale_and_window(
-    clean: pd.DataFrame, inputs: pd.DataFrame, parts: pd.Series, sequence_length: int
-) -> tuple[MinMaxScaler, dict[str, seq.Windows]]:
-    """Fit the scaler on the `fit` rows only, then cut every part's windows."""
-    scaler = seq.fit_scaler(inputs, parts == "fit")
-    scaled = seq.scale_inputs(inputs, scaler)
-    return scaler, seq.make_windows(clean, scaled, parts, sequence_length)
+    return SequenceChain.from_settings(cfg).to_settings()
 
 
 def prepare(cfg: DictConfig, frame: pd.DataFrame | None = None) -> Prepared:
     """Load (unless ``frame`` is given), clean, split per video, scale and window."""
-    settings = settings_from(cfg)
+    chain = SequenceChain.from_settings(cfg)
+    settings = chain.to_settings()
     raw = load_stats(cfg.data) if frame is None else frame
     raw = hold_out_gate_stretch(cfg, raw)  # the frozen gate stretch is never trained on
-    clean, report = seq.clean_stats(
-        raw,
-        sequence_length=settings["sequence_length"],
-        frequency=settings["frequency"],
-        max_gap_steps=settings["max_gap_steps"],
-    )
+    clean, report = chain.clean(raw)
     for line in report.messages():
         log.warning("Stats cleaning: %s", line)
     parts = seq.assign_parts(
@@ -114,8 +90,8 @@ def prepare(cfg: DictConfig, frame: pd.DataFrame | None = None) -> Prepared:
         split=str(cfg.data.get("split", "by_time")),
         seed=int(cfg.seed),
     )
-    inputs = seq.model_inputs(clean, settings["counts_as"], settings["time_features"])
-    scaler, windows = scale_and_window(clean, inputs, parts, settings["sequence_length"])
+    inputs = chain.inputs(clean)
+    scaler, windows = chain.scale_and_window(clean, inputs, parts)
     log.info(
         "Forecast data: %d rows of %d video(s) -> %d fit / %d val / %d test windows",
         len(clean),
@@ -129,7 +105,7 @@ def prepare(cfg: DictConfig, frame: pd.DataFrame | None = None) -> Prepared:
             f"too little data: {len(windows['fit'])} training and {len(windows['test'])} test "
             f"windows of {settings['sequence_length']} rows"
         )
-    return Prepared(clean, report, parts, inputs, scaler, windows, settings)
+    return Prepared(clean, report, parts, inputs, scaler, windows, settings, chain)
 
 
 __all__ = [
@@ -138,6 +114,5 @@ __all__ = [
     "horizons_of",
     "prepare",
     "resolve_targets",
-    "scale_and_window",
     "settings_from",
 ]

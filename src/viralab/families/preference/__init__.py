@@ -1,7 +1,9 @@
 """The preference family: what the rest of viralab uses of it (train, columns, tags, data).
 
 Entry points call `train(cfg)`; the monitor and the registry read the columns, the retrain
-tags and the extraction from `prepare` (the family's bottom layer, free of MLflow writes).
+tags and the extraction from `prepare` (the family's bottom layer, free of MLflow writes);
+the monitor scores a saved model with `score_recent` and bins its drift with
+`drift_features` (`score`).
 """
 
 from importlib import import_module
@@ -25,6 +27,8 @@ _EXPORTS = {
     "data_status": "milestones",
     "decide_training": "milestones",
     "load_preference_data": "run",
+    "drift_features": "score",
+    "score_recent": "score",
 }
 
 __all__ = sorted([*_EXPORTS, "train"])
