@@ -102,11 +102,12 @@ def hydra_errors_as_config_errors(run: Callable[[], Any]) -> Any:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    from viralab.settings import composition_error
+
     try:
         return run()
     except (HydraException, OmegaConfBaseException) as exc:
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        raise ConfigError(redact_text(" ".join(lines) or type(exc).__name__)) from None
+        raise ConfigError(redact_text(str(composition_error(exc)))) from None
 
 
 def secret_override_reason(override: str) -> str | None:

@@ -96,6 +96,8 @@ def _choice_overrides(choices: Mapping[str, str | None]) -> list[str]:
 def compose_training(overrides: Sequence[str], what: str) -> DictConfig:
     try:
         return compose(overrides)
+    except ConfigError as exc:  # composition errors, already one line
+        raise ConfigError(f"{what}: {exc}") from None
     except ViralabError:
         raise
     except Exception as exc:
