@@ -105,6 +105,8 @@ def _schema_for(group: str, node: Any) -> tuple[str, type | None]:
         return "default", RegistrySettings
     if group == "retrain":
         return "default", RetrainSection
+    if group == "sweep" and "sampler" in node:  # the sweep app's (not a sweep space's name)
+        return "sweep_app", SweepSettings
     return "", None
 
 
@@ -120,7 +122,7 @@ def apply_schemas(cfg: Any) -> None:
     from omegaconf import DictConfig, OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    for group in ("data", "features", "model", "task", "tracking", "registry", "retrain"):
+    for group in ("data", "features", "model", "task", "tracking", "registry", "retrain", "sweep"):
         node = cfg.get(group) if isinstance(cfg, DictConfig) else None
         if not isinstance(node, DictConfig):
             continue
@@ -130,7 +132,7 @@ def apply_schemas(cfg: Any) -> None:
         try:
             typed = OmegaConf.merge(OmegaConf.structured(schema), node)
         except OmegaConfBaseException as exc:
-            where = f"{group}/{name}.yaml"
+            where = f"{group}/{name}.yaml" if group != "sweep" else "sweep_app.yaml"
             raise ConfigError(_key_message(exc, f"{group}.", f" (in {where})")) from None
         cfg[group] = typed
 

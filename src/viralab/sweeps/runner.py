@@ -166,8 +166,8 @@ def run_plan(
         runs.INVOCATION_TAG: invocation,
         # not viralab.family / viralab.model: queries for a family's trained runs must not
         # find the parent, which holds no model
-        "viralab.sweep.family": plan.base_cfg.task.get("family", ""),
-        "viralab.sweep.model": plan.base_cfg.model.get("name", ""),
+        "viralab.sweep.family": plan.base_cfg.task.family,
+        "viralab.sweep.model": plan.base_cfg.model.name,
     }
     run_name = f"sweep-{plan.study_name}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     with runs.parent_run(

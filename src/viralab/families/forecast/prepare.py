@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 
 def horizons_of(cfg: DictConfig) -> tuple[int, ...]:
-    return hz.check_horizons(cfg.task.get("horizons", hz.DEFAULT_HORIZONS))
+    return hz.check_horizons(cfg.task.horizons)
 
 
 def resolve_targets(target: str) -> list[str]:
@@ -72,15 +72,15 @@ class Prepared:
 
 def settings_from(cfg: DictConfig) -> dict[str, Any]:
     """The preprocessing settings shared by training and the logged model."""
-    predict = str(cfg.task.get("predict", "residual"))
+    predict = str(cfg.task.predict)
     return {
         "sequence_length": int(cfg.features.sequence_length),
-        "time_features": bool(cfg.features.get("time_features", False)),
-        "frequency": str(cfg.features.get("frequency", "1min")),
-        "max_gap_steps": int(cfg.features.get("max_gap_steps", 5)),
+        "time_features": bool(cfg.features.time_features),
+        "frequency": str(cfg.features.frequency),
+        "max_gap_steps": int(cfg.features.max_gap_steps),
         "predict": predict,
         "counts_as": counts_as(predict),
-        "round_forecasts": bool(cfg.task.get("round_forecasts", True)),
+        "round_forecasts": bool(cfg.task.round_forecasts),
         "horizons": list(horizons_of(cfg)),
     }
 
@@ -109,9 +109,9 @@ def prepare(cfg: DictConfig, frame: pd.DataFrame | None = None) -> Prepared:
         log.warning("Stats cleaning: %s", line)
     parts = seq.assign_parts(
         clean,
-        test_fraction=float(cfg.task.get("test_fraction", 0.2)),
-        validation_fraction=float(cfg.task.get("validation_fraction", 0.2)),
-        split=str(cfg.data.get("split", "by_time")),
+        test_fraction=float(cfg.task.test_fraction),
+        validation_fraction=float(cfg.task.validation_fraction),
+        split=str(cfg.data.split),
         seed=int(cfg.seed),
     )
     inputs = seq.model_inputs(clean, settings["counts_as"], settings["time_features"])
