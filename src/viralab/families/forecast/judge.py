@@ -99,9 +99,7 @@ def threshold_tags(cfg: DictConfig, metrics: Mapping[str, float]) -> dict[str, s
     h = int(th.horizon)
     mase = metrics.get(f"mase_h{h}", float("nan"))
     rel = metrics.get(f"relative_mae_h{h}", float("nan"))
-    meets = bool(mase <= float(th.mase_max)) and bool(
-        rel <= float(th.relative_mae_max)
-    )
+    meets = bool(mase <= float(th.mase_max)) and bool(rel <= float(th.relative_mae_max))
     tags = {
         "viralab.meets_spec_thresholds": str(meets).lower(),
         f"viralab.beats_naive_h{h}": str(bool(rel < 1.0)).lower(),
