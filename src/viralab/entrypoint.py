@@ -29,6 +29,7 @@ from viralab.redaction import (
     url_passwords,
 )
 from viralab.service_limits import unreachable_message
+from viralab.settings import composition_error
 from viralab.tracking import resolve_tracking_uri
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -101,8 +102,6 @@ def hydra_errors_as_config_errors(run: Callable[[], Any]) -> Any:
     become one-line `ConfigError`s now that `HYDRA_FULL_ERROR` lets them through."""
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
-
-    from viralab.settings import composition_error
 
     try:
         return run()
