@@ -11,7 +11,7 @@ group that a project's `conf/` file replaced without naming the schema.
 Code below the entry points reads the composed settings as they are (`cfg.model.loss`),
 with no `.get(key, default)` of its own.
 
-This module imports nothing from viralab but `viralab.errors` (the lowest config layer).
+This package imports nothing from viralab but `viralab.errors` and `viralab.redaction`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from viralab.errors import ConfigError
+from viralab.redaction import redact_text
 from viralab.settings.data import DATA_SCHEMAS
 from viralab.settings.features import FEATURES_SCHEMAS
 from viralab.settings.models import MODEL_SCHEMAS
@@ -166,7 +167,8 @@ def composition_error(exc: BaseException) -> ConfigError:
 
     `model.alpha: Value 'abc' of type 'str' could not be converted to Float (override
     model.alpha=abc)`, `model.alphaa: Key 'alphaa' not in 'RidgeModel' (in model/mine.yaml)`;
-    any other error keeps its own words, joined on one line.
+    any other error keeps its own words, joined on one line. Redacted: an override may carry
+    a credentialed URL.
     """
     text = str(exc)
     if _omegaconf_cause(exc) is not None:
@@ -179,6 +181,6 @@ def composition_error(exc: BaseException) -> ConfigError:
             if override
             else ""
         )
-        return ConfigError(_key_message(exc, "", where))
+        return ConfigError(redact_text(_key_message(exc, "", where)))
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return ConfigError(" ".join(lines) or type(exc).__name__)
+    return ConfigError(redact_text(" ".join(lines) or type(exc).__name__))
