@@ -29,6 +29,7 @@ from viralab.config_layers import (  # noqa: F401  (importable from here)
     is_config_group,
 )
 from viralab.redaction import REDACTED  # noqa: F401  (importable from here)
+from viralab.settings import apply_schemas, composition_error
 
 # The rules live in `viralab.redaction`; these names stay importable from here.
 is_secret_key = redaction.is_secret_key
@@ -46,11 +47,18 @@ def compose(
     """Compose the config outside `@hydra.main` (tests, CLI commands, sweeps).
 
     The packaged tree is Hydra's primary config module; `use_project_layers` puts the
-    project's folders (`config_layers()`) before it on the search path.
+    project's folders (`config_layers()`) before it on the search path. Every group is typed
+    by its schema (`viralab.settings`).
+
+    Raises:
+        ConfigError: a bad override, a missing config, a value of the wrong type or a key the
+            schema does not have, in one line naming the key and the file or override.
     """
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
 
     # Function-level on purpose: config_search imports Hydra at its top, and most importers
     # of this module (serving, the CLI) never compose; it sits below this module (no circle).
@@ -60,11 +68,16 @@ def compose(
     if GlobalHydra.instance().is_initialized():
         GlobalHydra.instance().clear()
     with initialize_config_module(config_module=PACKAGED_MODULE, version_base="1.3"):
-        return hydra_compose(
-            config_name=config_name,
-            overrides=list(overrides),
-            return_hydra_config=return_hydra_config,
-        )
+        try:
+            cfg = hydra_compose(
+                config_name=config_name,
+                overrides=list(overrides),
+                return_hydra_config=return_hydra_config,
+            )
+        except (HydraException, OmegaConfBaseException) as exc:
+            raise composition_error(exc) from None
+    apply_schemas(cfg)  # a project file that replaced a packaged one without its schema
+    return cfg
 
 
 def expand_override_args(argv: list[str]) -> list[str]:

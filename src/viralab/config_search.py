@@ -13,6 +13,7 @@ from hydra.core.plugins import Plugins
 from hydra.plugins.search_path_plugin import SearchPathPlugin
 
 from viralab.config_layers import PACKAGED_MODULE, config_dir, config_layers
+from viralab.settings import register_schemas
 
 #: The packaged tree as Hydra names it: `@hydra.main(config_path=PACKAGED_CONFIG)`.
 PACKAGED_CONFIG = f"pkg://{PACKAGED_MODULE}"
@@ -33,5 +34,7 @@ class ProjectLayersFirst(SearchPathPlugin):
 
 
 def use_project_layers() -> None:
-    """Register the plugin (idempotent): call before `@hydra.main` runs or a `compose`."""
+    """Register the plugin and the settings schemas (idempotent): call before `@hydra.main`
+    runs or a `compose`."""
     Plugins.instance().register(ProjectLayersFirst)
+    register_schemas()  # the YAML files name them first in their defaults lists

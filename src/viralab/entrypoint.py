@@ -29,6 +29,7 @@ from viralab.redaction import (
     url_passwords,
 )
 from viralab.service_limits import unreachable_message
+from viralab.settings import composition_error
 from viralab.tracking import resolve_tracking_uri
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -105,8 +106,7 @@ def hydra_errors_as_config_errors(run: Callable[[], Any]) -> Any:
     try:
         return run()
     except (HydraException, OmegaConfBaseException) as exc:
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        raise ConfigError(redact_text(" ".join(lines) or type(exc).__name__)) from None
+        raise ConfigError(redact_text(str(composition_error(exc)))) from None
 
 
 def secret_override_reason(override: str) -> str | None:

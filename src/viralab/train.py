@@ -19,6 +19,7 @@ from viralab.entrypoint import (
     refuse_secret_overrides,
     user_errors_exit,
 )
+from viralab.settings import apply_schemas
 from viralab.training import FAMILIES, train_family  # noqa: F401  (FAMILIES: importable here)
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 @hydra.main(config_path=PACKAGED_CONFIG, config_name="config", version_base="1.3")
 @user_errors_exit
 def _hydra_main(cfg: DictConfig) -> float | None:
+    apply_schemas(cfg)  # as `viralab.config.compose` does
     metrics = train(cfg)
     return metrics.get("mae")
 

@@ -84,40 +84,40 @@ def build_lstm(
     """
     import keras
 
-    loss = str(model_cfg.get("loss", "mse"))
+    loss = str(model_cfg["loss"])
     if loss not in LOSSES:
         raise ConfigError(f"model.loss must be one of {LOSSES}, got {loss!r}")
     keras.backend.clear_session()
     if seed is not None:
         keras.utils.set_random_seed(int(seed))
-    unroll = bool(model_cfg.get("unroll", False))
-    dropout = float(model_cfg.get("dropout_rate", 0.2))
-    units_2 = int(model_cfg.get("lstm_units_2", 50) or 0)
+    unroll = bool(model_cfg["unroll"])
+    dropout = float(model_cfg["dropout_rate"])
+    units_2 = int(model_cfg["lstm_units_2"] or 0)
     layers = [
         keras.Input(shape=input_shape),
         keras.layers.LSTM(
-            int(model_cfg.get("lstm_units_1", 50)), return_sequences=units_2 > 0, unroll=unroll
+            int(model_cfg["lstm_units_1"]), return_sequences=units_2 > 0, unroll=unroll
         ),
         keras.layers.Dropout(dropout),
     ]
     if units_2 > 0:
         layers += [keras.layers.LSTM(units_2, unroll=unroll), keras.layers.Dropout(dropout)]
     layers += [
-        keras.layers.Dense(int(model_cfg.get("dense_units", 25)), activation="relu"),
+        keras.layers.Dense(int(model_cfg["dense_units"]), activation="relu"),
         keras.layers.Dense(int(n_outputs), activation="linear"),
     ]
     model = keras.Sequential(layers, name="lstm_forecaster")
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=float(model_cfg.get("learning_rate", 1e-3))),
-        loss=masked_loss(loss, float(model_cfg.get("huber_delta", 1.0)))
+        optimizer=keras.optimizers.Adam(learning_rate=float(model_cfg["learning_rate"])),
+        loss=masked_loss(loss, float(model_cfg["huber_delta"]))
         if n_outputs > 1
         else {
             "mse": "mse",
             "mae": "mae",
-            "huber": keras.losses.Huber(delta=float(model_cfg.get("huber_delta", 1.0))),
+            "huber": keras.losses.Huber(delta=float(model_cfg["huber_delta"])),
         }[loss],
         metrics=[] if n_outputs > 1 else ["mae"],
-        jit_compile=bool(model_cfg.get("jit_compile", False)),
+        jit_compile=bool(model_cfg["jit_compile"]),
     )
     return model
 
@@ -183,18 +183,18 @@ def fit_network(
     """
     import keras
 
-    epochs = int(model_cfg.get("epochs", 50))
+    epochs = int(model_cfg["epochs"])
     has_val = len(val[0]) > 0
     monitor = "val_loss" if has_val else "loss"
     progress = _progress_callback(label, epochs)
     callbacks = [progress, *epoch_callbacks()]
-    patience = model_cfg.get("early_stopping_patience", 10)
+    patience = model_cfg["early_stopping_patience"]
     if patience is not None and int(patience) > 0:
         callbacks.append(
             keras.callbacks.EarlyStopping(
                 monitor=monitor,
                 patience=int(patience),
-                restore_best_weights=bool(model_cfg.get("restore_best_weights", True)),
+                restore_best_weights=bool(model_cfg["restore_best_weights"]),
             )
         )
     start = time.perf_counter()
@@ -203,8 +203,8 @@ def fit_network(
         train[1],
         validation_data=val if has_val else None,
         epochs=epochs,
-        batch_size=int(model_cfg.get("batch_size", 32)),
-        shuffle=bool(model_cfg.get("shuffle", True)),
+        batch_size=int(model_cfg["batch_size"]),
+        shuffle=bool(model_cfg["shuffle"]),
         callbacks=callbacks,
         verbose=0,
     )

@@ -342,7 +342,11 @@ class BoostingPeer(Peer):
 
 
 def from_config(config: dict[str, Any], models: list[Any] | None = None) -> Peer:
-    """Rebuild a fitted peer from :meth:`Peer.config` (and the boosting models)."""
+    """Rebuild a fitted peer from :meth:`Peer.config` (and the boosting models).
+
+    ``config`` was saved with a logged model, not composed: a peer saved by an older version
+    may lack a key, hence the defaults here (unlike the settings of a run being trained).
+    """
     kind = config["kind"]
     if kind == "naive":
         peer: Peer = NaivePeer(config["method"], config["name"], config.get("lookback", 60))

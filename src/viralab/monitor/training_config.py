@@ -124,6 +124,8 @@ def training_config(
     data = OmegaConf.to_container(fresh.data, resolve=True)  # today's data, pinned
     for section in CURRENT_SECTIONS:
         logged.pop(section, None)
+    # untyped: a champion logged by an older version may carry keys today's schemas dropped
+    fresh = OmegaConf.create(OmegaConf.to_container(fresh, resolve=False))
     OmegaConf.set_struct(fresh, False)
     merged = OmegaConf.merge(fresh, without_redacted(logged))
     merged.data = data

@@ -70,7 +70,7 @@ class Objective:
         self.invocation = invocation
         self.worker = worker
         self.lean = lean_overrides(plan)
-        self.quiet = not bool(plan.cfg.sweep.get("show_trial_output", False))
+        self.quiet = not bool(plan.cfg.sweep.show_trial_output)
         self.last_error = ""
         self.experiment_id = None
         if parent_run_id:

@@ -96,6 +96,8 @@ def _choice_overrides(choices: Mapping[str, str | None]) -> list[str]:
 def compose_training(overrides: Sequence[str], what: str) -> DictConfig:
     try:
         return compose(overrides)
+    except ConfigError as exc:  # composition errors, already one line
+        raise ConfigError(f"{what}: {exc}") from None
     except ViralabError:
         raise
     except Exception as exc:
@@ -166,11 +168,11 @@ def plan_sweep(
     """
     sw = cfg.sweep
     name = str(choices.get("sweep") or "")
-    space = parse_space(sw.get("params"))
-    metric = sw.get("metric")
+    space = parse_space(sw.params)
+    metric = sw.metric
     if not metric or not isinstance(metric, str):
         raise ConfigError(f"sweep.metric must name a metric the trial runs return, got {metric!r}")
-    direction = str(sw.get("direction", "minimize"))
+    direction = str(sw.direction)
     if direction not in DIRECTIONS:
         raise ConfigError(f"sweep.direction must be minimize or maximize, got {direction!r}")
     n_trials = _positive_int(cfg.n_trials if cfg.n_trials is not None else sw.n_trials, "n_trials")
@@ -181,7 +183,7 @@ def plan_sweep(
             "session per process): use workers=N for N parallel worker processes"
         )
 
-    fixed = [*map(str, sw.get("overrides") or []), *training_overrides(user_overrides)]
+    fixed = [*map(str, sw.overrides or []), *training_overrides(user_overrides)]
     fixed_keys = {override_key(o) for o in fixed}
     for p in space.params:
         for key in p.keys:
@@ -194,7 +196,7 @@ def plan_sweep(
     model = choices.get("model")
     context = f" (model={model})" if model else ""
     base_cfg = compose_training(base, "cannot compose the trials' training config")
-    _check_same_training_config(cfg, base_cfg, sw.get("overrides") or [])
+    _check_same_training_config(cfg, base_cfg, sw.overrides or [])
     check_keys(space, base_cfg, context)
     compose_training(
         [*base, *space.overrides(space.first_point()), "register=false"],
@@ -205,9 +207,9 @@ def plan_sweep(
     build_sampler(sw.sampler, space)  # fail here, not in trial 1
     build_pruner(sw.pruner)
     tracking_uri = configure_tracking(base_cfg)
-    storage_url = resolve_storage(sw.get("storage"), tracking_uri)
+    storage_url = resolve_storage(sw.storage, tracking_uri)
     study_name = _study_name(sw, base_cfg) or name
-    timeout = sw.get("timeout")
+    timeout = sw.timeout
     return SweepPlan(
         cfg=cfg,
         name=name,
@@ -232,7 +234,7 @@ def lean_overrides(plan: SweepPlan) -> list[str]:
     if plan.register_best:
         return []
     out = []
-    for o in plan.cfg.sweep.get("lean_overrides") or []:
+    for o in plan.cfg.sweep.lean_overrides or []:
         key = override_key(str(o))
         if OmegaConf.select(plan.base_cfg, key, default=None) is not None:
             out.append(str(o))

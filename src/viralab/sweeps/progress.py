@@ -23,7 +23,7 @@ class Progress:
         self.prefix = prefix
         self.done = 0
         self.failed_in_a_row = 0
-        self.max_failures = int(plan.cfg.sweep.get("max_consecutive_failures") or 0)
+        self.max_failures = int(plan.cfg.sweep.max_consecutive_failures or 0)
         self.stopped_for_failures = False
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -77,7 +77,7 @@ def optimize(
         timeout=plan.timeout,
         catch=(TrialFailed,),
         callbacks=[progress],
-        gc_after_trial=plan.base_cfg.task.get("family") == "forecast",
+        gc_after_trial=plan.base_cfg.task.family == "forecast",
     )
     if progress.stopped_for_failures:
         raise SweepError(

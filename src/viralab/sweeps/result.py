@@ -74,7 +74,7 @@ def sweep_result(
 
 
 def _registered_name(plan: SweepPlan) -> str:
-    configured = plan.cfg.sweep.get("registered_model")
+    configured = plan.cfg.sweep.registered_model
     if configured:
         return str(configured)
     task = plan.base_cfg.task
@@ -91,7 +91,7 @@ def register_best(plan: SweepPlan, result: SweepResult, parent_id: str) -> str |
         print("register_best: no complete trial with a run to register", flush=True)
         return None
     name = _registered_name(plan)
-    path = str(plan.cfg.sweep.get("model_artifact") or "model")
+    path = str(plan.cfg.sweep.model_artifact or "model")
     try:
         version = register_run_model(result.best_run_id, path, name)
     except RegistryError as exc:

@@ -47,6 +47,7 @@ from viralab.entrypoint import (
     user_errors_exit,
 )
 from viralab.errors import ConfigError
+from viralab.settings import apply_schemas
 from viralab.sweeps import runs
 from viralab.sweeps.objective import Objective, TrialFn
 from viralab.sweeps.plan import APP_CONFIG, SweepPlan, compose_app, plan_sweep
@@ -166,8 +167,8 @@ def run_plan(
         runs.INVOCATION_TAG: invocation,
         # not viralab.family / viralab.model: queries for a family's trained runs must not
         # find the parent, which holds no model
-        "viralab.sweep.family": plan.base_cfg.task.get("family", ""),
-        "viralab.sweep.model": plan.base_cfg.model.get("name", ""),
+        "viralab.sweep.family": plan.base_cfg.task.family,
+        "viralab.sweep.model": plan.base_cfg.model.name,
     }
     run_name = f"sweep-{plan.study_name}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     with runs.parent_run(
@@ -241,6 +242,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     overrides = list(hc.overrides.task)
     with open_dict(cfg):
         cfg.pop("hydra", None)
+    apply_schemas(cfg)  # as `viralab.config.compose` does
     result = run_plan(plan_sweep(cfg, choices, overrides))
     return result.best_value
 

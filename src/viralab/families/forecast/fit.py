@@ -158,15 +158,15 @@ def fit_target(cfg: DictConfig, data: Prepared, target: str) -> TargetResult:
         fit.training_time,
         fit.peak_ram_percent,
         fit.best_epoch,
-        AlertThresholds.from_config(cfg.task.get("alerts")),
+        AlertThresholds.from_config(cfg.task.alerts),
     )
     for name, message in alerts.items():
         log.warning("Training alert (%s) %s: %s", target, name, message)
     tags.update(alert_tags(alerts))
 
     result = TargetResult(target, network, fit, metrics, tags, predictions, judgement=judgement)
-    pi_cfg = cfg.task.get("permutation_importance", {}) or {}
-    if pi_cfg.get("enabled", True):
+    pi_cfg = cfg.task.permutation_importance
+    if pi_cfg.enabled:
         test = data.windows["test"]
         actual = test.next_levels[:, k]
 
@@ -178,12 +178,12 @@ def fit_target(cfg: DictConfig, data: Prepared, target: str) -> TargetResult:
             test_mae,
             test.X,
             list(data.inputs.columns),
-            int(pi_cfg.get("repeats", 3)),
+            int(pi_cfg.repeats),
             seed=int(cfg.seed),
         )
-    cv_cfg = cfg.task.get("cross_validation", {}) or {}
-    if cv_cfg.get("enabled", False):
-        result.cv = cross_validate(cfg, data, target, int(cv_cfg.get("n_splits", 5)))
+    cv_cfg = cfg.task.cross_validation
+    if cv_cfg.enabled:
+        result.cv = cross_validate(cfg, data, target, int(cv_cfg.n_splits))
     return result
 
 
@@ -196,7 +196,7 @@ def cross_validate(
     end of its training rows. Returns per-fold MAE and best-baseline MAE (original counts).
     """
     out: dict[str, list[float]] = {"mae": [], "best_baseline_mae": [], "test_windows": []}
-    val_fraction = float(cfg.task.get("validation_fraction", 0.2))
+    val_fraction = float(cfg.task.validation_fraction)
     for i, fold in enumerate(seq.expanding_window_folds(data.clean, n_splits)):
         parts = seq.carve_validation(fold, data.clean, val_fraction)
         scaler, windows = data.chain.scale_and_window(data.clean, data.inputs, parts)

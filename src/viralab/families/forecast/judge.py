@@ -38,7 +38,7 @@ JUDGE_LOOKBACK = 61
 def origins(cfg: DictConfig, data: Any) -> dict[str, hz.HorizonWindows]:
     """The fit (stride 1), val and test (``task.origin_stride``) origins of a prepared run."""
     horizons = data.chain.horizons
-    stride = int(cfg.task.get("origin_stride", 5))
+    stride = int(cfg.task.origin_stride)
     return {
         part: hz.horizon_windows(
             data.clean,
@@ -94,13 +94,11 @@ def judge(
 
 def threshold_tags(cfg: DictConfig, metrics: Mapping[str, float]) -> dict[str, str]:
     """Scale-free verdict tags from ``task.thresholds`` (MASE and relative MAE at a horizon)."""
-    th = cfg.task.get("thresholds", {}) or {}
-    h = int(th.get("horizon", 60))
+    th = cfg.task.thresholds
+    h = int(th.horizon)
     mase = metrics.get(f"mase_h{h}", float("nan"))
     rel = metrics.get(f"relative_mae_h{h}", float("nan"))
-    meets = bool(mase <= float(th.get("mase_max", 1.0))) and bool(
-        rel <= float(th.get("relative_mae_max", 1.0))
-    )
+    meets = bool(mase <= float(th.mase_max)) and bool(rel <= float(th.relative_mae_max))
     tags = {
         "viralab.meets_spec_thresholds": str(meets).lower(),
         f"viralab.beats_naive_h{h}": str(bool(rel < 1.0)).lower(),

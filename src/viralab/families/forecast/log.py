@@ -152,7 +152,7 @@ def _plots(cfg: DictConfig, data: Prepared, result: TargetResult) -> None:
         baseline = np.round(baseline)
     times = data.clean["timestamp"].to_numpy()[test.target_row]
     videos = data.clean["video_id"].to_numpy()[test.target_row]
-    max_videos = int(cfg.task.get("max_plot_videos", 10))
+    max_videos = int(cfg.task.max_plot_videos)
     for video in list(dict.fromkeys(videos))[:max_videos]:
         sel = videos == video
         fig = forecast_plot(
@@ -308,15 +308,15 @@ def log_target(
             **data.settings,
             "target": result.target,
             "input_columns": list(data.inputs.columns),
-            "test_fraction": float(cfg.task.get("test_fraction", 0.2)),
-            "validation_fraction": float(cfg.task.get("validation_fraction", 0.2)),
+            "test_fraction": float(cfg.task.test_fraction),
+            "validation_fraction": float(cfg.task.validation_fraction),
             "seed": int(cfg.seed),
         },
         "config.json",
     )
     if result.importance:
         mlflow.log_dict(result.importance, "feature_importance.json")
-    if cfg.task.get("plots", True):
+    if cfg.task.plots:
         _plots(cfg, data, result)
     with tempfile.TemporaryDirectory() as tmp:
         version, size_mb = log_forecast_model(cfg, data, result, Path(tmp))
@@ -351,8 +351,8 @@ def log_dataset(cfg: DictConfig, data: Any) -> None:
     frame = clean[["timestamp", "video_id", *seq.COUNT_COLUMNS]].assign(
         timestamp=clean["timestamp"].astype(str)
     )
-    source = str(cfg.data.get("source", "sample"))
-    where = str(cfg.data.get("path", "")) if source == "files" else source
+    source = str(cfg.data.source)
+    where = str(cfg.data.path) if source == "files" else source
     # a path is a file source; `sample`/`postgres` are named in the tags (never a URL: secrets)
     local = next(s for s in get_registered_sources() if s.__name__ == "LocalArtifactDatasetSource")
     origin = local(where) if source == "files" and where else None
@@ -366,7 +366,7 @@ def log_dataset(cfg: DictConfig, data: Any) -> None:
             "videos": str(clean["video_id"].nunique()),
             "time_min": str(clean["timestamp"].min()),
             "time_max": str(clean["timestamp"].max()),
-            "split": str(cfg.data.get("split", "by_time")),
+            "split": str(cfg.data.split),
         },
     )
 

@@ -51,7 +51,7 @@ def peer_params(cfg: DictConfig, data: Any, result: PeerResult) -> dict[str, Any
         "val_sequences": len(w["val"]),
         "test_sequences": len(w["test"]),
         "horizons": ",".join(str(h) for h in data.settings["horizons"]),
-        "origin_stride": int(cfg.task.get("origin_stride", 5)),
+        "origin_stride": int(cfg.task.origin_stride),
         **{k: str(v) for k, v in model.items()},
     }
 

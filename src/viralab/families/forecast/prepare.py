@@ -85,9 +85,9 @@ def prepare(cfg: DictConfig, frame: pd.DataFrame | None = None) -> Prepared:
         log.warning("Stats cleaning: %s", line)
     parts = seq.assign_parts(
         clean,
-        test_fraction=float(cfg.task.get("test_fraction", 0.2)),
-        validation_fraction=float(cfg.task.get("validation_fraction", 0.2)),
-        split=str(cfg.data.get("split", "by_time")),
+        test_fraction=float(cfg.task.test_fraction),
+        validation_fraction=float(cfg.task.validation_fraction),
+        split=str(cfg.data.split),
         seed=int(cfg.seed),
     )
     inputs = chain.inputs(clean)

@@ -27,7 +27,7 @@ from viralab.tracking.log import experiment_name
 
 def run_name_for(cfg: DictConfig, target: str, stamp: str) -> str:
     """`LSTM_<target>_<timestamp>`; a peer's runs start with its model name instead."""
-    template = str(cfg.task.get("run_name_template", "LSTM_{target}_{timestamp}"))
+    template = str(cfg.task.run_name_template)
     name = template.format(target=target, timestamp=stamp)
     if cfg.model.get("_target_") is not None and name.startswith("LSTM_"):
         name = f"{cfg.model.name}_{name[len('LSTM_') :]}"
@@ -48,7 +48,7 @@ def train_forecast(
     is_peer = cfg.model.get("_target_") is not None  # conf/model/<peer>.yaml
     fit_one = fit_peer_target if is_peer else fit_target
     if not is_peer:
-        lstm.configure_threads(cfg.model.get("threads"))
+        lstm.configure_threads(cfg.model.threads)
     stamp = datetime.now(UTC).strftime("%Y%m%d_%H%M%S")
     experiment = str(cfg.task.experiment)
     tags = {"viralab.task": "forecast", "viralab.model": str(cfg.model.name)}

@@ -58,25 +58,25 @@ def build_estimator(model_cfg: DictConfig) -> Any:
 
 def build_encoder(features_cfg: DictConfig) -> AnalysisEncoder:
     """The `features` step from `conf/features/tabular.yaml`."""
-    scaling = str(features_cfg.get("scaling", "min-max"))
-    missing = str(features_cfg.get("missing", "constant"))
+    scaling = str(features_cfg.scaling)
+    missing = str(features_cfg.missing)
     if scaling not in SCALERS:
         raise ConfigError(f"features.scaling={scaling!r}; valid: {', '.join(SCALERS)}")
     if missing not in MISSING_STRATEGIES:
         raise ConfigError(f"features.missing={missing!r}; valid: {', '.join(MISSING_STRATEGIES)}")
     return AnalysisEncoder(
         scaling=scaling,
-        min_coverage=float(features_cfg.get("min_coverage", 0.5)),
-        max_categories=int(features_cfg.get("max_categories", 20)),
+        min_coverage=float(features_cfg.min_coverage),
+        max_categories=int(features_cfg.max_categories),
         missing=missing,
-        missing_value=float(features_cfg.get("missing_value", 0.0)),
+        missing_value=float(features_cfg.missing_value),
     )
 
 
 def build_selector(features_cfg: DictConfig) -> CorrelationSelector | None:
     """The `select` step, or None when both `select_k` and `min_abs_corr` are off."""
-    k = features_cfg.get("select_k")
-    threshold = features_cfg.get("min_abs_corr")
+    k = features_cfg.select_k
+    threshold = features_cfg.min_abs_corr
     if not k and not threshold:
         return None
     if k is not None and (not isinstance(k, int) or k < 0):
@@ -189,14 +189,14 @@ def analyze_preference(
     check the expected list. Training passes its training rows and fitted encoder."""
     if encoder is None:
         encoder = build_encoder(cfg.features).fit(X, y)
-    expected = cfg.features.get("expected_correlations")
+    expected = cfg.features.expected_correlations
     expected = OmegaConf.to_container(expected, resolve=True) if expected is not None else {}
     return analyze_correlations(
         encoder.transform(X),
         y,
         list(encoder.get_feature_names_out()),
         expected=expected,
-        top_n=int(cfg.features.get("top_correlations", 20)),
+        top_n=int(cfg.features.top_correlations),
     )
 
 
@@ -245,12 +245,12 @@ def fit_preference(cfg: DictConfig, frame: pd.DataFrame) -> PreferenceResult:
         test,
         y_test,
         pred,
-        threshold=float(task.get("error_threshold", 0.2)),
+        threshold=float(task.error_threshold),
         dimension_columns=[f"{DIMENSION_PREFIX}{d}" for d in dims],
     )
     metrics.update(error_metrics(errors))
     weights, kind = feature_weights(pipeline, X_test, y_test, seed=seed)
-    dimensions = fit_dimensions(cfg, train, test, dims) if task.get("multi_output") else None
+    dimensions = fit_dimensions(cfg, train, test, dims) if task.multi_output else None
     if dimensions is not None:
         metrics.update(dimensions.metrics)
     thresholds = task.get("verdict")

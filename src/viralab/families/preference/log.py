@@ -180,7 +180,7 @@ def log_preference(
                 predicted_vs_actual(y_test, result.test_pred), "plots/predicted_vs_actual.png"
             )
             artifacts.figure(
-                residuals(y_test, result.test_pred, float(cfg.task.get("error_threshold", 0.2))),
+                residuals(y_test, result.test_pred, float(cfg.task.error_threshold)),
                 "plots/residuals.png",
             )
         if cfg.get("log_model", True):  # the rows the model was scored on: read only from a
@@ -216,11 +216,10 @@ def log_retrain_basis(
     train_rows = frame[~frame["rating_id"].isin(set(result.test["rating_id"]))]
     if train_rows.empty:  # duplicate ids: fall back to every row the run saw
         train_rows = frame
-    retrain_cfg = cfg.get("retrain") or {}
     reference = build_reference(
         result.pipeline.named_steps["features"],
         train_rows[[ANALYSIS_COLUMN]],
-        bins=int(retrain_cfg.get("reference_bins", 10)),
+        bins=int(cfg.retrain.reference_bins),
     )
     if artifacts is None:
         mlflow.log_dict(reference, REFERENCE_ARTIFACT)

@@ -212,10 +212,10 @@ def data_status(overrides: Sequence[str] = ()) -> list[str]:
         cfg = compose(overrides)
     except Exception as exc:  # Hydra's override and composition errors, as one line
         raise ConfigError(f"cannot compose the config: {exc}".splitlines()[0]) from None
-    if cfg.task.get("family") != "preference":
+    if cfg.task.family != "preference":
         raise ConfigError("milestones apply to the preference model (task=preference)")
     kept, report = extract_usable(cfg)
-    thresholds = cfg.task.get("milestones")
+    thresholds = cfg.task.milestones
     milestones = milestones_from_config(dict(thresholds) if thresholds else None)
     return [
         f"Usable ratings: {len(kept)} ({report.summary()})",

@@ -40,7 +40,7 @@ def extract_usable(cfg: DictConfig) -> tuple[list[dict[str, Any]], ExtractionRep
 
 
 def dimension_names(cfg: DictConfig) -> list[str]:
-    return [str(d) for d in (cfg.task.get("dimensions") or [])]
+    return [str(d) for d in (cfg.task.dimensions or [])]
 
 
 def _dimension_values(raw: Any, names: Sequence[str]) -> dict[str, float]:

@@ -60,9 +60,9 @@ def load_preference_data(cfg: DictConfig) -> tuple[pd.DataFrame, ExtractionRepor
 
 def training_decision(cfg: DictConfig, n_ratings: int) -> TrainingDecision:
     milestones = milestones_from_config(
-        OmegaConf.to_container(cfg.task.milestones) if cfg.task.get("milestones") else None
+        OmegaConf.to_container(cfg.task.milestones) if cfg.task.milestones else None
     )
-    return decide_training(n_ratings, bool(cfg.task.get("force_train", False)), milestones)
+    return decide_training(n_ratings, bool(cfg.task.force_train), milestones)
 
 
 def _print_correlations(report: CorrelationReport) -> None:
