@@ -38,6 +38,7 @@ def test_two_runs_give_two_finished_runs_and_two_versions(monkeypatch) -> None:
         assert run.data.params["model.alpha"] == "1.0"
         assert {"mae", "rmse", "r2"} <= set(run.data.metrics)
         assert run.data.tags.get("viralab.git_commit")
+        assert run.data.tags["viralab.family"] == "preference"
         inputs = run.inputs.dataset_inputs
         assert inputs and inputs[0].dataset.digest
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}

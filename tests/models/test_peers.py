@@ -52,6 +52,7 @@ def test_each_peer_trains_logs_and_registers_through_train(stats_csv: Path, mode
     (run,) = mlflow.search_runs(experiment_names=["YouTube LSTM Models"], output_format="list")
     assert run.info.run_name.startswith(f"{model}_views_")
     assert run.data.tags["viralab.model"] == model
+    assert run.data.tags["viralab.family"] == "forecast"
     assert run.data.tags["viralab.meets_spec_thresholds"] in {"true", "false"}
     assert set(run.data.metrics) >= HORIZON_METRICS
     inputs = mlflow.get_run(run.info.run_id).inputs.dataset_inputs

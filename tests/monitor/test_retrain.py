@@ -39,7 +39,8 @@ from viralab.monitor.retrain import (
     training_config,
     without_redacted,
 )
-from viralab.monitor.triggers import FIRED, NOT_JUDGED, TAG_MAX_TIMESTAMP, check
+from viralab.monitor.triggers import FIRED, NOT_JUDGED, check
+from viralab.tracking.tags import DATA_MAX_TIMESTAMP
 
 # --- the training config ----------------------------------------------------------------------
 
@@ -214,7 +215,7 @@ def test_forecaster_scores_new_windows_and_retrains(tmp_path: Path) -> None:
     client = MlflowClient()
     version = client.get_model_version(FORECASTER, "1")
     # what training should log (see the report): the newest row the version saw
-    client.set_tag(version.run_id, TAG_MAX_TIMESTAMP, snapshot.isoformat())
+    client.set_tag(version.run_id, DATA_MAX_TIMESTAMP, snapshot.isoformat())
     cfg = compose(stats_overrides(tmp_path, frame))
     promote(get_client(), registry_settings(cfg), FORECASTER, "1", "champion", force=True,
             reason="test champion")  # fmt: skip

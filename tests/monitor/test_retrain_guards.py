@@ -29,7 +29,7 @@ from tests.monitor.test_triggers import (  # noqa: F401  (fixtures)
 from viralab.cli import app
 from viralab.monitor.commands import EXIT_DUE, EXIT_ERROR, EXIT_LOCKED, EXIT_REFUSED
 from viralab.monitor.lock import RetrainLocked, holder_name, retrain_lock
-from viralab.monitor.memory import TAG_REFUSED
+from viralab.tracking.tags import RETRAIN_REFUSED
 
 HOLD = """
 import sys, time
@@ -143,7 +143,7 @@ def test_a_refused_challenger_quiets_the_trigger_on_the_same_data(
     ]
     refused = runner.invoke(app, ["retrain", "run", "preference", *overrides])
     assert refused.exit_code == EXIT_REFUSED, refused.output
-    tag = MlflowClient().get_registered_model("preference").tags[TAG_REFUSED]
+    tag = MlflowClient().get_registered_model("preference").tags[RETRAIN_REFUSED]
     assert '"version": "2"' in tag and '"n_new": 60' in tag and "mae < 0.001" in tag
 
     again = runner.invoke(app, ["retrain", "check", "preference", *overrides])

@@ -23,14 +23,12 @@ from viralab.cli import app
 from viralab.config import compose
 from viralab.data.sample import generate_ratings, generate_stats
 from viralab.errors import ConfigError
-from viralab.families.preference.prepare import TAG_MAX_RATED_AT
 from viralab.monitor.commands import EXIT_DUE, EXIT_ERROR
 from viralab.monitor.triggers import (
     FIRED,
     NOT_JUDGED,
     OFF,
     QUIET,
-    TAG_MAX_TIMESTAMP,
     CheckResult,
     RetrainSettings,
     check,
@@ -38,6 +36,7 @@ from viralab.monitor.triggers import (
 from viralab.registry.client import RegistryError
 from viralab.registry.markers import RegistrySettings
 from viralab.tracking import ensure_experiment
+from viralab.tracking.tags import DATA_MAX_RATED_AT, DATA_MAX_TIMESTAMP
 
 FAST = ["data.n_videos=220", "task.cv_folds=0", "task.multi_output=false"]
 SHIFTED = ("production.durationSeconds", "hook.strength")
@@ -181,7 +180,7 @@ def test_no_new_ratings_nothing_fires(champion: str, tmp_path: Path) -> None:
     assert t["schedule"].status == OFF and t["manual"].status == QUIET
     assert "newest training rating" in result.basis
     run = MlflowClient().get_run(result.run.run_id)
-    assert run.data.tags[TAG_MAX_RATED_AT] == result.cutoff.isoformat()
+    assert run.data.tags[DATA_MAX_RATED_AT] == result.cutoff.isoformat()
     # 220 usable ratings, of which the frozen gate set (issue 13) holds back 20 %
     assert run.data.tags["viralab.data.n_ratings"] == str(220 - 44)
 
@@ -242,7 +241,7 @@ def test_schedule_manual_and_the_start_time_fallback(champion: str, tmp_path: Pa
     assert t["schedule"].status == FIRED and 7.9 < t["schedule"].figure < 8.1
     assert t["manual"].status == FIRED
     # a run logged before the cutoff tag existed: "new" = rated after the run started
-    MlflowClient().delete_tag(result.run.run_id, TAG_MAX_RATED_AT)
+    MlflowClient().delete_tag(result.run.run_id, DATA_MAX_RATED_AT)
     fallback = check(cfg, "preference")
     assert "start" in fallback.basis and by_name(fallback)["new_ratings"].figure == 0
     assert by_name(fallback)["schedule"].status == QUIET
@@ -339,7 +338,7 @@ def register_forecaster(*, tagged: bool, snapshot: pd.Timestamp, rows_in: int) -
     with mlflow.start_run(experiment_id=experiment) as run:
         mlflow.log_metrics({"mae": 8.0, "clean.rows_in": float(rows_in)})
         if tagged:
-            mlflow.set_tag(TAG_MAX_TIMESTAMP, snapshot.isoformat())
+            mlflow.set_tag(DATA_MAX_TIMESTAMP, snapshot.isoformat())
         mlflow.pyfunc.log_model(
             name="model",
             python_model=Constant(),

@@ -25,7 +25,7 @@ from viralab.promotion.promote import PromotionRefused, promote
 from viralab.registry.gate_set import choose_ratings, choose_stretch, freeze_gate_set
 from viralab.registry.gates import ComparisonSettings, GateSetSettings
 from viralab.registry.markers import RegistrySettings, mark
-from viralab.registry.vocabulary import TAG_GATE_SET_DIGEST
+from viralab.tracking.tags import GATE_SET_DIGEST
 
 SETTINGS = ComparisonSettings(tolerance=0.02)
 
@@ -47,7 +47,7 @@ def ratings_frame(n: int = 200, seed: int = 0) -> pd.DataFrame:
 def register(kit: RegistryKit, name: str, model, *, held_out: str | None, eval_set=None):
     with mlflow.start_run(experiment_id=kit.experiment_id):
         if held_out is not None:
-            mlflow.set_tag(TAG_GATE_SET_DIGEST, held_out)
+            mlflow.set_tag(GATE_SET_DIGEST, held_out)
         if eval_set is not None:
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "test_set.parquet"

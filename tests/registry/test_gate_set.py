@@ -33,7 +33,7 @@ from viralab.registry.holdout import (
     hold_out_gate_stretch,
     log_gate_set,
 )
-from viralab.registry.vocabulary import TAG_GATE_SET_DIGEST
+from viralab.tracking.tags import GATE_SET_DIGEST
 
 
 @pytest.fixture
@@ -149,7 +149,7 @@ def test_first_registration_freezes_and_every_training_holds_back(store: GateSet
         assert log_gate_set("preference", registered=True, cfg=cfg) == gate
     assert current_gate_set("preference", store).digest == gate.digest
     logged = mlflow.get_run(run.info.run_id)
-    assert logged.data.tags[TAG_GATE_SET_DIGEST] == gate.digest
+    assert logged.data.tags[GATE_SET_DIGEST] == gate.digest
     assert logged.data.metrics["gate_set_held_back"] == 10
     (dataset,) = logged.inputs.dataset_inputs
     assert dataset.dataset.digest == gate.digest and dataset.dataset.name == "gate-set-preference"

@@ -25,21 +25,21 @@ from omegaconf import OmegaConf
 from viralab.config import compose, to_safe_container
 from viralab.sweeps.plan import TrialComposer
 from viralab.sweeps.runner import run_sweep
-from viralab.sweeps.runs import INVOCATION_TAG
 from viralab.sweeps.space import parse_space
-from viralab.tracking.trial import (
-    DATASET_DIGEST_TAG,
-    DATASET_NAME_TAG,
-    DATASET_RUN_TAG,
-    FEATURE_METADATA_PATH_TAG,
-    FEATURE_METADATA_RUN_TAG,
+from viralab.tracking.tags import (
+    DATASET_DIGEST,
+    DATASET_NAME,
+    DATASET_RUN_ID,
+    FEATURE_METADATA_PATH,
+    FEATURE_METADATA_RUN_ID,
+    SWEEP_INVOCATION,
 )
 
 FIXTURE = Path(__file__).parent / "fixtures" / "trial_run_shape_before.json"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DATASET = "preference-ratings-sample"
-DATASET_TAGS = {DATASET_DIGEST_TAG, DATASET_NAME_TAG, DATASET_RUN_TAG}
-METADATA_TAGS = {FEATURE_METADATA_RUN_TAG, FEATURE_METADATA_PATH_TAG}
+DATASET_TAGS = {DATASET_DIGEST, DATASET_NAME, DATASET_RUN_ID}
+METADATA_TAGS = {FEATURE_METADATA_RUN_ID, FEATURE_METADATA_PATH}
 #: The parent's copy of the trials' feature metadata, its digest replaced (see `shape`).
 SHARED_METADATA = "feature_metadata/<digest>.json"
 GATE_TAGS = {"viralab.gate_set.digest", "viralab.gate_set.held_back"}
@@ -49,7 +49,7 @@ SOURCE_TAGS = {"mlflow.source.name", "mlflow.source.type", "mlflow.user"}
 CHANGES: dict[tuple[str, str], tuple[set[str], set[str]]] = {
     # the dataset is logged once, on the parent, and referenced by each trial (see below)
     ("parent", "inputs"): (set(), {DATASET}),
-    ("parent", "tags"): (set(), {INVOCATION_TAG}),  # tells a dead parent from a live one
+    ("parent", "tags"): (set(), {SWEEP_INVOCATION}),  # tells a dead parent from a live one
     # issue 13: training holds the registered model's frozen gate set back and says how much
     ("trial", "metrics"): (set(), {"gate_set_held_back"}),
     ("train", "metrics"): (set(), {"gate_set_held_back"}),
@@ -199,15 +199,15 @@ def test_a_trial_and_a_training_run_log_what_they_logged_before() -> None:
     for child in children:
         assert_same_shape("trial", child.info.run_id)
         tags = child.data.tags
-        assert tags[DATASET_RUN_TAG] == result.parent_run_id
-        assert tags[FEATURE_METADATA_RUN_TAG] == result.parent_run_id
+        assert tags[DATASET_RUN_ID] == result.parent_run_id
+        assert tags[FEATURE_METADATA_RUN_ID] == result.parent_run_id
     assert_same_shape("parent", result.parent_run_id)
     # both trials reference the one copy on the parent: what a training run logs itself
-    paths = {c.data.tags[FEATURE_METADATA_PATH_TAG] for c in children}
+    paths = {c.data.tags[FEATURE_METADATA_PATH] for c in children}
     assert len(paths) == 1
     shared = json.loads(mlflow.artifacts.load_text(f"runs:/{result.parent_run_id}/{paths.pop()}"))
     parent_input = mlflow.get_run(result.parent_run_id).inputs.dataset_inputs[0].dataset
-    assert parent_input.digest == children[0].data.tags[DATASET_DIGEST_TAG]
+    assert parent_input.digest == children[0].data.tags[DATASET_DIGEST]
 
     from viralab.train import train
 

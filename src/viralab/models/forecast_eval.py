@@ -46,6 +46,12 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from viralab.models.naive_horizons import NAIVE, naive_forecasts, rate
+from viralab.tracking.tags import (
+    METRIC_COVERAGE80_H_PREFIX,
+    METRIC_MAE_H_PREFIX,
+    METRIC_MASE_H_PREFIX,
+    METRIC_RELATIVE_MAE_H_PREFIX,
+)
 
 LEVEL = 0.8
 #: the interval scale new models are calibrated with; ``"rate"`` is the one before issue 16's
@@ -172,13 +178,15 @@ def horizon_report(
         finite = {k: v for k, v in maes.items() if np.isfinite(v)}
         best = min(finite.values()) if finite else float("nan")
         mae = _mae(a, p)
-        out[f"mae_h{h}"] = mae
+        out[f"{METRIC_MAE_H_PREFIX}{h}"] = mae
         out[f"best_baseline_mae_h{h}"] = best
-        out[f"relative_mae_h{h}"] = mae / best if best else float("nan")
-        out[f"mase_h{h}"] = _per_video_ratio(a, p, naive["persistence"][:, j], videos)
+        out[f"{METRIC_RELATIVE_MAE_H_PREFIX}{h}"] = mae / best if best else float("nan")
+        out[f"{METRIC_MASE_H_PREFIX}{h}"] = _per_video_ratio(
+            a, p, naive["persistence"][:, j], videos
+        )
         out[f"origins_h{h}"] = float(np.sum(~np.isnan(a)))
         if lower is not None and upper is not None:
-            out[f"coverage80_h{h}"] = coverage(a, lower[:, j], upper[:, j])
+            out[f"{METRIC_COVERAGE80_H_PREFIX}{h}"] = coverage(a, lower[:, j], upper[:, j])
             known = ~np.isnan(a)
             width = upper[known, j] - lower[known, j]
             out[f"width80_h{h}"] = float(width.mean()) if width.size else float("nan")

@@ -30,6 +30,13 @@ from scipy import stats
 from viralab.monitor.live import mean_interval
 from viralab.tracking import tracked_run
 from viralab.tracking.log import log_dict, log_metrics
+from viralab.tracking.tags import (
+    AB_CHALLENGER_VERSION,
+    AB_CHAMPION_VERSION,
+    AB_VERDICT,
+    RETRAIN_KIND,
+    RETRAIN_MODEL,
+)
 
 BETTER = "challenger better"
 WORSE = "challenger worse"
@@ -254,11 +261,11 @@ def log_ab_run(report: AbReport, experiment: str) -> str:
     report (metrics, verdict tags, `ab_report.json`); returns its id."""
     stamp = pd.Timestamp.now(tz="UTC").strftime("%Y%m%d-%H%M%S")
     tags = {
-        "viralab.retrain.kind": "ab",
-        "viralab.retrain.model": report.model,
-        "viralab.ab.verdict": report.verdict,
-        "viralab.ab.champion_version": str(report.champion.version),
-        "viralab.ab.challenger_version": str(report.challenger.version),
+        RETRAIN_KIND: "ab",
+        RETRAIN_MODEL: report.model,
+        AB_VERDICT: report.verdict,
+        AB_CHAMPION_VERSION: str(report.champion.version),
+        AB_CHALLENGER_VERSION: str(report.challenger.version),
     }
     with tracked_run(
         experiment=experiment, run_name=f"ab-{report.model}-{stamp}", tags=tags

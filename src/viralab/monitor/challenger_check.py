@@ -19,6 +19,7 @@ from viralab.features.documents import ANALYSIS_COLUMN
 from viralab.monitor.champion import load_champion
 from viralab.monitor.trigger_results import CheckResult
 from viralab.registry.client import registry_errors
+from viralab.tracking.tags import TEST_SET_ARTIFACT
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -84,10 +85,10 @@ def _heldout_documents(client: MlflowClient, run_id: str) -> set[str]:
 
     with registry_errors(f"listing eval artifacts of run {run_id}"):
         listed = {f.path for f in client.list_artifacts(run_id, "eval")}
-    if "eval/test_set.parquet" not in listed:
+    if TEST_SET_ARTIFACT not in listed:
         return set()
     with tempfile.TemporaryDirectory(prefix="viralab-eval-") as tmp:
-        local = client.download_artifacts(run_id, "eval/test_set.parquet", tmp)
+        local = client.download_artifacts(run_id, TEST_SET_ARTIFACT, tmp)
         return set(pd.read_parquet(local)[ANALYSIS_COLUMN].astype(str))
 
 

@@ -12,6 +12,7 @@ from viralab.analysis.drift import log_report
 from viralab.monitor.retrain_settings import RetrainSettings
 from viralab.monitor.trigger_results import CheckResult
 from viralab.tracking import tracked_run
+from viralab.tracking.tags import CHECKED_VERSION, RETRAIN_KIND
 
 
 def triggers_table(result: CheckResult) -> list[dict[str, Any]]:
@@ -52,7 +53,7 @@ def log_check_run(result: CheckResult, settings: RetrainSettings) -> str:
     with tracked_run(
         experiment=settings.experiment,
         run_name=f"retrain-check-{result.model}-{stamp}",
-        tags={"viralab.checked_version": result.challenges, "viralab.retrain.kind": "check"},
+        tags={CHECKED_VERSION: result.challenges, RETRAIN_KIND: "check"},
     ) as run:
         log_check(result)
         return run.info.run_id

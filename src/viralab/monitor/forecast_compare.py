@@ -25,6 +25,14 @@ from viralab.entrypoint import user_errors_exit
 from viralab.errors import DataError
 from viralab.tracking import configure_tracking
 from viralab.tracking import log as tracking_log
+from viralab.tracking.tags import (
+    METRIC_COVERAGE80_H_PREFIX,
+    METRIC_MAE_H_PREFIX,
+    METRIC_MASE_H_PREFIX,
+    MODEL,
+    TARGET,
+    TASK,
+)
 
 app = typer.Typer(help="Forecasters side by side.", no_args_is_help=True)
 
@@ -44,9 +52,9 @@ def table_rows(
     for model, m in runs.items():
         cells = {
             h: (
-                m.get(f"mae_h{h}", math.nan),
-                m.get(f"mase_h{h}", math.nan),
-                m.get(f"coverage80_h{h}", math.nan),
+                m.get(f"{METRIC_MAE_H_PREFIX}{h}", math.nan),
+                m.get(f"{METRIC_MASE_H_PREFIX}{h}", math.nan),
+                m.get(f"{METRIC_COVERAGE80_H_PREFIX}{h}", math.nan),
             )
             for h in horizons
         }
@@ -121,15 +129,20 @@ def latest_runs(experiment: str) -> dict[str, dict[str, dict[str, float]]]:
     """target -> model -> metrics of the newest finished forecaster run of each."""
     runs = tracking_log.search_runs(
         experiment_names=[experiment],
-        filter_string="attributes.status = 'FINISHED' and tags.`viralab.task` = 'forecast'",
+        # by TASK, not FAMILY: forecaster runs logged before FAMILY was written carry TASK only
+        filter_string=f"attributes.status = 'FINISHED' and tags.`{TASK}` = 'forecast'",
         order_by=["attributes.start_time DESC"],
         output_format="list",
     )
     out: dict[str, dict[str, dict[str, float]]] = {}
     for run in runs:
-        target = run.data.tags.get("viralab.target")
-        model = run.data.tags.get("viralab.model")
-        if not target or not model or not any(k.startswith("mae_h") for k in run.data.metrics):
+        target = run.data.tags.get(TARGET)
+        model = run.data.tags.get(MODEL)
+        if (
+            not target
+            or not model
+            or not any(k.startswith(METRIC_MAE_H_PREFIX) for k in run.data.metrics)
+        ):
             continue
         out.setdefault(target, {}).setdefault(model, dict(run.data.metrics))
     return out
@@ -137,7 +150,12 @@ def latest_runs(experiment: str) -> dict[str, dict[str, dict[str, float]]]:
 
 def horizons_in(runs: Mapping[str, Mapping[str, float]]) -> list[int]:
     return sorted(
-        {int(k[len("mae_h") :]) for m in runs.values() for k in m if k.startswith("mae_h")}
+        {
+            int(k[len(METRIC_MAE_H_PREFIX) :])
+            for m in runs.values()
+            for k in m
+            if k.startswith(METRIC_MAE_H_PREFIX)
+        }
     )
 
 
@@ -186,7 +204,7 @@ def compare(
     stamp = datetime.now(UTC).strftime("%Y%m%d_%H%M%S")
     tracking_log.set_experiment(experiment)
     with tracking_log.start_run(run_name=f"forecast_compare_{stamp}") as run:
-        tracking_log.set_tag("viralab.task", "forecast_compare")
+        tracking_log.set_tag(TASK, "forecast_compare")
         for target, (rows, horizons) in tables.items():
             tracking_log.log_text(markdown(target, rows, horizons), f"compare/{target}.md")
             tracking_log.log_figure(mae_plot(target, rows, horizons), f"compare/mae_{target}.png")

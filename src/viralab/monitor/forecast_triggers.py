@@ -29,16 +29,11 @@ from viralab.monitor.trigger_results import (
     unscorable,
 )
 from viralab.registry.client import RunData
+from viralab.tracking.tags import DATA_MAX_TIMESTAMP, METRIC_CLEAN_ROWS_IN, METRIC_MAE
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
-
-#: The newest stats row a forecaster run trained on (ISO-8601 UTC), on the run that logged the
-#: data (the `target=all` parent, or the single-target run). Until training logs it, the
-#: count falls back to the current rows minus the run's `clean.rows_in` metric.
-TAG_MAX_TIMESTAMP = "viralab.data.max_timestamp"
-ROWS_IN_METRIC = "clean.rows_in"
 
 
 def stats_cutoff(
@@ -46,22 +41,23 @@ def stats_cutoff(
 ) -> tuple[pd.Timestamp | None, int | None, str]:
     """The newest row the version trained on, the number of new rows, and how it is known."""
     runs = lineage(client, run)
-    tagged = first_found(runs, lambda r: parse_time(r.tags.get(TAG_MAX_TIMESTAMP)))
+    tagged = first_found(runs, lambda r: parse_time(r.tags.get(DATA_MAX_TIMESTAMP)))
     stamps = pd.to_datetime(stats["timestamp"], utc=True)
     if tagged is not None:
         n_new = int((stamps > tagged).sum())
-        return tagged, n_new, f"rows after {tagged.isoformat()} ({TAG_MAX_TIMESTAMP})"
-    rows_in = first_found(runs, lambda r: r.metrics.get(ROWS_IN_METRIC))
+        return tagged, n_new, f"rows after {tagged.isoformat()} ({DATA_MAX_TIMESTAMP})"
+    rows_in = first_found(runs, lambda r: r.metrics.get(METRIC_CLEAN_ROWS_IN))
     if rows_in is None:
-        return None, None, f"the run logged neither {TAG_MAX_TIMESTAMP} nor {ROWS_IN_METRIC}"
+        return None, None, f"the run logged neither {DATA_MAX_TIMESTAMP} nor {METRIC_CLEAN_ROWS_IN}"
     n_new = max(0, len(stats) - int(rows_in))
     ordered = stamps.sort_values(kind="stable")
     cutoff = ordered.iloc[-n_new - 1] if 0 < n_new < len(ordered) else None
     if n_new == 0:
         cutoff = ordered.iloc[-1] if len(ordered) else None
     basis = (
-        f"current rows {len(stats)} minus the {int(rows_in)} the run loaded ({ROWS_IN_METRIC}; "
-        f"no {TAG_MAX_TIMESTAMP} tag: the newest {n_new} rows are taken as the new ones)"
+        f"current rows {len(stats)} minus the {int(rows_in)} the run loaded "
+        f"({METRIC_CLEAN_ROWS_IN}; no {DATA_MAX_TIMESTAMP} tag: the newest {n_new} rows are "
+        "taken as the new ones)"
     )
     return cutoff, n_new, basis
 
@@ -118,7 +114,7 @@ def check_forecast(
                     )
                 )
             else:
-                recorded = run.metrics.get("mae")
+                recorded = run.metrics.get(METRIC_MAE)
                 triggers.append(degradation_trigger(mt, live, recorded, n_windows, "new windows"))
     triggers.append(schedule_trigger(mt, run, now))
     triggers.append(manual_trigger(manual))
@@ -139,4 +135,4 @@ def check_forecast(
     )
 
 
-__all__ = ["ROWS_IN_METRIC", "TAG_MAX_TIMESTAMP", "check_forecast", "stats_cutoff"]
+__all__ = ["check_forecast", "stats_cutoff"]

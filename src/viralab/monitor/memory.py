@@ -22,11 +22,11 @@ import pandas as pd
 
 from viralab.monitor.trigger_results import CheckResult
 from viralab.registry.client import registry_errors
+from viralab.tracking.tags import RETRAIN_REFUSED
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-TAG_REFUSED = "viralab.retrain.refused"
 TIME_COLUMNS = ("rated_at", "timestamp")
 
 
@@ -81,14 +81,14 @@ def record_refusal(client: MlflowClient, result: CheckResult, version: str, reas
         reason=reason[:500],
     )
     with registry_errors(f"recording the refusal on {result.model}"):
-        client.set_registered_model_tag(result.model, TAG_REFUSED, json.dumps(asdict(refusal)))
+        client.set_registered_model_tag(result.model, RETRAIN_REFUSED, json.dumps(asdict(refusal)))
     return refusal
 
 
 def last_refusal(client: MlflowClient, model: str) -> Refusal | None:
     with registry_errors(f"reading {model}'s tags"):
         tags = client.get_registered_model(model).tags or {}
-    raw = tags.get(TAG_REFUSED)
+    raw = tags.get(RETRAIN_REFUSED)
     if not raw:
         return None
     try:
@@ -106,4 +106,4 @@ def judged_already(client: MlflowClient, result: CheckResult) -> Refusal | None:
     return refusal if refusal.data_digest == data_digest(result.recent) else None
 
 
-__all__ = ["TAG_REFUSED", "Refusal", "data_digest", "judged_already", "record_refusal"]
+__all__ = ["Refusal", "data_digest", "judged_already", "record_refusal"]

@@ -11,13 +11,12 @@ import logging
 from typing import TYPE_CHECKING
 
 from viralab.registry.client import registry_errors
+from viralab.tracking.tags import RETRAIN_ABANDONED, RETRAIN_KIND, RETRAIN_MODEL, RETRAIN_OUTCOME
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 log = logging.getLogger(__name__)
-
-TAG_OUTCOME = "viralab.retrain.outcome"
 
 
 def close_orphans(client: MlflowClient, experiment: str, model: str) -> list[str]:
@@ -31,8 +30,8 @@ def close_orphans(client: MlflowClient, experiment: str, model: str) -> list[str
         runs = client.search_runs(
             [exp.experiment_id],
             filter_string=(
-                f"tags.`viralab.retrain.model` = '{model}' and attributes.status = 'RUNNING' "
-                "and tags.`viralab.retrain.kind` = 'retrain'"
+                f"tags.`{RETRAIN_MODEL}` = '{model}' and attributes.status = 'RUNNING' "
+                f"and tags.`{RETRAIN_KIND}` = 'retrain'"
             ),
         )
         closed = []
@@ -50,13 +49,13 @@ def close_orphans(client: MlflowClient, experiment: str, model: str) -> list[str
                     v = client.get_model_version(model, str(found.version))  # search: no aliases
                     if not v.aliases:
                         client.set_model_version_tag(
-                            model, str(v.version), "viralab.retrain.abandoned", run_id
+                            model, str(v.version), RETRAIN_ABANDONED, run_id
                         )
-            client.set_tag(run_id, TAG_OUTCOME, "killed")
+            client.set_tag(run_id, RETRAIN_OUTCOME, "killed")
             client.set_terminated(run_id, "KILLED")
             closed.append(run_id)
             log.warning("Closed retrain run %s of %s as KILLED (interrupted)", run_id, model)
     return closed
 
 
-__all__ = ["TAG_OUTCOME", "close_orphans"]
+__all__ = ["close_orphans"]

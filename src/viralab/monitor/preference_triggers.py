@@ -10,11 +10,10 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
-from viralab.analysis.drift import REFERENCE_ARTIFACT, DriftReport, DriftSettings, compare
+from viralab.analysis.drift import DriftReport, DriftSettings, compare
 from viralab.families import preference
 from viralab.families.preference.prepare import (
     LABEL,
-    TAG_MAX_RATED_AT,
     dimension_names,
     extract_usable,
     records_frame,
@@ -39,6 +38,7 @@ from viralab.monitor.trigger_results import (
     unscorable,
 )
 from viralab.registry.client import RunData, load_json_artifact
+from viralab.tracking.tags import DATA_MAX_RATED_AT, DRIFT_REFERENCE_ARTIFACT, METRIC_MAE
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -48,14 +48,14 @@ if TYPE_CHECKING:
 def rating_cutoff(run: RunData) -> tuple[pd.Timestamp | None, str]:
     """The newest `rated_at` the version trained on, and how it is known."""
 
-    tagged = parse_time(run.tags.get(TAG_MAX_RATED_AT))
+    tagged = parse_time(run.tags.get(DATA_MAX_RATED_AT))
     if tagged is not None:
         return tagged, f"rated after {tagged.isoformat()} (the champion's newest training rating)"
     started = run_started(run)
     if started is not None:
         return started, (
             f"rated after {started.isoformat()} (the champion run's start: it has no "
-            f"{TAG_MAX_RATED_AT} tag)"
+            f"{DATA_MAX_RATED_AT} tag)"
         )
     return None, "no cutoff known: every usable rating counts as new"
 
@@ -87,9 +87,9 @@ def drift_trigger(
     if len(recent) < settings.min_rows:
         why = f"{len(recent)} new ratings < min_rows {settings.min_rows}"
         return not_judged(name, why, threshold), None
-    reference = load_json_artifact(client, run, REFERENCE_ARTIFACT)
+    reference = load_json_artifact(client, run, DRIFT_REFERENCE_ARTIFACT)
     if not reference:
-        why = f"the champion's run has no {REFERENCE_ARTIFACT} (trained before it was saved)"
+        why = f"the champion's run has no {DRIFT_REFERENCE_ARTIFACT} (trained before it was saved)"
         return not_judged(name, why, threshold), None
     encoder = preference.drift_features(pyfunc)
     if encoder is None:
@@ -158,7 +158,7 @@ def check_preference(
             degradation_trigger(
                 mt,
                 logged[0],
-                run.metrics.get("mae"),
+                run.metrics.get(METRIC_MAE),
                 logged[1],
                 "logged predictions with ratings (prediction log)",
             )
@@ -180,7 +180,7 @@ def check_preference(
             live = float(np.mean(np.abs(pred - recent[LABEL].to_numpy(dtype=float))))
             live_source = "re-scored"
             unit = f"new ratings (re-scored by the champion: {why_not_logged})"
-            triggers.append(degradation_trigger(mt, live, run.metrics.get("mae"), n, unit))
+            triggers.append(degradation_trigger(mt, live, run.metrics.get(METRIC_MAE), n, unit))
 
     drift_report = None
     if drift_settings is None:

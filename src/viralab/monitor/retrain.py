@@ -41,7 +41,7 @@ from viralab.monitor.challenger_check import Comparison, compare_forecast, compa
 from viralab.monitor.check_log import log_check, log_check_run
 from viralab.monitor.lock import retrain_lock
 from viralab.monitor.memory import record_refusal
-from viralab.monitor.orphans import TAG_OUTCOME, close_orphans
+from viralab.monitor.orphans import close_orphans
 from viralab.monitor.retrain_settings import RetrainSettings
 from viralab.monitor.training_config import (
     RetrainError,
@@ -59,6 +59,21 @@ from viralab.registry.gates import GateReport
 from viralab.registry.markers import RegistrySettings
 from viralab.tracking import tracked_run
 from viralab.tracking.log import log_dict, log_metrics, set_tag, set_tags
+from viralab.tracking.tags import (
+    CHALLENGES,
+    RETRAIN_AUTO_PROMOTE,
+    RETRAIN_CHALLENGER_GATES,
+    RETRAIN_CHAMPION_GATES,
+    RETRAIN_CONFIG_FROM_RUN,
+    RETRAIN_DATA_DIGEST,
+    RETRAIN_FORCED,
+    RETRAIN_KIND,
+    RETRAIN_MODEL,
+    RETRAIN_NOTES,
+    RETRAIN_OUTCOME,
+    RETRAIN_RUN_ID,
+    RETRAIN_VERSION,
+)
 from viralab.training import train_family
 
 if TYPE_CHECKING:
@@ -67,8 +82,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TAG_CHALLENGES = "viralab.challenges"
-TAG_RETRAIN_RUN = "viralab.retrain_run_id"
 
 SKIPPED, REFUSED, CHALLENGER, CHAMPION = "skipped", "refused", "challenger", "champion"
 
@@ -192,11 +205,11 @@ def _retrain_locked(
         experiment=settings.experiment,
         run_name=f"retrain-{model}-{stamp}",
         tags={
-            TAG_CHALLENGES: result.challenges,
-            "viralab.retrain.kind": "retrain",
-            "viralab.retrain.model": model,
-            "viralab.retrain.config_from_run": config_run,
-            "viralab.retrain.forced": str(force).lower(),
+            CHALLENGES: result.challenges,
+            RETRAIN_KIND: "retrain",
+            RETRAIN_MODEL: model,
+            RETRAIN_CONFIG_FROM_RUN: config_run,
+            RETRAIN_FORCED: str(force).lower(),
         },
     ) as parent:
         outcome.run_id = parent.info.run_id
@@ -206,12 +219,10 @@ def _retrain_locked(
         version = trained_version(client, model, parent.info.run_id)
         outcome.version = str(version.version)
         with registry_errors(f"tagging {model} version {version.version}"):
-            client.set_model_version_tag(model, outcome.version, TAG_CHALLENGES, result.challenges)
-            client.set_model_version_tag(
-                model, outcome.version, TAG_RETRAIN_RUN, parent.info.run_id
-            )
-            client.set_tag(version.run_id, TAG_CHALLENGES, result.challenges)
-        set_tag("viralab.retrain.version", outcome.version)
+            client.set_model_version_tag(model, outcome.version, CHALLENGES, result.challenges)
+            client.set_model_version_tag(model, outcome.version, RETRAIN_RUN_ID, parent.info.run_id)
+            client.set_tag(version.run_id, CHALLENGES, result.challenges)
+        set_tag(RETRAIN_VERSION, outcome.version)
 
         reason = f"retrained by {parent.info.run_name} (triggers: {fired})"
         try:
@@ -232,8 +243,8 @@ def _retrain_locked(
             refusal = record_refusal(
                 client, result, outcome.version, outcome.challenger_gates.summary()
             )
-            set_tag("viralab.retrain.data_digest", refusal.data_digest)
-        set_tag("viralab.retrain.challenger_gates", outcome.challenger_gates.summary())
+            set_tag(RETRAIN_DATA_DIGEST, refusal.data_digest)
+        set_tag(RETRAIN_CHALLENGER_GATES, outcome.challenger_gates.summary())
 
         if result.cannot_judge:
             comparison = None
@@ -264,10 +275,10 @@ def _retrain_locked(
                 outcome.status = CHAMPION
             except PromotionRefused as exc:
                 outcome.champion_gates = exc.report
-            set_tag("viralab.retrain.champion_gates", outcome.champion_gates.summary())
-        set_tags({TAG_OUTCOME: outcome.status, "viralab.retrain.auto_promote": str(auto)})
+            set_tag(RETRAIN_CHAMPION_GATES, outcome.champion_gates.summary())
+        set_tags({RETRAIN_OUTCOME: outcome.status, RETRAIN_AUTO_PROMOTE: str(auto)})
         if outcome.notes:
-            set_tag("viralab.retrain.notes", "; ".join(outcome.notes)[:5000])
+            set_tag(RETRAIN_NOTES, "; ".join(outcome.notes)[:5000])
     return outcome
 
 
@@ -276,7 +287,6 @@ __all__ = [
     "CHAMPION",
     "REFUSED",
     "SKIPPED",
-    "TAG_OUTCOME",
     "Comparison",
     "RetrainError",
     "RetrainOutcome",

@@ -21,11 +21,11 @@ from viralab.monitor.champion import lineage
 from viralab.monitor.champion_config import check_target, parse_champion_config
 from viralab.redaction import is_redacted
 from viralab.registry.client import RunData, registry_errors
+from viralab.tracking.tags import CONFIG_ARTIFACT
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-CONFIG_ARTIFACT = "config.yaml"
 #: Sections that come from the current config, not from the champion's logged one.
 CURRENT_SECTIONS = ("data", "tracking", "registry", "retrain", "hydra")
 
@@ -146,7 +146,6 @@ def training_config(
 
 
 __all__ = [
-    "CONFIG_ARTIFACT",
     "CURRENT_SECTIONS",
     "RetrainError",
     "allowed_targets",

@@ -18,6 +18,16 @@ import pandas as pd
 from viralab.analysis.drift import DriftReport
 from viralab.errors import ViralabError
 from viralab.registry.client import RunData
+from viralab.tracking.tags import (
+    RETRAIN_ALREADY_JUDGED,
+    RETRAIN_BASIS,
+    RETRAIN_CHAMPION_RUN_ID,
+    RETRAIN_CHAMPION_VERSION,
+    RETRAIN_LIVE_MAE_SOURCE,
+    RETRAIN_MODEL,
+    TRIGGER_PREFIX,
+    TRIGGERS_FIRED,
+)
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -137,20 +147,20 @@ class CheckResult:
         return out
 
     def tags(self) -> dict[str, str]:
-        tags = {f"viralab.trigger.{t.name}": t.status for t in self.triggers}
+        tags = {f"{TRIGGER_PREFIX}{t.name}": t.status for t in self.triggers}
         tags.update(
             {
-                "viralab.triggers_fired": ",".join(t.name for t in self.fired) or "none",
-                "viralab.retrain.model": self.model,
-                "viralab.retrain.champion_version": str(self.champion.version),
-                "viralab.retrain.champion_run_id": self.run.run_id,
-                "viralab.retrain.basis": self.basis[:500],
+                TRIGGERS_FIRED: ",".join(t.name for t in self.fired) or "none",
+                RETRAIN_MODEL: self.model,
+                RETRAIN_CHAMPION_VERSION: str(self.champion.version),
+                RETRAIN_CHAMPION_RUN_ID: self.run.run_id,
+                RETRAIN_BASIS: self.basis[:500],
             }
         )
         if self.already_judged:
-            tags["viralab.retrain.already_judged"] = self.already_judged[:500]
+            tags[RETRAIN_ALREADY_JUDGED] = self.already_judged[:500]
         if self.live_source:
-            tags["viralab.retrain.live_mae_source"] = self.live_source
+            tags[RETRAIN_LIVE_MAE_SOURCE] = self.live_source
         return tags
 
 

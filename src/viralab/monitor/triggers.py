@@ -46,7 +46,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from viralab.analysis.drift import MEASURE
 from viralab.monitor.champion import champion_of, lineage, load_champion
-from viralab.monitor.forecast_triggers import TAG_MAX_TIMESTAMP, check_forecast
+from viralab.monitor.forecast_triggers import check_forecast
 from viralab.monitor.memory import judged_already
 from viralab.monitor.preference_triggers import check_preference
 from viralab.monitor.retrain_settings import FAMILIES, ModelTriggers, RetrainSettings
@@ -109,7 +109,6 @@ __all__ = [
     "NOT_JUDGED",
     "OFF",
     "QUIET",
-    "TAG_MAX_TIMESTAMP",
     "CheckResult",
     "ModelTriggers",
     "RetrainSettings",

@@ -20,6 +20,7 @@ from viralab.registry.client import get_client
 from viralab.registry.command_settings import ModeOption, console, load_settings
 from viralab.registry.markers import TARGETS, RegistrySettings
 from viralab.registry.sync.command import sync
+from viralab.tracking.tags import FORCE_REASON, PROMOTED_AT, PROMOTED_BY
 
 EXIT_ERROR = 2
 EXIT_REFUSED = PromotionRefused.exit_code  # 3
@@ -64,14 +65,14 @@ def _print_outcome(outcome: Outcome, settings: RegistrySettings) -> None:
         failed = len(outcome.report.failures)
         out.print(
             f"[yellow]FORCED[/yellow] past {failed} failed gate(s); reason recorded: "
-            f"{outcome.tags.get('viralab.force_reason', '')}",
+            f"{outcome.tags.get(FORCE_REASON, '')}",
         )
     previous = f"; previous: version {outcome.previous}" if outcome.previous else ""
     if outcome.dry_run:
         out.print(f"dry run: {what} would become the {outcome.target}{previous}", markup=False)
         return
-    by = outcome.tags.get("viralab.promoted_by", "?")
-    at = outcome.tags.get("viralab.promoted_at", "?")
+    by = outcome.tags.get(PROMOTED_BY, "?")
+    at = outcome.tags.get(PROMOTED_AT, "?")
     out.print(
         f"{what} is now the {outcome.target} ({settings.describe(outcome.target)}{previous}) "
         f"by {by} at {at}",

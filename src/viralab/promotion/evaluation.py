@@ -32,9 +32,9 @@ from viralab.registry.client import load_pyfunc, registry_errors, run_data
 from viralab.registry.comparison import GATE, judge_comparison, paired_bootstrap
 from viralab.registry.gate_set import GateSet, current_gate_set, in_stretch
 from viralab.registry.gates import ComparisonSettings, GateResult, compare_mae
-from viralab.registry.vocabulary import NO_GATE_SET, TAG_GATE_SET_DIGEST
 from viralab.serve.prediction_log import suppressed
 from viralab.serve.pyfunc_output import predictions, saved_settings
+from viralab.tracking.tags import GATE_SET_DIGEST, NO_GATE_SET
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -323,7 +323,7 @@ def compare_on_gate_set(
         basis=basis,
     )
     run = run_data(client, candidate.run_id)
-    held = (run.tags if run else {}).get(TAG_GATE_SET_DIGEST) or NO_GATE_SET
+    held = (run.tags if run else {}).get(GATE_SET_DIGEST) or NO_GATE_SET
     if held != gate.digest:
         result = replace(
             result,

@@ -26,13 +26,8 @@ from viralab.registry.comparison import GATE
 from viralab.registry.gate_set import current_gate_set
 from viralab.registry.gates import GateReport, GateResult, check_metrics
 from viralab.registry.markers import RegistrySettings, holder
-from viralab.registry.vocabulary import (
-    GATE_CONTEXT,
-    TAG_EVIDENCE_GATE_SET,
-    TAG_GATE_PREFIX,
-    TAG_GATE_SET_DIGEST,
-)
 from viralab.tracking import flush_held
+from viralab.tracking.tags import EVIDENCE_GATE_SET, GATE_CONTEXT, GATE_PREFIX, GATE_SET_DIGEST
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -207,18 +202,18 @@ def write_version_evidence(
         report,
         data_digest=_data_digest(client, mv.run_id),
         gate_digest=gate.digest if gate else None,
-        held_out=(run.tags if run else {}).get(TAG_GATE_SET_DIGEST),
+        held_out=(run.tags if run else {}).get(GATE_SET_DIGEST),
         run_link=_run_link(client, mv.run_id),
         gated=[t.metric for t in settings.gate_spec(model).thresholds],
     )
     text = with_ab_section(text, ab_section(mv.description))  # the A/B report outlives it
-    tags = {f"{TAG_GATE_PREFIX}{r.key}": "pass" if r.passed else "fail" for r in report.results}
+    tags = {f"{GATE_PREFIX}{r.key}": "pass" if r.passed else "fail" for r in report.results}
     if gate is not None:
-        tags[TAG_EVIDENCE_GATE_SET] = gate.digest
+        tags[EVIDENCE_GATE_SET] = gate.digest
     with registry_errors(f"writing the evidence of {model} version {version}"):
         client.update_model_version(model, str(version), description=text)
         for key in (mv.tags or {}).keys() - tags.keys():
-            if key.startswith(TAG_GATE_PREFIX):
+            if key.startswith(GATE_PREFIX):
                 client.delete_model_version_tag(model, str(version), key)
         set_version_tags(client, model, str(version), tags)  # one registry read, not one per tag
     return text

@@ -18,15 +18,6 @@ from viralab.promotion.evaluation import compare_with_champion
 from viralab.promotion.events import Change, previous_holder, read_events, record_change
 from viralab.promotion.evidence import write_version_evidence
 from viralab.promotion.record import (
-    TAG_FLAGGED,
-    TAG_FORCE_REASON,
-    TAG_PROMOTED_AT,
-    TAG_PROMOTED_BY,
-    TAG_REASON,
-    TAG_ROLLED_BACK_AT,
-    TAG_ROLLED_BACK_BY,
-    TAG_ROLLED_BACK_FROM,
-    TAG_ROLLED_BACK_REASON,
     Kind,
     Outcome,
     PromotionRefused,
@@ -44,6 +35,16 @@ from viralab.registry.client import (
 )
 from viralab.registry.gates import GateReport, check_metrics
 from viralab.registry.markers import TARGETS, RegistrySettings, Target, holder, mark
+from viralab.tracking.tags import (
+    PROMOTED_AT,
+    PROMOTED_BY,
+    PROMOTION_FLAGGED,
+    PROMOTION_REASON,
+    ROLLED_BACK_AT,
+    ROLLED_BACK_BY,
+    ROLLED_BACK_FROM,
+    ROLLED_BACK_REASON,
+)
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -126,7 +127,8 @@ def promote(
         to, "promotion", report, force=force and not report.passed, reason=reason, user=user
     )
     if flag and not report.passed:
-        tags[TAG_FLAGGED] = f"{len(report.failures)} gate(s) failed: {report.summary()}"[:5000]
+        flagged = f"{len(report.failures)} gate(s) failed: {report.summary()}"
+        tags[PROMOTION_FLAGGED] = flagged[:5000]
     outcome = Outcome(
         model,
         version,
@@ -149,10 +151,10 @@ def promote(
         kind="promotion",
         expected=None if previous is None else int(previous),
         to_version=int(version),
-        actor=tags[TAG_PROMOTED_BY],
+        actor=tags[PROMOTED_BY],
         source=source,
         report=report,
-        reason=tags[TAG_REASON],
+        reason=tags[PROMOTION_REASON],
         forced=overridden,
     )
 
@@ -207,7 +209,7 @@ def rollback(
         reason=reason or f"rollback from version {current.version}",
         user=user,
     )
-    tags[TAG_ROLLED_BACK_FROM] = str(current.version)
+    tags[ROLLED_BACK_FROM] = str(current.version)
     outcome = Outcome(
         model,
         version,
@@ -230,10 +232,10 @@ def rollback(
         kind="rollback",
         expected=int(current.version),
         to_version=int(version),
-        actor=tags[TAG_PROMOTED_BY],
+        actor=tags[PROMOTED_BY],
         source=source,
         report=report,
-        reason=tags[TAG_REASON],
+        reason=tags[PROMOTION_REASON],
         forced=forced,
     )
 
@@ -244,9 +246,9 @@ def rollback(
             client,
             current,
             {
-                TAG_ROLLED_BACK_AT: tags[TAG_PROMOTED_AT],
-                TAG_ROLLED_BACK_BY: tags[TAG_PROMOTED_BY],
-                TAG_ROLLED_BACK_REASON: tags[TAG_REASON],
+                ROLLED_BACK_AT: tags[PROMOTED_AT],
+                ROLLED_BACK_BY: tags[PROMOTED_BY],
+                ROLLED_BACK_REASON: tags[PROMOTION_REASON],
             },
         )
 
@@ -342,7 +344,6 @@ def previous_champion(
 
 
 __all__ = [
-    "TAG_FORCE_REASON",
     "Kind",
     "Outcome",
     "PromotionRefused",

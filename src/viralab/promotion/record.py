@@ -17,6 +17,16 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 from viralab.registry.client import RegistryError, set_version_tags
 from viralab.registry.gates import GateReport
 from viralab.registry.markers import Target
+from viralab.tracking.tags import (
+    FORCE_REASON,
+    GATES,
+    PROMOTED_AT,
+    PROMOTED_BY,
+    PROMOTED_TO,
+    PROMOTION_FORCED,
+    PROMOTION_KIND,
+    PROMOTION_REASON,
+)
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -24,19 +34,6 @@ if TYPE_CHECKING:
 
 USER_ENV = "VIRALAB_USER"
 
-TAG_PROMOTED_TO = "viralab.promoted_to"
-TAG_PROMOTED_BY = "viralab.promoted_by"
-TAG_PROMOTED_AT = "viralab.promoted_at"
-TAG_REASON = "viralab.promotion_reason"
-TAG_KIND = "viralab.promotion_kind"
-TAG_FORCED = "viralab.promotion_forced"
-TAG_FORCE_REASON = "viralab.force_reason"
-TAG_GATES = "viralab.gates"
-TAG_ROLLED_BACK_FROM = "viralab.rolled_back_from"
-TAG_ROLLED_BACK_AT = "viralab.rolled_back_at"
-TAG_ROLLED_BACK_BY = "viralab.rolled_back_by"
-TAG_ROLLED_BACK_REASON = "viralab.rolled_back_reason"
-TAG_FLAGGED = "viralab.promotion_flagged"
 
 Kind = Literal["promotion", "rollback"]
 
@@ -105,16 +102,16 @@ def promotion_tags(
     who = user or current_user()
     why = (reason or "").strip() or "gates passed"
     tags = {
-        TAG_PROMOTED_TO: target,
-        TAG_PROMOTED_BY: who,
-        TAG_PROMOTED_AT: utc_now(),
-        TAG_REASON: why[:5000],
-        TAG_KIND: kind,
-        TAG_FORCED: "true" if force else "false",
-        TAG_GATES: report.summary(),
+        PROMOTED_TO: target,
+        PROMOTED_BY: who,
+        PROMOTED_AT: utc_now(),
+        PROMOTION_REASON: why[:5000],
+        PROMOTION_KIND: kind,
+        PROMOTION_FORCED: "true" if force else "false",
+        GATES: report.summary(),
     }
     if force:
-        tags[TAG_FORCE_REASON] = why[:5000]
+        tags[FORCE_REASON] = why[:5000]
     return tags
 
 
@@ -125,7 +122,6 @@ def set_promotion_tags(
 
 
 __all__ = [
-    "TAG_FORCE_REASON",
     "USER_ENV",
     "Kind",
     "Outcome",

@@ -33,9 +33,10 @@ from viralab.config import compose
 from viralab.errors import ViralabError
 from viralab.promotion import events
 from viralab.promotion.events import MarkerMoved
-from viralab.promotion.promote import TAG_FORCE_REASON, PromotionRefused, promote, remove
+from viralab.promotion.promote import PromotionRefused, promote, remove
 from viralab.registry.client import RegistryError
 from viralab.registry.markers import RegistrySettings, holder, target_of
+from viralab.tracking.tags import FORCE_REASON
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ def refusal_message(exc: PromotionRefused, model: str, version: str, target: str
     return (
         f"viralab refused to make {model} version {version} the {target}: "
         f"{len(exc.report.failures)} gate(s) failed: {failed}. To override, first set the "
-        f"version tag {TAG_FORCE_REASON} to your reason."
+        f"version tag {FORCE_REASON} to your reason."
     )
 
 
@@ -173,7 +174,7 @@ def _apply(
     else:
         version = str(params.get("version"))
         with_tags = client.get_model_version(model, version).tags or {}
-        override = (with_tags.get(TAG_FORCE_REASON) or "").strip() or None
+        override = (with_tags.get(FORCE_REASON) or "").strip() or None
         warn = settings.guard_policy == "warn"
         promote(
             client,

@@ -16,6 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from viralab.errors import ConfigError
+from viralab.tracking.tags import (
+    BEATS_NAIVE,
+    METRIC_BEST_BASELINE_MAE,
+    METRIC_MAE,
+    TEST_SET_ARTIFACT,
+)
 
 OPERATORS: dict[str, tuple[str, Callable[[float, float], bool]]] = {
     "lt": ("<", operator.lt),
@@ -99,9 +105,9 @@ class Threshold:
 class BaselineRule:
     """The model must beat its best naive baseline (both metrics in original units)."""
 
-    metric: str = "mae"
-    baseline: str = "best_baseline_mae"
-    tag: str | None = "viralab.beats_naive"
+    metric: str = METRIC_MAE
+    baseline: str = METRIC_BEST_BASELINE_MAE
+    tag: str | None = BEATS_NAIVE
 
 
 @dataclass(frozen=True)
@@ -137,7 +143,7 @@ class ComparisonSettings:
     """How a new champion is compared with the current one (`champion_comparison:`)."""
 
     enabled: bool = True
-    eval_artifact: str = "eval/test_set.parquet"
+    eval_artifact: str = TEST_SET_ARTIFACT
     label_column: str = "__label__"
     fallback_metric: str = "mae"
     tolerance: float = 0.0
@@ -172,8 +178,8 @@ def gate_spec(gates: Mapping[str, Any] | None, model: str) -> GateSpec:
     rule = None
     if baseline:
         rule = BaselineRule(
-            metric=str(baseline.get("metric", "mae")),
-            baseline=str(baseline.get("baseline", "best_baseline_mae")),
+            metric=str(baseline.get("metric", METRIC_MAE)),
+            baseline=str(baseline.get("baseline", METRIC_BEST_BASELINE_MAE)),
             tag=baseline.get("tag"),
         )
     return GateSpec(model, tuple(thresholds), rule)
@@ -192,9 +198,9 @@ def comparison_settings(section: Mapping[str, Any] | None) -> ComparisonSettings
         raise ConfigError(f"registry.{where}.confidence must be in (0, 1), got {confidence:g}")
     return ComparisonSettings(
         enabled=bool(section.get("enabled", True)),
-        eval_artifact=str(section.get("eval_artifact", "eval/test_set.parquet")),
+        eval_artifact=str(section.get("eval_artifact", TEST_SET_ARTIFACT)),
         label_column=str(section.get("label_column", "__label__")),
-        fallback_metric=str(section.get("fallback_metric", "mae")),
+        fallback_metric=str(section.get("fallback_metric", METRIC_MAE)),
         tolerance=_number(section.get("tolerance", 0.0), where, "tolerance"),
         confidence=confidence,
         resamples=int(_number(section.get("resamples", 2000), where, "resamples")),

@@ -29,14 +29,14 @@ from viralab.registry.gate_set import (
     new_gate_set,
 )
 from viralab.registry.gates import GateSetSettings, gate_set_settings
-from viralab.registry.vocabulary import (
+from viralab.tracking import log_metrics, set_tags
+from viralab.tracking.tags import (
     GATE_CONTEXT,
+    GATE_SET_DIGEST,
+    GATE_SET_HELD_BACK,
     METRIC_GATE_HELD_BACK,
     NO_GATE_SET,
-    TAG_GATE_SET_DIGEST,
-    TAG_GATE_SET_HELD_BACK,
 )
-from viralab.tracking import log_metrics, set_tags
 
 log = logging.getLogger(__name__)
 
@@ -195,8 +195,8 @@ def log_gate_set(model: str, registered: bool = False, cfg: Any = None) -> GateS
                 )
     set_tags(
         {
-            TAG_GATE_SET_DIGEST: gate.digest if gate else NO_GATE_SET,
-            TAG_GATE_SET_HELD_BACK: str(held),
+            GATE_SET_DIGEST: gate.digest if gate else NO_GATE_SET,
+            GATE_SET_HELD_BACK: str(held),
         }
     )
     log_metrics({METRIC_GATE_HELD_BACK: float(held)})

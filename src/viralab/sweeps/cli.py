@@ -14,6 +14,7 @@ from viralab.entrypoint import user_errors_exit
 from viralab.errors import ConfigError
 from viralab.sweeps.space import hydra_value
 from viralab.tracking import resolve_tracking_uri
+from viralab.tracking.tags import METRIC_ATTR
 
 app = typer.Typer(
     help="Hyperparameter sweeps (Optuna) over the search spaces in conf/sweep/.",
@@ -69,7 +70,7 @@ def status(
     import optuna
 
     # imported here: `sweeps.study` loads Optuna, which `viralab --help` does not need
-    from viralab.sweeps.study import METRIC_ATTR, open_storage, resolve_storage
+    from viralab.sweeps.study import open_storage, resolve_storage
 
     url = resolve_storage(storage, resolve_tracking_uri())
     store = open_storage(url)

@@ -27,10 +27,15 @@ from viralab.sweeps import runs
 from viralab.sweeps.plan import SweepPlan, TrialComposer, lean_overrides
 from viralab.sweeps.space import hydra_value
 from viralab.tracking import early_writes, no_run_links
+from viralab.tracking.tags import (
+    FAILED_ATTR,
+    INVOCATION_ATTR,
+    PID_ATTR,
+    SWEEP,
+    SWEEP_COMMAND,
+    WORKER_ATTR,
+)
 from viralab.tracking.trial import active_trial, sweep_parent
-
-INVOCATION_ATTR = runs.INVOCATION_ATTR
-FAILED_ATTR = runs.FAILED_ATTR  # failed in its own process (not a dead worker's trial)
 
 TrialFn = Callable[[DictConfig], Mapping[str, float]]
 
@@ -111,9 +116,9 @@ class Objective:
             f"run_name={hydra_value(run_name)}",
         ]
         trial.set_user_attr(INVOCATION_ATTR, self.invocation)
-        trial.set_user_attr("viralab.pid", os.getpid())
+        trial.set_user_attr(PID_ATTR, os.getpid())
         if self.worker:
-            trial.set_user_attr("viralab.worker", self.worker)
+            trial.set_user_attr(WORKER_ATTR, self.worker)
         return values, overrides
 
     def _compose(
@@ -147,10 +152,8 @@ class Objective:
         tags = {
             runs.TRIAL_TAG: trial.number,
             "optuna.study_name": self.plan.study_name,
-            "viralab.sweep": self.plan.name,
-            "viralab.sweep.command": redact_text(
-                "python -m viralab.train " + shlex.join(overrides)
-            ),
+            SWEEP: self.plan.name,
+            SWEEP_COMMAND: redact_text("python -m viralab.train " + shlex.join(overrides)),
         }
         return runs.start_trial_run(self.parent_run_id, self.experiment_id, run_name, tags)
 

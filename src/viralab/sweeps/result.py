@@ -12,10 +12,10 @@ from viralab.config import redact_url
 from viralab.errors import ConfigError
 from viralab.registry.client import RegistryError, register_run_model
 from viralab.sweeps import runs
-from viralab.sweeps.objective import INVOCATION_ATTR
 from viralab.sweeps.plan import SweepPlan
 from viralab.sweeps.progress import SweepError
 from viralab.sweeps.space import hydra_value
+from viralab.tracking.tags import INVOCATION_ATTR, SWEEP_REGISTERED
 
 
 @dataclass
@@ -96,7 +96,7 @@ def register_best(plan: SweepPlan, result: SweepResult, parent_id: str) -> str |
         version = register_run_model(result.best_run_id, path, name)
     except RegistryError as exc:
         raise SweepError(f"cannot register the best trial's model as {name}: {exc}") from None
-    runs.set_run_tag(parent_id, "viralab.sweep.registered", f"{name} v{version}")
+    runs.set_run_tag(parent_id, SWEEP_REGISTERED, f"{name} v{version}")
     return version
 
 

@@ -71,6 +71,19 @@ from viralab.sweeps.workers import (
     run_workers,
 )
 from viralab.tracking import configure_tracking
+from viralab.tracking.tags import (
+    SWEEP,
+    SWEEP_DIRECTION,
+    SWEEP_FAMILY,
+    SWEEP_INVOCATION,
+    SWEEP_METRIC,
+    SWEEP_MODEL,
+    SWEEP_PRUNER,
+    SWEEP_RESUMED,
+    SWEEP_SAMPLER,
+    SWEEP_STORAGE,
+    SWEEP_STUDY,
+)
 from viralab.training import train_family as train
 
 
@@ -156,19 +169,19 @@ def run_plan(
         return sweep_result(plan, study, None, invocation, time.perf_counter() - started, {})
 
     tags = {
-        "viralab.sweep": plan.name,
-        "viralab.sweep.study": plan.study_name,
-        "viralab.sweep.sampler": describe(plan.cfg.sweep.sampler),
-        "viralab.sweep.pruner": describe(plan.cfg.sweep.pruner),
-        "viralab.sweep.storage": safe_storage,
-        "viralab.sweep.metric": plan.metric,
-        "viralab.sweep.direction": plan.direction,
-        "viralab.sweep.resumed": str(opened.resumed).lower(),
-        runs.INVOCATION_TAG: invocation,
+        SWEEP: plan.name,
+        SWEEP_STUDY: plan.study_name,
+        SWEEP_SAMPLER: describe(plan.cfg.sweep.sampler),
+        SWEEP_PRUNER: describe(plan.cfg.sweep.pruner),
+        SWEEP_STORAGE: safe_storage,
+        SWEEP_METRIC: plan.metric,
+        SWEEP_DIRECTION: plan.direction,
+        SWEEP_RESUMED: str(opened.resumed).lower(),
+        SWEEP_INVOCATION: invocation,
         # not viralab.family / viralab.model: queries for a family's trained runs must not
         # find the parent, which holds no model
-        "viralab.sweep.family": plan.base_cfg.task.family,
-        "viralab.sweep.model": plan.base_cfg.model.name,
+        SWEEP_FAMILY: plan.base_cfg.task.family,
+        SWEEP_MODEL: plan.base_cfg.model.name,
     }
     run_name = f"sweep-{plan.study_name}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     with runs.parent_run(

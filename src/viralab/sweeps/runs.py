@@ -50,19 +50,23 @@ from viralab.tracking import (
     set_tags,
     write_held,
 )
+from viralab.tracking.tags import (
+    CONFIG_ARTIFACT,
+    ERROR,
+    FAILED_ATTR,
+    INVOCATION_ATTR,
+    SWEEP_BEST_RUN_ID,
+    SWEEP_BEST_TRIAL,
+    SWEEP_INVOCATION,
+    SWEEP_PREFIX,
+    SWEEP_STUDY,
+)
 
 log = logging.getLogger(__name__)
 
 STATE_TAG = "optuna.state"
 TRIAL_TAG = "optuna.trial_number"
 RUN_ID_ATTR = "mlflow_run_id"
-#: On a parent run: the sweep invocation whose trials it holds (trials: user attribute
-#: `viralab.invocation`), so a later sweep can tell a dead parent from a live one.
-INVOCATION_TAG = "viralab.sweep.invocation"
-#: Trial user attributes: the invocation that ran it; set when it failed in its own process
-#: (a trial failed as stale, its worker dead, has no such mark).
-INVOCATION_ATTR = "viralab.invocation"
-FAILED_ATTR = "viralab.failed"
 
 
 def _tags(values: Mapping[str, Any]) -> list[RunTag]:
@@ -91,9 +95,7 @@ def parent_run(*, experiment: str, run_name: str, tags: Mapping[str, Any]) -> It
     except BaseException as exc:
         status = "KILLED" if isinstance(exc, KeyboardInterrupt | SystemExit) else "FAILED"
         with contextlib.suppress(Exception):
-            client.set_tag(
-                run_id, "viralab.error", redact_text(f"{type(exc).__name__}: {exc}")[:500]
-            )
+            client.set_tag(run_id, ERROR, redact_text(f"{type(exc).__name__}: {exc}")[:500])
         with contextlib.suppress(Exception):
             client.set_terminated(run_id, status)
         raise
@@ -156,11 +158,11 @@ def finish_trial_run(
         if step is not None:
             tags["optuna.pruned_at_step"] = step
         # pruning is not an error: drop the error tag `tracked_run` set (held, or written)
-        if not discard_held_tag("viralab.error", run_id):
+        if not discard_held_tag(ERROR, run_id):
             with contextlib.suppress(Exception):
-                client.delete_tag(run_id, "viralab.error")
+                client.delete_tag(run_id, ERROR)
     elif error is not None:
-        tags["viralab.error"] = redact_text(f"{type(error).__name__}: {error}")[:500]
+        tags[ERROR] = redact_text(f"{type(error).__name__}: {error}")[:500]
     status = "FINISHED"
     if state == "PRUNED":
         status = "KILLED"
@@ -194,7 +196,7 @@ def log_sweep_start(
     fresh = [Param(k, str(v)[:6000]) for k, v in params.items() if k not in existing]
     for i in range(0, len(fresh), 100):
         client.log_batch(run_id, params=fresh[i : i + 100])
-    client.log_text(run_id, config_yaml, "config.yaml")
+    client.log_text(run_id, config_yaml, CONFIG_ARTIFACT)
     client.log_text(run_id, space_yaml, "search_space.yaml")
 
 
@@ -224,13 +226,13 @@ def log_sweep_summary(
         if best.value is not None and math.isfinite(best.value):
             metrics.append(Metric(f"best_{metric}", float(best.value), now, 0))
         metrics.append(Metric("best_trial_number", float(best.number), now, 0))
-        tags["viralab.sweep.best_trial"] = best.number
+        tags[SWEEP_BEST_TRIAL] = best.number
         if best.user_attrs.get(RUN_ID_ATTR):
-            tags["viralab.sweep.best_run_id"] = best.user_attrs[RUN_ID_ATTR]
+            tags[SWEEP_BEST_RUN_ID] = best.user_attrs[RUN_ID_ATTR]
         existing = client.get_run(run_id).data.params
         params = [Param(k, str(v)) for k, v in key_values.items() if k not in existing]
     notes = log_plots(run_id, study, len(complete), seed, metric)
-    tags.update({f"viralab.sweep.{k}": v for k, v in notes.items()})
+    tags.update({f"{SWEEP_PREFIX}{k}": v for k, v in notes.items()})
     client.log_batch(run_id, metrics=metrics, params=params, tags=_tags(tags))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "trials.csv"
@@ -327,21 +329,21 @@ def close_orphans(
         if STATE_TAG in run.data.tags and run.info.status != "RUNNING":
             continue  # closed before
         # RUNNING, or FINISHED by train() just before the kill, before Optuna heard of it
-        client.log_batch(run_id, tags=_tags({STATE_TAG: "FAIL", "viralab.error": DEAD_WORKER}))
+        client.log_batch(run_id, tags=_tags({STATE_TAG: "FAIL", ERROR: DEAD_WORKER}))
         client.set_terminated(run_id, "KILLED")
         closed.append(run_id)
     if "'" in name:  # not expressible in an MLflow filter string
         return closed
     parents = client.search_runs(
         [experiment_id],
-        filter_string=(f"tags.`viralab.sweep.study` = '{name}' AND attributes.status = 'RUNNING'"),
+        filter_string=f"tags.`{SWEEP_STUDY}` = '{name}' AND attributes.status = 'RUNNING'",
         max_results=1000,
     )
     now = time.time()
     for run in parents:
         if run.info.run_id == current_parent:
             continue
-        invocation = run.data.tags.get(INVOCATION_TAG)
+        invocation = run.data.tags.get(SWEEP_INVOCATION)
         mine = [t for t in trials if invocation and t.user_attrs.get(INVOCATION_ATTR) == invocation]
         if any(t.state == optuna.trial.TrialState.RUNNING for t in mine):
             continue
@@ -358,7 +360,7 @@ def close_orphans(
             continue
         client.set_tag(
             run.info.run_id,
-            "viralab.error",
+            ERROR,
             "the sweep process ended without closing this run (killed); closed by a later "
             "sweep of the same study",
         )

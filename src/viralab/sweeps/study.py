@@ -25,15 +25,13 @@ from viralab.config import redact_text, redact_url
 from viralab.data.database import normalize_url
 from viralab.errors import ConfigError
 from viralab.sweeps.space import SearchSpace
+from viralab.tracking.tags import METRIC_ATTR, SWEEP
 
 log = logging.getLogger(__name__)
 
 STORAGE_ENV = "VIRALAB_OPTUNA_STORAGE"
 DEFAULT_STORAGE = "sqlite:///mlruns/optuna.db"
 DIRECTIONS = ("minimize", "maximize")
-#: Study user attributes: what a resumed sweep must agree with.
-METRIC_ATTR = "viralab.metric"
-SWEEP_ATTR = "viralab.sweep"
 
 
 def _absolute_sqlite(url: str) -> str:
@@ -229,5 +227,5 @@ def open_study(
     )
     if name not in existing:
         study.set_user_attr(METRIC_ATTR, metric)
-        study.set_user_attr(SWEEP_ATTR, sweep)
+        study.set_user_attr(SWEEP, sweep)
     return OpenedStudy(study, name in existing, len(study.get_trials(deepcopy=False)))

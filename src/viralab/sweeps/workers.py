@@ -19,11 +19,12 @@ from pathlib import Path
 import optuna
 from hydra.core.hydra_config import HydraConfig
 
-from viralab.sweeps.objective import FAILED_ATTR, INVOCATION_ATTR, Objective
+from viralab.sweeps.objective import Objective
 from viralab.sweeps.plan import SweepPlan, override_key
 from viralab.sweeps.progress import SweepError, optimize
 from viralab.sweeps.space import hydra_value
 from viralab.sweeps.study import fail_stale_trials, grace_seconds
+from viralab.tracking.tags import FAILED_ATTR, INVOCATION_ATTR, SWEEP, WORKER_ATTR
 
 #: Set by a coordinator (`workers=N`) for the processes it starts.
 PARENT_ENV = "VIRALAB_SWEEP_PARENT_RUN_ID"
@@ -62,7 +63,7 @@ def _owed(study: optuna.Study, invocation: str, shares: Sequence[int]) -> tuple[
     for t in study.get_trials(deepcopy=False):
         if t.user_attrs.get(INVOCATION_ATTR) != invocation:
             continue
-        worker = str(t.user_attrs.get("viralab.worker", ""))
+        worker = str(t.user_attrs.get(WORKER_ATTR, ""))
         if t.state == optuna.trial.TrialState.FAIL and not t.user_attrs.get(FAILED_ATTR):
             dead.add(worker)
         elif t.state != optuna.trial.TrialState.WAITING:
@@ -149,7 +150,7 @@ def run_workers(
             if not share:
                 continue
             args = [
-                sys.executable, "-m", "viralab.sweep", *passthrough,
+                sys.executable, "-m", SWEEP, *passthrough,
                 f"n_trials={share}", "workers=1",
                 f"sweep.study_name={hydra_value(plan.study_name)}",
                 f"hydra.run.dir={hydra_value(str(logs / f'worker-{i}'))}",

@@ -15,7 +15,8 @@ from __future__ import annotations
 ERROR = "viralab.error"
 #: Run tag: the working tree's commit, `-dirty` when changed (written by `log_config`).
 GIT_COMMIT = "viralab.git_commit"
-#: Artifact: the resolved, redacted config (written by `log_config`; read by `viralab retrain`).
+#: Artifact: the resolved, redacted config (written by `log_config` and on a sweep's parent
+#: run; read by `viralab retrain`).
 CONFIG_ARTIFACT = "config.yaml"
 
 # --- Both families (preference, forecast): run tags and model version tags ------------------
@@ -24,11 +25,17 @@ CONFIG_ARTIFACT = "config.yaml"
 MODEL = "viralab.model"
 #: Model version tag: the run name that registered it (written by training).
 RUN_NAME = "viralab.run_name"
-#: Run tag: what a run is for (forecast training, forecast_compare).
+#: Run tag, THE family tag (canonical): the family that trained the run, `preference` or
+#: `forecast` (the names of `viralab.training.FAMILIES`). Every training run writes it
+#: (families.preference.run, families.forecast.train: the `target=all` parent and its
+#: children alike).
+FAMILY = "viralab.family"
+#: Run tag: what a run is for: `forecast` (forecast training, beside FAMILY) or
+#: `forecast_compare`. Not the family tag: it stays for the runs logged before forecast
+#: training wrote FAMILY, which `forecast compare` still selects by it.
 TASK = "viralab.task"
 
-# --- Preference family (written by viralab.preference) --------------------------------------
-FAMILY = "viralab.family"
+# --- Preference family (written by families.preference) -------------------------------------
 MILESTONE = "viralab.milestone"
 STAGE = "viralab.stage"
 EXTRACTION = "viralab.extraction"
@@ -39,11 +46,13 @@ VERDICT_MAE = "viralab.verdict.mae"
 VERDICT_R2 = "viralab.verdict.r2"
 BEATS_BASELINE = "viralab.beats_baseline"
 FEATURE_WEIGHTS = "viralab.feature_weights"
-#: Retraining basis (read by viralab.monitor.triggers): newest `rated_at`, usable ratings.
+#: Retraining basis (read by viralab.monitor.triggers): the newest `rated_at` among the
+#: ratings the run saw (ISO-8601, UTC; later ones are "new"), and how many usable ratings it
+#: saw (training and test part together).
 DATA_MAX_RATED_AT = "viralab.data.max_rated_at"
 DATA_N_RATINGS = "viralab.data.n_ratings"
 
-# --- Forecast family (written by viralab.forecasting / forecast_multi) ----------------------
+# --- Forecast family (written by families.forecast) -----------------------------------------
 #: Run tag: the target a run forecasts (read by forecast_compare).
 TARGET = "viralab.target"
 #: Run tag on the `target=all` parent: its targets, comma-separated.
@@ -54,7 +63,8 @@ BEATS_NAIVE = "viralab.beats_naive"
 #: Prefix: `viralab.beats_naive.<target>` on the `target=all` parent.
 BEATS_NAIVE_TARGET_PREFIX = "viralab.beats_naive."
 BEST_BASELINE = "viralab.best_baseline"
-#: Retraining basis (read by viralab.monitor.triggers): newest row the run saw.
+#: Retraining basis (read by viralab.monitor.triggers): the newest stats row the run trained
+#: on (ISO-8601 UTC), on the run that logged the data (`target=all` parent or single target).
 DATA_MAX_TIMESTAMP = "viralab.data.max_timestamp"
 #: Threshold tags of the multi-horizon forecast (`..._h<horizon>` prefixes).
 MEETS_SPEC_THRESHOLDS = "viralab.meets_spec_thresholds"
@@ -80,7 +90,8 @@ SWEEP_MODEL = "viralab.sweep.model"
 SWEEP_BEST_TRIAL = "viralab.sweep.best_trial"
 SWEEP_BEST_RUN_ID = "viralab.sweep.best_run_id"
 SWEEP_REGISTERED = "viralab.sweep.registered"
-#: Parent run tag: the invocation whose trials it holds (read by a later sweep).
+#: Parent run tag: the invocation whose trials it holds (trials: INVOCATION_ATTR), so a
+#: later sweep can tell a dead parent from a live one.
 SWEEP_INVOCATION = "viralab.sweep.invocation"
 #: A dataset or file logged once on the parent run, pointed to from each trial.
 DATASET_DIGEST = "viralab.dataset.digest"
@@ -88,7 +99,9 @@ DATASET_NAME = "viralab.dataset.name"
 DATASET_RUN_ID = "viralab.dataset.run_id"
 FEATURE_METADATA_RUN_ID = "viralab.feature_metadata.run_id"
 FEATURE_METADATA_PATH = "viralab.feature_metadata.path"
-#: Optuna user attributes (study and trials; read back by the sweep itself).
+#: Optuna user attributes (study and trials; read back by the sweep itself). Study: METRIC_ATTR
+#: and SWEEP (what a resumed sweep must agree with). Trials: the invocation that ran it; FAILED
+#: when it failed in its own process (a trial failed as stale, its worker dead, has no such mark).
 METRIC_ATTR = "viralab.metric"
 INVOCATION_ATTR = "viralab.invocation"
 FAILED_ATTR = "viralab.failed"
@@ -110,11 +123,49 @@ ROLLED_BACK_AT = "viralab.rolled_back_at"
 ROLLED_BACK_BY = "viralab.rolled_back_by"
 ROLLED_BACK_REASON = "viralab.rolled_back_reason"
 VERSION_TAG = "viralab.version_tag"
-#: Gate sets (mirrors viralab.registry.vocabulary): run tags from training, version tags.
+
+# --- Gate sets: training writes them, the comparison and the version page read them --------
+#: Run tag: the digest of the gate set the run's training held out (NO_GATE_SET when none was).
 GATE_SET_DIGEST = "viralab.gate_set.digest"
+#: Value of GATE_SET_DIGEST for a run trained without any gate set held out.
+NO_GATE_SET = "none"
+#: Run tag: how many rows (ratings, or stats rows) the run's training held out for it.
 GATE_SET_HELD_BACK = "viralab.gate_set.held_back"
+#: Run metric with the same count, so runs can be compared on it.
+METRIC_GATE_HELD_BACK = "gate_set_held_back"
+#: `mlflow.log_input` context of the gate set's dataset on a candidate run.
+GATE_CONTEXT = "gate"
+#: Version tag prefix: `viralab.gate.<gate key>` = pass | fail.
 GATE_PREFIX = "viralab.gate."
+#: Version tag: the gate-set digest the version's evidence was computed on.
 EVIDENCE_GATE_SET = "viralab.evidence.gate_set"
+
+# --- Artifact names and metrics: written by one module, read by another ---------------------
+#: (CONFIG_ARTIFACT is at the top, METRIC_GATE_HELD_BACK with the gate sets.)
+#: Run metric: the test MAE of either family (written by the families' fit; read by the
+#: monitor's degradation triggers and by the registry's gates and fallback comparison).
+METRIC_MAE = "mae"
+#: Forecast run metric: the best naive baseline's test MAE (read by the registry's
+#: beats-baseline gate).
+METRIC_BEST_BASELINE_MAE = "best_baseline_mae"
+#: Forecast run metric prefixes, `<prefix><horizon>` (written by models.forecast_eval; read
+#: by the family's threshold judge and by `forecast compare`).
+METRIC_MAE_H_PREFIX = "mae_h"
+METRIC_MASE_H_PREFIX = "mase_h"
+METRIC_RELATIVE_MAE_H_PREFIX = "relative_mae_h"
+METRIC_COVERAGE80_H_PREFIX = "coverage80_h"
+#: Preference run artifact: the test part's rows (written by families.preference.log; read by
+#: the monitor's challenger check and, as `registry.gates`' default `eval_artifact`, by the
+#: registry's fallback comparison).
+TEST_SET_ARTIFACT = "eval/test_set.parquet"
+#: Preference run artifact: the model's feature weights (read by the registry sync).
+FEATURE_WEIGHTS_ARTIFACT = "feature_weights.json"
+#: Preference run artifact: the training rows' binned feature distribution (written by
+#: families.preference.log; read by the monitor's `feature_drift` trigger).
+DRIFT_REFERENCE_ARTIFACT = "drift/reference.json"
+#: Forecast run metric: the stats rows before cleaning (written as `clean.<count>` by
+#: families.forecast.log; read by the monitor's forecast triggers as a fallback basis).
+METRIC_CLEAN_ROWS_IN = "clean.rows_in"
 
 # --- Monitor: retrain checks, retrains, A/B reports, training alerts ------------------------
 #: Prefix: `viralab.trigger.<name>` = a trigger's status on a check run.
@@ -146,4 +197,4 @@ AB_CHAMPION_VERSION = "viralab.ab.champion_version"
 AB_CHALLENGER_VERSION = "viralab.ab.challenger_version"
 #: Prefix: `viralab.alert.<name>` per training alert, and the list of them.
 ALERT_PREFIX = "viralab.alert."
-ALERTS = "viralab.alerts"
+ALERTS_RAISED = "viralab.alerts"

@@ -128,10 +128,6 @@ _parent_run: ContextVar[str | None] = ContextVar("viralab_sweep_parent_run", def
 #: (parent run id, dataset digest) pairs this process has logged on a parent run.
 _shared_datasets: set[tuple[str, str]] = set()
 
-DATASET_DIGEST_TAG = "viralab.dataset.digest"
-DATASET_NAME_TAG = "viralab.dataset.name"
-DATASET_RUN_TAG = "viralab.dataset.run_id"
-
 
 @contextlib.contextmanager
 def sweep_parent(run_id: str | None) -> Iterator[None]:
@@ -186,10 +182,6 @@ def _log_on_parent(parent: str, dataset: Any, context: str, attempts: int = 4) -
             time.sleep(0.05 * (attempt + 1))
 
 
-#: A trial's file kept once on the sweep's parent run (`share_json`): the parent's run id and
-#: the file's path there (`feature_metadata/<digest>.json`).
-FEATURE_METADATA_RUN_TAG = "viralab.feature_metadata.run_id"
-FEATURE_METADATA_PATH_TAG = "viralab.feature_metadata.path"
 #: (parent run id, artifact path) pairs this process has logged on a parent run.
 _shared_files: set[tuple[str, str]] = set()
 #: The last object shared per name, with its JSON text and artifact path (see `share_json`).

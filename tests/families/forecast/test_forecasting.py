@@ -129,6 +129,8 @@ def test_single_target_run_without_registration(stats_csv: Path) -> None:
 
     (run,) = mlflow.search_runs(experiment_names=["YouTube LSTM Models"], output_format="list")
     assert run.info.run_name.startswith("LSTM_views_")
+    assert run.data.tags["viralab.family"] == "forecast"  # the family tag every family writes
+    assert run.data.tags["viralab.task"] == "forecast"  # kept: forecast compare selects by it
     assert set(run.data.metrics) >= CONTRACT_METRICS | SPEC_METRICS
     assert {"cv_mae_mean", "cv_mae_std", "cv_folds"} <= set(run.data.metrics)
     assert run.data.metrics["clean.rows_interpolated"] == 3
@@ -151,10 +153,12 @@ def test_all_targets_parent_children_registry_and_reload(
     assert set(children) == set(seq.TARGETS)
     assert parent.data.metrics["clean.counter_corrections"] == 1
     assert parent.data.params["model.name"] == "lstm"  # the resolved config
+    assert parent.data.tags["viralab.family"] == "forecast"
 
     for target, run in children.items():
         assert run.info.run_name.startswith(f"LSTM_{target}_")
         assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert run.data.tags["viralab.family"] == "forecast"
         assert set(run.data.metrics) >= CONTRACT_METRICS | SPEC_METRICS
         assert set(run.data.params) >= SPEC_PARAMS
         assert run.data.tags["viralab.meets_spec_thresholds"] in {"true", "false"}

@@ -275,6 +275,7 @@ def test_ridge_on_the_bundled_sample_meets_the_spec_targets(capsys) -> None:
 
     run = mlflow.search_runs(experiment_names=["preference"], output_format="list")[0]
     tags = run.data.tags
+    assert tags["viralab.family"] == "preference"  # the family tag every family writes
     assert tags["viralab.milestone"] == "advanced" and tags["viralab.stage"] == "trained"
     assert tags["viralab.verdict"] == "production_ready"
     assert (

@@ -4,7 +4,6 @@ the pure PSI (`binning`), the check against it (`check`), the MLflow report (`re
 from viralab.analysis.drift.binning import (
     MEASURE,
     MEASURE_NAME,
-    REFERENCE_ARTIFACT,
     bin_edges,
     bin_proportions,
     build_reference,
@@ -18,7 +17,6 @@ from viralab.analysis.drift.report import log_report
 __all__ = [
     "MEASURE",
     "MEASURE_NAME",
-    "REFERENCE_ARTIFACT",
     "DriftReport",
     "DriftSettings",
     "FeatureDrift",

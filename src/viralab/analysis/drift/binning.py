@@ -23,7 +23,6 @@ import numpy as np
 
 MEASURE = "psi"
 MEASURE_NAME = "population stability index"
-REFERENCE_ARTIFACT = "drift/reference.json"
 REFERENCE_FORMAT = 1
 EPSILON = 1.0e-4  # floor for an empty bin's proportion (ln(0) is undefined)
 
@@ -204,7 +203,6 @@ __all__ = [
     "EPSILON",
     "MEASURE",
     "MEASURE_NAME",
-    "REFERENCE_ARTIFACT",
     "REFERENCE_FORMAT",
     "bin_edges",
     "bin_proportions",

@@ -21,8 +21,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from viralab.tracking.tags import ALERT_PREFIX, ALERTS_RAISED
+
 ALERTS = ("long_training_time", "poor_convergence", "high_validation_loss", "memory_issues")
-TAG_PREFIX = "viralab.alert."
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,6 @@ def training_alerts(
 
 def alert_tags(alerts: Mapping[str, str]) -> dict[str, str]:
     """Run tags: one ``viralab.alert.<name>`` per alert, and ``viralab.alerts`` listing them."""
-    tags = {f"{TAG_PREFIX}{name}": message[:500] for name, message in alerts.items()}
-    tags["viralab.alerts"] = ",".join(sorted(alerts)) or "none"
+    tags = {f"{ALERT_PREFIX}{name}": message[:500] for name, message in alerts.items()}
+    tags[ALERTS_RAISED] = ",".join(sorted(alerts)) or "none"
     return tags

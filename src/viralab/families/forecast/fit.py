@@ -29,6 +29,7 @@ from viralab.features import horizons as hz
 from viralab.features import sequence as seq
 from viralab.features.sequence_chain import SequenceChain
 from viralab.models import baselines, lstm
+from viralab.tracking.tags import BEATS_NAIVE, BEST_BASELINE, PREDICT, TARGET
 
 log = logging.getLogger(__name__)
 
@@ -147,10 +148,10 @@ def fit_target(cfg: DictConfig, data: Prepared, target: str) -> TargetResult:
         {n: metrics[f"baseline_{n}_mae"] for n in baselines.BASELINES}
     )
     tags = {
-        "viralab.target": target,
-        "viralab.predict": data.settings["predict"],
-        "viralab.beats_naive": str(metrics["mae"] < metrics["best_baseline_mae"]).lower(),
-        "viralab.best_baseline": best_name,
+        TARGET: target,
+        PREDICT: data.settings["predict"],
+        BEATS_NAIVE: str(metrics["mae"] < metrics["best_baseline_mae"]).lower(),
+        BEST_BASELINE: best_name,
         **threshold_tags(cfg, metrics),
     }
     alerts = training_alerts(

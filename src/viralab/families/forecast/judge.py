@@ -30,6 +30,15 @@ from viralab.models.forecast_eval import (
     scale,
 )
 from viralab.models.lstm import predict_scaled
+from viralab.tracking.tags import (
+    BEATS_NAIVE_H_PREFIX,
+    COVERAGE80_H_PREFIX,
+    MEETS_SPEC_THRESHOLDS,
+    METRIC_COVERAGE80_H_PREFIX,
+    METRIC_MASE_H_PREFIX,
+    METRIC_RELATIVE_MAE_H_PREFIX,
+    RELATIVE_MAE_H_PREFIX,
+)
 
 #: rows of history every judge reads (the 60-minute naive baseline and the interval scale)
 JUDGE_LOOKBACK = 61
@@ -96,17 +105,17 @@ def threshold_tags(cfg: DictConfig, metrics: Mapping[str, float]) -> dict[str, s
     """Scale-free verdict tags from ``task.thresholds`` (MASE and relative MAE at a horizon)."""
     th = cfg.task.thresholds
     h = int(th.horizon)
-    mase = metrics.get(f"mase_h{h}", float("nan"))
-    rel = metrics.get(f"relative_mae_h{h}", float("nan"))
+    mase = metrics.get(f"{METRIC_MASE_H_PREFIX}{h}", float("nan"))
+    rel = metrics.get(f"{METRIC_RELATIVE_MAE_H_PREFIX}{h}", float("nan"))
     meets = bool(mase <= float(th.mase_max)) and bool(rel <= float(th.relative_mae_max))
     tags = {
-        "viralab.meets_spec_thresholds": str(meets).lower(),
-        f"viralab.beats_naive_h{h}": str(bool(rel < 1.0)).lower(),
-        f"viralab.relative_mae_h{h}": f"{rel:.3f}",
+        MEETS_SPEC_THRESHOLDS: str(meets).lower(),
+        f"{BEATS_NAIVE_H_PREFIX}{h}": str(bool(rel < 1.0)).lower(),
+        f"{RELATIVE_MAE_H_PREFIX}{h}": f"{rel:.3f}",
     }
-    cov = metrics.get(f"coverage80_h{h}")
+    cov = metrics.get(f"{METRIC_COVERAGE80_H_PREFIX}{h}")
     if cov is not None and np.isfinite(cov):
-        tags[f"viralab.coverage80_h{h}"] = f"{cov:.3f}"
+        tags[f"{COVERAGE80_H_PREFIX}{h}"] = f"{cov:.3f}"
     return tags
 
 

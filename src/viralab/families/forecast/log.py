@@ -46,7 +46,7 @@ from viralab.serve.forecast_model import (
     SCALER_ARTIFACT,
     model_signature,
 )
-from viralab.tracking.tags import BEATS_NAIVE_TARGET_PREFIX
+from viralab.tracking import tags
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def log_data(data: Prepared) -> None:
     # the retrain check counts rows newer than this as new data (monitor.triggers)
     if len(data.clean):
         newest = pd.Timestamp(data.clean["timestamp"].max())
-        mlflow.set_tag("viralab.data.max_timestamp", newest.isoformat())
+        mlflow.set_tag(tags.DATA_MAX_TIMESTAMP, newest.isoformat())
 
 
 def log_history(fit: lstm.FitResult) -> None:
@@ -146,7 +146,7 @@ def _plots(cfg: DictConfig, data: Prepared, result: TargetResult) -> None:
         )
     test = data.windows["test"]
     k = data.input_index(target)
-    best_name = result.tags["viralab.best_baseline"]
+    best_name = result.tags[tags.BEST_BASELINE]
     baseline = baselines.FORECASTS[best_name](test.levels[:, :, k])
     if data.settings["round_forecasts"]:
         baseline = np.round(baseline)
@@ -243,9 +243,9 @@ def log_forecast_model(
     if version is not None:
         client = mlflow.MlflowClient()
         for key, value in {
-            "viralab.model": str(cfg.model.name),
-            "viralab.target": target,
-            "viralab.run_name": mlflow.active_run().info.run_name,
+            tags.MODEL: str(cfg.model.name),
+            tags.TARGET: target,
+            tags.RUN_NAME: mlflow.active_run().info.run_name,
         }.items():
             client.set_model_version_tag(registered, str(version), key, value)
         log.info("Registered %s version %s", registered, version)
@@ -331,9 +331,9 @@ def log_target(
         result.target,
         metrics["mae"],
         metrics["mae_scaled"],
-        result.tags["viralab.best_baseline"],
+        result.tags[tags.BEST_BASELINE],
         metrics["best_baseline_mae"],
-        result.tags["viralab.beats_naive"],
+        result.tags[tags.BEATS_NAIVE],
     )
     return metrics
 
@@ -342,7 +342,7 @@ def log_summary(metrics: Mapping[str, float], beats: Mapping[str, str]) -> None:
     """The `target=all` parent's summary: the chosen per-target metrics and, per target,
     whether it beat the naive forecast (`viralab.beats_naive.<target>`)."""
     mlflow.log_metrics(dict(metrics))
-    mlflow.set_tags({f"{BEATS_NAIVE_TARGET_PREFIX}{t}": v for t, v in beats.items()})
+    mlflow.set_tags({f"{tags.BEATS_NAIVE_TARGET_PREFIX}{t}": v for t, v in beats.items()})
 
 
 def log_dataset(cfg: DictConfig, data: Any) -> None:

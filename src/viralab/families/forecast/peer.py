@@ -21,6 +21,7 @@ from viralab.families.forecast.judge import HorizonJudgement, judge, origins, th
 from viralab.features import horizons as hz
 from viralab.models import baselines
 from viralab.models.peers import Peer
+from viralab.tracking.tags import BEATS_NAIVE, BEST_BASELINE, PREDICT, TARGET
 
 log = logging.getLogger(__name__)
 
@@ -108,10 +109,10 @@ def fit_peer_target(cfg: DictConfig, data: Any, target: str) -> PeerResult:
         {n: metrics[f"baseline_{n}_mae"] for n in baselines.BASELINES}
     )
     tags = {
-        "viralab.target": target,
-        "viralab.predict": "direct",
-        "viralab.beats_naive": str(metrics["mae"] < metrics["best_baseline_mae"]).lower(),
-        "viralab.best_baseline": best_name,
+        TARGET: target,
+        PREDICT: "direct",
+        BEATS_NAIVE: str(metrics["mae"] < metrics["best_baseline_mae"]).lower(),
+        BEST_BASELINE: best_name,
         **threshold_tags(cfg, metrics),
     }
     log.info("%s %s: fit %.1fs, predict %.1fs", peer.name, target, fit_time, predict_time)

@@ -23,6 +23,7 @@ from viralab.families.registration import RegistrationHook
 from viralab.models import lstm
 from viralab.tracking import log_config, tracked_run
 from viralab.tracking.log import experiment_name
+from viralab.tracking.tags import BEATS_NAIVE, FAMILY, MODEL, TARGET, TARGETS, TASK
 
 
 def run_name_for(cfg: DictConfig, target: str, stamp: str) -> str:
@@ -51,7 +52,9 @@ def train_forecast(
         lstm.configure_threads(cfg.model.threads)
     stamp = datetime.now(UTC).strftime("%Y%m%d_%H%M%S")
     experiment = str(cfg.task.experiment)
-    tags = {"viralab.task": "forecast", "viralab.model": str(cfg.model.name)}
+    # FAMILY is the canonical family tag (the preference family writes it too); TASK stays for
+    # the runs and views that already select forecasters by it (forecast compare)
+    tags = {FAMILY: "forecast", TASK: "forecast", MODEL: str(cfg.model.name)}
     data = prepare(cfg)
     name = cfg.get("run_name") or run_name_for(cfg, cfg.get("target", "all"), stamp)
 
@@ -63,7 +66,7 @@ def train_forecast(
 
     summary: dict[str, float] = {}
     with tracked_run(
-        experiment=experiment, run_name=name, tags={**tags, "viralab.targets": ",".join(targets)}
+        experiment=experiment, run_name=name, tags={**tags, TARGETS: ",".join(targets)}
     ) as parent:
         # children sit beside their parent, even when `mlflow run` chose its experiment
         experiment = experiment_name(parent.info.experiment_id)
@@ -76,11 +79,11 @@ def train_forecast(
                 experiment=experiment,
                 run_name=child,
                 nested=True,
-                tags={**tags, "viralab.target": target},
+                tags={**tags, TARGET: target},
             ):
                 result = fit_one(cfg, data, target)
                 metrics = log_target(cfg, data, result, on_registered)
-            beats[target] = result.tags["viralab.beats_naive"]
+            beats[target] = result.tags[BEATS_NAIVE]
             summary.update(
                 {f"{target}.{k}": v for k, v in metrics.items() if not k.startswith("importance.")}
             )

@@ -1,9 +1,9 @@
-"""The preference family: what the rest of viralab uses of it (train, columns, tags, data).
+"""The preference family: what the rest of viralab uses of it (train, columns, data).
 
-Entry points call `train(cfg)`; the monitor and the registry read the columns, the retrain
-tags and the extraction from `prepare` (the family's bottom layer, free of MLflow writes);
-the monitor scores a saved model with `score_recent` and bins its drift with
-`drift_features` (`score`).
+Entry points call `train(cfg)`; the monitor and the registry read the columns and the
+extraction from `prepare` (the family's bottom layer, free of MLflow writes; the names of the
+tags they read are in `viralab.tracking.tags`); the monitor scores a saved model with
+`score_recent` and bins its drift with `drift_features` (`score`).
 """
 
 from importlib import import_module
@@ -16,8 +16,6 @@ _EXPORTS = {
     "ANALYSIS_COLUMN": "prepare",
     "DIMENSION_PREFIX": "prepare",
     "LABEL": "prepare",
-    "TAG_MAX_RATED_AT": "prepare",
-    "TAG_N_RATINGS": "prepare",
     "dimension_names": "prepare",
     "extract_usable": "prepare",
     "records_frame": "prepare",

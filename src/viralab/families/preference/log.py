@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import viralab
 from viralab.analysis.correlation import CorrelationReport
-from viralab.analysis.drift import REFERENCE_ARTIFACT, build_reference
+from viralab.analysis.drift import build_reference
 from viralab.analysis.plots import correlation_bars, predicted_vs_actual, residuals
 from viralab.data.extraction import ExtractionReport
 from viralab.families.preference.fit import PreferenceResult
@@ -42,17 +42,25 @@ from viralab.tracking import (
     flush_held,
     log_metrics,
     set_tags,
-    tags,
 )
-from viralab.tracking.trial import (
-    DATASET_DIGEST_TAG,
-    DATASET_NAME_TAG,
-    DATASET_RUN_TAG,
-    FEATURE_METADATA_PATH_TAG,
-    FEATURE_METADATA_RUN_TAG,
-    share_dataset,
-    share_json,
+from viralab.tracking.tags import (
+    BEATS_BASELINE,
+    DATASET_DIGEST,
+    DATASET_NAME,
+    DATASET_RUN_ID,
+    DRIFT_REFERENCE_ARTIFACT,
+    FEATURE_METADATA_PATH,
+    FEATURE_METADATA_RUN_ID,
+    FEATURE_WEIGHTS,
+    FEATURE_WEIGHTS_ARTIFACT,
+    MODEL,
+    RUN_NAME,
+    TEST_SET_ARTIFACT,
+    VERDICT,
+    VERDICT_MAE,
+    VERDICT_R2,
 )
+from viralab.tracking.trial import share_dataset, share_json
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +128,9 @@ def log_dataset(cfg: DictConfig, frame: pd.DataFrame) -> None:
         return
     set_tags(
         {
-            DATASET_DIGEST_TAG: dataset.digest,
-            DATASET_NAME_TAG: dataset.name,
-            DATASET_RUN_TAG: holder,
+            DATASET_DIGEST: dataset.digest,
+            DATASET_NAME: dataset.name,
+            DATASET_RUN_ID: holder,
         }
     )
 
@@ -135,7 +143,7 @@ def log_feature_metadata(metadata: dict[str, Any], artifacts: ArtifactBatch) -> 
     if shared is None:
         artifacts.dict(metadata, "feature_metadata.json")
     else:
-        set_tags({FEATURE_METADATA_RUN_TAG: shared[0], FEATURE_METADATA_PATH_TAG: shared[1]})
+        set_tags({FEATURE_METADATA_RUN_ID: shared[0], FEATURE_METADATA_PATH: shared[1]})
 
 
 def log_preference(
@@ -151,11 +159,11 @@ def log_preference(
     if result.correlations is not None:
         metrics.update(result.correlations.metrics())
     tags = {
-        "viralab.verdict": result.verdict["overall"],
-        "viralab.verdict.mae": result.verdict["mae"],
-        "viralab.verdict.r2": result.verdict["r2"],
-        "viralab.beats_baseline": str(result.metrics["mae"] < result.metrics["baseline_mae"]),
-        "viralab.feature_weights": result.weights_kind,
+        VERDICT: result.verdict["overall"],
+        VERDICT_MAE: result.verdict["mae"],
+        VERDICT_R2: result.verdict["r2"],
+        BEATS_BASELINE: str(result.metrics["mae"] < result.metrics["baseline_mae"]),
+        FEATURE_WEIGHTS: result.weights_kind,
         **retrain_basis_tags(frame),
     }
     log_metrics(metrics)
@@ -168,7 +176,7 @@ def log_preference(
             # trigger): a run without a model (a lean sweep trial) skips the binning
             log_retrain_basis(cfg, result, frame, tags=False, artifacts=artifacts)
         encoder = result.pipeline.named_steps["features"]
-        artifacts.dict(result.feature_weights, "feature_weights.json")
+        artifacts.dict(result.feature_weights, FEATURE_WEIGHTS_ARTIFACT)
         log_feature_metadata({k: m.as_dict() for k, m in encoder.metadata_.items()}, artifacts)
         plots = bool(cfg.get("log_plots", True))
         if result.correlations is not None:
@@ -186,7 +194,7 @@ def log_preference(
         if cfg.get("log_model", True):  # the rows the model was scored on: read only from a
             # model's run (the registry's fallback comparison, retrain's challenger check)
             result.test[[ANALYSIS_COLUMN]].assign(__label__=result.test[LABEL]).to_parquet(
-                artifacts.path("eval/test_set.parquet")
+                artifacts.path(TEST_SET_ARTIFACT)
             )
         if result.dimensions is not None:
             dims = result.dimensions
@@ -222,9 +230,9 @@ def log_retrain_basis(
         bins=int(cfg.retrain.reference_bins),
     )
     if artifacts is None:
-        mlflow.log_dict(reference, REFERENCE_ARTIFACT)
+        mlflow.log_dict(reference, DRIFT_REFERENCE_ARTIFACT)
     else:
-        artifacts.dict(reference, REFERENCE_ARTIFACT)
+        artifacts.dict(reference, DRIFT_REFERENCE_ARTIFACT)
 
 
 def with_video_id(signature: Any) -> Any:
@@ -269,9 +277,9 @@ def log_model(cfg: DictConfig, result: PreferenceResult, tmp: Path) -> str | Non
     version = getattr(info, "registered_model_version", None)
     if version is not None:
         client = mlflow.MlflowClient()
-        client.set_model_version_tag(registered, str(version), tags.MODEL, cfg.model.name)
+        client.set_model_version_tag(registered, str(version), MODEL, cfg.model.name)
         client.set_model_version_tag(
-            registered, str(version), tags.RUN_NAME, mlflow.active_run().info.run_name
+            registered, str(version), RUN_NAME, mlflow.active_run().info.run_name
         )
         log.info("Registered %s version %s", registered, version)
     return None if version is None else str(version)

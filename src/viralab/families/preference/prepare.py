@@ -1,8 +1,9 @@
 """The preference family's data contract: which ratings it uses and the frame it trains on.
 
-The columns (`LABEL`, `ANALYSIS_COLUMN`, `dim_<name>`) and the run tags a later retrain check
-reads (`TAG_MAX_RATED_AT`, `TAG_N_RATINGS`) live here, at the bottom of the family, so the
-monitor and the registry can read them without pulling in fitting, logging or registration.
+The columns (`LABEL`, `ANALYSIS_COLUMN`, `dim_<name>`) and the values of the run tags a later
+retrain check reads (`tracking.tags.DATA_MAX_RATED_AT`, `DATA_N_RATINGS`) live here, at the
+bottom of the family, so the monitor and the registry can read them without pulling in
+fitting, logging or registration.
 """
 
 from __future__ import annotations
@@ -18,13 +19,10 @@ from viralab.data.extraction import ExtractionReport
 from viralab.data.sources import extract_records
 from viralab.features.documents import ANALYSIS_COLUMN
 from viralab.features.flatten import finite_json
+from viralab.tracking.tags import DATA_MAX_RATED_AT, DATA_N_RATINGS
 
 LABEL = "overall_score"
 DIMENSION_PREFIX = "dim_"
-#: The newest `rated_at` among the ratings the run saw (ISO-8601, UTC): later ones are "new".
-TAG_MAX_RATED_AT = "viralab.data.max_rated_at"
-#: How many usable ratings the run saw (training and test part together).
-TAG_N_RATINGS = "viralab.data.n_ratings"
 
 
 def extract_usable(cfg: DictConfig) -> tuple[list[dict[str, Any]], ExtractionReport]:
@@ -91,8 +89,8 @@ def newest_rated_at(values: pd.Series) -> str | None:
 
 def retrain_basis_tags(frame: pd.DataFrame) -> dict[str, str]:
     """The data cutoff and size a later retrain check compares the current data with."""
-    tags = {TAG_N_RATINGS: str(len(frame))}
+    tags = {DATA_N_RATINGS: str(len(frame))}
     newest = newest_rated_at(frame["rated_at"])
     if newest is not None:
-        tags[TAG_MAX_RATED_AT] = newest
+        tags[DATA_MAX_RATED_AT] = newest
     return tags

@@ -44,6 +44,7 @@ from viralab.tracking import (
     set_tags,
     tracked_run,
 )
+from viralab.tracking.tags import EXTRACTION, FAMILY, FORCE_TRAIN, MILESTONE, MODEL, NOTE, STAGE
 
 log = logging.getLogger(__name__)
 
@@ -93,20 +94,20 @@ def train_preference(
             experiment=cfg.task.experiment,
             run_name=default_run_name(cfg),
             tags={
-                "viralab.family": "preference",
-                "viralab.model": cfg.model.name,
-                "viralab.milestone": decision.milestone,
-                "viralab.stage": "trained" if decision.train else "correlation_only",
-                "viralab.extraction": report.summary(),
+                FAMILY: "preference",
+                MODEL: cfg.model.name,
+                MILESTONE: decision.milestone,
+                STAGE: "trained" if decision.train else "correlation_only",
+                EXTRACTION: report.summary(),
             },
         ),
         held_writes(),
     ):
         log_config(cfg)
         if decision.forced:
-            set_tags({"viralab.force_train": "true"})
+            set_tags({FORCE_TRAIN: "true"})
         if not decision.train:
-            set_tags({"viralab.note": decision.reason})
+            set_tags({NOTE: decision.reason})
             correlations = analyze_preference(
                 cfg, frame[[ANALYSIS_COLUMN]], frame[LABEL].to_numpy()
             )

@@ -12,8 +12,8 @@ from mlflow import MlflowClient
 from mlflow.entities import ViewType
 
 from viralab.registry.client import RunData, load_json_artifact, registry_errors
+from viralab.tracking.tags import FEATURE_WEIGHTS_ARTIFACT
 
-FEATURE_WEIGHTS_ARTIFACT = "feature_weights.json"
 RUN_BATCH = 100  # run ids per batched search_runs
 DOWNLOAD_WORKERS = 8
 MODELS_PAGE = 1000  # the SQL store's maximum for search_registered_models

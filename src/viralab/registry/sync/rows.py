@@ -13,8 +13,7 @@ from viralab.registry.client import RunData, json_safe_metrics
 from viralab.registry.markers import RegistrySettings, stage_precedence
 from viralab.registry.mirror import CONTENT_COLUMNS
 from viralab.registry.sync.reading import FeatureWeights, RegistryVersion
-
-VERSION_TAG = "viralab.version_tag"
+from viralab.tracking.tags import VERSION_TAG
 
 Key = tuple[str, int]
 Row = dict[str, Any]
