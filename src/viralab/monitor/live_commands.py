@@ -175,11 +175,10 @@ def ab(
     as_json: JsonOption = False,
 ) -> None:
     """Champion vs challenger on what each served: MAEs, difference, interval, n, verdict."""
-    from omegaconf import OmegaConf
 
     start = _window(since)
     cfg = compose()
-    reg = RegistrySettings.from_config(OmegaConf.to_container(cfg.registry, resolve=True))  # type: ignore[arg-type]
+    reg = RegistrySettings.from_config(cfg.registry)
     engine, shown = _engine(database_url)
     try:
         _check_model(model, engine)

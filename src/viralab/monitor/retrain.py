@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from viralab.monitor.challenger_check import Comparison, compare_forecast, compare_preference
 from viralab.monitor.check_log import log_check, log_check_run
@@ -183,9 +183,7 @@ def _retrain_locked(
     outcome = RetrainOutcome(result, auto_promote=auto)
     if not result.due:
         return outcome
-    registry = RegistrySettings.from_config(
-        OmegaConf.to_container(cfg.registry, resolve=True)  # type: ignore[arg-type]
-    )
+    registry = RegistrySettings.from_config(cfg.registry)
     logged_yaml, config_run = logged_config(client, result.run)
     stamp = now.strftime("%Y%m%d-%H%M%S")
     train_cfg = training_config(

@@ -42,7 +42,7 @@ import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from viralab.analysis.drift import MEASURE
 from viralab.monitor.champion import champion_of, lineage, load_champion
@@ -86,9 +86,7 @@ def check(
     configure_tracking(cfg)
     settings = RetrainSettings.from_config(cfg.get("retrain"))
     mt = settings.for_model(model)
-    registry = RegistrySettings.from_config(
-        OmegaConf.to_container(cfg.registry, resolve=True)  # type: ignore[arg-type]
-    )
+    registry = RegistrySettings.from_config(cfg.registry)
     client = client or get_client()
     champion, run = champion_of(client, registry, model)
     now = now or datetime.now(UTC)

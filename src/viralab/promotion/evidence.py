@@ -263,10 +263,8 @@ def write_ab_section(client: MlflowClient, model: str, version: str | int, markd
 
 
 def _project_settings() -> RegistrySettings:
-    from omegaconf import OmegaConf
 
-    section = OmegaConf.to_container(compose().registry, resolve=True)
-    return RegistrySettings.from_config(section)  # type: ignore[arg-type]
+    return RegistrySettings.from_config(compose().registry)
 
 
 def write_registration_evidence(cfg: Any, model: str, version: str | int) -> None:
@@ -274,12 +272,10 @@ def write_registration_evidence(cfg: Any, model: str, version: str | int) -> Non
     the gate set it held out): write the version's evidence. Evidence that cannot be written
     is a warning: the version is registered either way, and a promotion re-checks the gates.
     `viralab.training` hands this to the families (they sit below promotion)."""
-    from omegaconf import OmegaConf
 
     flush_held()  # the evidence reads the run's metrics and gate-set tags back from the store
     try:
-        section = OmegaConf.to_container(cfg.registry, resolve=True)
-        settings = RegistrySettings.from_config(section)  # type: ignore[arg-type]
+        settings = RegistrySettings.from_config(cfg.registry)
         client = mlflow_client()
         with registry_errors(f"reading {model} version {version}"):
             mv = client.get_model_version(model, str(version))

@@ -160,11 +160,9 @@ def _current(model: str, settings: Any) -> Any:
 
 def _rescore_champion(cfg: Any, model: str, gate: Any) -> str:
     """One line: the champion's MAE/MASE on the new gate set, or why there is none."""
-    from omegaconf import OmegaConf
 
     try:
-        section = OmegaConf.to_container(cfg.registry, resolve=True)
-        settings = RegistrySettings.from_config(section)  # type: ignore[arg-type]
+        settings = RegistrySettings.from_config(cfg.registry)
         client = get_client()
         champion = holder(client, settings, model, "champion")
         if champion is None:

@@ -50,10 +50,9 @@ ROUTE = re.compile(
 @functools.cache
 def server_settings() -> RegistrySettings:
     """The project's registry config, composed once per server process."""
-    from omegaconf import OmegaConf
 
     cfg = compose(shlex.split(os.environ.get(OVERRIDES_ENV, "")))
-    return RegistrySettings.from_config(OmegaConf.to_container(cfg.registry, resolve=True))  # type: ignore[arg-type]
+    return RegistrySettings.from_config(cfg.registry)
 
 
 @functools.cache

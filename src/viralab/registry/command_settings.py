@@ -8,7 +8,6 @@ import os
 from typing import Annotated
 
 import typer
-from omegaconf import OmegaConf
 from rich.console import Console
 
 from viralab.config import compose
@@ -43,7 +42,6 @@ def load_settings(mode: str | None = None) -> RegistrySettings:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"cannot compose the config: {detail}") from None
     configure_tracking(cfg)
-    section = OmegaConf.to_container(cfg.registry, resolve=True)
-    settings = RegistrySettings.from_config(section)  # type: ignore[arg-type]
+    settings = RegistrySettings.from_config(cfg.registry)
     require_store()
     return settings

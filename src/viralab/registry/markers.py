@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
+from omegaconf import DictConfig, OmegaConf
 
 from viralab.errors import ConfigError
 from viralab.registry.client import registry_errors, versions_filter
@@ -77,8 +78,12 @@ class RegistrySettings:
     ab: AbSettings = field(default_factory=AbSettings)
 
     @classmethod
-    def from_config(cls, section: Mapping[str, Any] | None) -> RegistrySettings:
-        """Raises ConfigError for a mode other than alias/stage."""
+    def from_config(cls, section: Mapping[str, Any] | DictConfig | None) -> RegistrySettings:
+        """From the composed config's `registry` group (or a plain mapping): the one parse of
+        it, wherever a command or the server needs it. Raises ConfigError for a mode other
+        than alias/stage."""
+        if isinstance(section, DictConfig):
+            section = OmegaConf.to_container(section, resolve=True)  # type: ignore[assignment]
         section = dict(section or {})
         mode = str(section.get("mode", "alias"))
         if mode not in ("alias", "stage"):

@@ -21,8 +21,6 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from omegaconf import OmegaConf
-
 from viralab.config import compose
 from viralab.registry.client import get_client
 from viralab.registry.markers import AbSettings, RegistrySettings, holder
@@ -63,8 +61,7 @@ def arms(model: str, keys: Sequence[Any] | None, share: float, n: int) -> list[b
 @functools.lru_cache(maxsize=1)
 def project_ab_settings() -> tuple[RegistrySettings, AbSettings]:
     """The project's registry settings (read once per process: restart to change the share)."""
-    section = OmegaConf.to_container(compose().registry, resolve=True)
-    settings = RegistrySettings.from_config(section)  # type: ignore[arg-type]
+    settings = RegistrySettings.from_config(compose().registry)
     return settings, settings.ab
 
 

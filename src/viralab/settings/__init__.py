@@ -25,7 +25,7 @@ from viralab.redaction import redact_text
 from viralab.settings.data import DATA_SCHEMAS
 from viralab.settings.features import FEATURES_SCHEMAS
 from viralab.settings.models import MODEL_SCHEMAS
-from viralab.settings.registry import RegistrySettings
+from viralab.settings.registry import RegistrySection
 from viralab.settings.retrain import RetrainSection
 from viralab.settings.sweep import PRUNER_SCHEMAS, SAMPLER_SCHEMAS, SweepSettings
 from viralab.settings.task import TASK_SCHEMAS
@@ -42,7 +42,7 @@ GROUP_SCHEMAS: dict[str, Mapping[str, type]] = {
     "model": MODEL_SCHEMAS,
     "task": TASK_SCHEMAS,
     "tracking": TRACKING_SCHEMAS,
-    "registry": {"default": RegistrySettings},
+    "registry": {"default": RegistrySection},
     "retrain": {"default": RetrainSection},
     "sweep/sampler": SAMPLER_SCHEMAS,
     "sweep/pruner": PRUNER_SCHEMAS,
@@ -103,7 +103,7 @@ def _schema_for(group: str, node: Any) -> tuple[str, type | None]:
     if group == "tracking":
         return _tracking_schema(node)
     if group == "registry":
-        return "default", RegistrySettings
+        return "default", RegistrySection
     if group == "retrain":
         return "default", RetrainSection
     if group == "sweep" and "sampler" in node:  # the sweep app's (not a sweep space's name)

@@ -54,8 +54,8 @@ class AbSplit:
 
 
 @dataclass
-class RegistrySettings:
-    """`conf/registry/default.yaml`."""
+class RegistrySection:
+    """`conf/registry/default.yaml` (parsed for use by `registry.markers.RegistrySettings`)."""
 
     mode: str = "alias"
     active_alias: str = "champion"
