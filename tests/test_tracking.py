@@ -345,6 +345,50 @@ def test_tags_held_before_an_early_params_batch_go_with_it_and_later_values_win(
     assert "error" not in mlflow.get_run(run_id).data.tags
 
 
+def test_log_config_sends_all_its_params_early_and_leaves_the_last_batch_metrics_and_tags(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A held run with early writes: `log_config` sends every param (a full batch and the
+    rest, with the tags held so far) while the run goes on, so the run's last batch, which
+    its end waits for, holds no params; without early writes nothing goes before the end."""
+    from concurrent import futures
+
+    from omegaconf import OmegaConf
+
+    from viralab.tracking import hold_writes, log_config, log_metrics, set_tags, write_held
+    from viralab.tracking.held import _held
+
+    batch = mlflow.MlflowClient.log_batch
+    calls: list[tuple[int, int, int]] = []  # (params, metrics, tags) per log_batch
+
+    def counted(self: mlflow.MlflowClient, run_id: str, **kwargs: object) -> None:
+        calls.append(tuple(len(kwargs.get(k) or []) for k in ("params", "metrics", "tags")))
+        batch(self, run_id, **kwargs)
+
+    monkeypatch.setattr(mlflow.MlflowClient, "log_batch", counted)
+    cfg = OmegaConf.create({"model": {f"p{i}": i for i in range(117)}})
+    for early in (True, False):
+        calls.clear()
+        with mlflow.start_run() as run:
+            run_id = run.info.run_id
+            assert hold_writes(run_id, early=early)
+            set_tags({"command": "python -m viralab.train"})
+            log_config(cfg)
+            futures.wait(_held[run_id].sent)  # what was sent early has been made
+            sent = list(calls)
+            log_metrics({"mae": 0.1})
+            set_tags({"verdict": "good"})
+            write_held(run_id)
+        stored = mlflow.get_run(run_id).data
+        assert len(stored.params) == 117 and stored.metrics == {"mae": 0.1}
+        assert stored.tags["command"] == "python -m viralab.train"
+        if early:
+            assert sorted(p for p, _, _ in sent) == [17, 100]
+            assert calls[-1][:2] == (0, 1)  # the last batch: no params
+        else:
+            assert sent == [] and calls == [(117, 1, calls[0][2])]
+
+
 def test_early_writes_are_for_remote_stores_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
     from viralab.tracking import EARLY_WRITES_ENV, early_writes
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import sqlite3
 import subprocess
@@ -27,11 +28,14 @@ from viralab.sweeps.plan import TrialComposer
 from viralab.sweeps.runner import run_sweep
 from viralab.sweeps.space import parse_space
 from viralab.tracking.tags import (
+    CORRELATIONS_PATH,
+    CORRELATIONS_RUN_ID,
     DATASET_DIGEST,
     DATASET_NAME,
     DATASET_RUN_ID,
     FEATURE_METADATA_PATH,
     FEATURE_METADATA_RUN_ID,
+    SWEEP_COMMAND,
     SWEEP_INVOCATION,
 )
 
@@ -40,6 +44,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DATASET = "preference-ratings-sample"
 DATASET_TAGS = {DATASET_DIGEST, DATASET_NAME, DATASET_RUN_ID}
 METADATA_TAGS = {FEATURE_METADATA_RUN_ID, FEATURE_METADATA_PATH}
+#: The correlation table, logged once per content on the parent (issue 18)
+CORRELATION_TAGS = {CORRELATIONS_RUN_ID, CORRELATIONS_PATH}
+SHARED_CORRELATIONS = {"correlations/<digest>.csv"}
 #: The parent's copy of the trials' feature metadata, its digest replaced (see `shape`).
 SHARED_METADATA = "feature_metadata/<digest>.json"
 GATE_TAGS = {"viralab.gate_set.digest", "viralab.gate_set.held_back"}
@@ -55,7 +62,10 @@ CHANGES: dict[tuple[str, str], tuple[set[str], set[str]]] = {
     ("train", "metrics"): (set(), {"gate_set_held_back"}),
     # the sweep opens a trial's run with `mlflow.start_run` and hands it to `train()` (it was
     # created with the client and re-opened by id): MLflow adds its source tags
-    ("trial", "tags"): (set(), DATASET_TAGS | GATE_TAGS | SOURCE_TAGS | METADATA_TAGS),
+    ("trial", "tags"): (
+        set(),
+        DATASET_TAGS | GATE_TAGS | SOURCE_TAGS | METADATA_TAGS | CORRELATION_TAGS,
+    ),
     ("train", "tags"): (set(), GATE_TAGS),
     ("trial", "inputs"): ({DATASET}, set()),
     # a run without a model (a lean trial) skips the drift reference and the scored test rows:
@@ -64,11 +74,18 @@ CHANGES: dict[tuple[str, str], tuple[set[str], set[str]]] = {
     # the feature metadata (57 KB, the same in every trial of a sweep) is logged once per
     # content on the parent, as `feature_metadata/<digest>.json`, and referenced by each trial
     # (tags `viralab.feature_metadata.run_id` and `.path`); a training run still logs its own
+    # the same for the correlation table (issue 18): it describes the training data as the
+    # trial's features see it (tags `viralab.correlations.*`)
     ("trial", "artifacts"): (
-        {"drift/reference.json", "eval/test_set.parquet", "feature_metadata.json"},
+        {
+            "drift/reference.json",
+            "eval/test_set.parquet",
+            "feature_metadata.json",
+            "correlations.csv",
+        },
         set(),
     ),
-    ("parent", "artifacts"): (set(), {SHARED_METADATA}),
+    ("parent", "artifacts"): (set(), {SHARED_METADATA} | SHARED_CORRELATIONS),
 }
 
 
@@ -86,12 +103,15 @@ def shape(run_id: str) -> dict[str, list[str]]:
                 artifacts.append(item.path)
 
     walk()
-    shared = re.compile(r"feature_metadata/[0-9a-f]{16}\.json")
+    shared = re.compile(r"(feature_metadata/[0-9a-f]{16}\.json|correlations/[0-9a-f]{16}\.csv)")
     return {
         "params": sorted(run.data.params),
         "metrics": sorted(run.data.metrics),
         "tags": sorted(run.data.tags),
-        "artifacts": sorted(SHARED_METADATA if shared.fullmatch(a) else a for a in artifacts),
+        "artifacts": sorted(
+            re.sub(r"/[0-9a-f]{16}\.", "/<digest>.", a) if shared.fullmatch(a) else a
+            for a in artifacts
+        ),
         "inputs": sorted(d.dataset.name for d in (run.inputs.dataset_inputs or [])),
     }
 
@@ -201,6 +221,7 @@ def test_a_trial_and_a_training_run_log_what_they_logged_before() -> None:
         tags = child.data.tags
         assert tags[DATASET_RUN_ID] == result.parent_run_id
         assert tags[FEATURE_METADATA_RUN_ID] == result.parent_run_id
+        assert tags[CORRELATIONS_RUN_ID] == result.parent_run_id
     assert_same_shape("parent", result.parent_run_id)
     # both trials reference the one copy on the parent: what a training run logs itself
     paths = {c.data.tags[FEATURE_METADATA_PATH] for c in children}
@@ -219,6 +240,20 @@ def test_a_trial_and_a_training_run_log_what_they_logged_before() -> None:
     assert_same_shape("train", run.info.run_id)
     own = json.loads(mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/feature_metadata.json"))
     assert own == shared  # the same ratings: the same metadata
+
+    # the correlation table a trial points to is what a training run with the trial's own
+    # command logs (they follow the trial's feature settings, e.g. its scaling)
+    child = children[0]
+    command = shlex.split(child.data.tags[SWEEP_COMMAND].removeprefix("python -m viralab.train "))
+    train(compose([*[o for o in command if not o.startswith("run_name=")], "run_name=again"]))
+    again = mlflow.search_runs(
+        experiment_names=["preference"], filter_string="tags.mlflow.runName = 'again'",
+        output_format="list",
+    )[0]  # fmt: skip
+    path = child.data.tags[CORRELATIONS_PATH]
+    assert path.startswith("correlations/") and path.endswith(".csv")
+    theirs = mlflow.artifacts.load_text(f"runs:/{result.parent_run_id}/{path}")
+    assert theirs == mlflow.artifacts.load_text(f"runs:/{again.info.run_id}/correlations.csv")
 
 
 @pytest.mark.slow

@@ -231,32 +231,41 @@ def test_trial_function_sees_its_trial() -> None:
     assert current_trial() is None
 
 
-def test_against_a_server_a_trials_run_is_created_while_its_config_is_composed(
+def test_against_a_server_a_trials_run_is_created_while_its_point_is_sampled(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """With early writes (a tracking server; forced here on SQLite) the trial's config is
-    composed on another thread while its run is created; the point is sampled on the sweep's
-    thread (Optuna's trial cache is per thread: elsewhere it proposes from a stale history),
-    so the proposals equal those of a sweep without early writes."""
+    """With early writes (a tracking server; forced here on SQLite) the trial's run is created
+    on another thread while the sweep's thread samples the point and composes the config (Optuna's
+    trial cache is per thread: elsewhere it proposes from a stale history), so the proposals
+    equal those of a sweep without early writes."""
     import threading
 
     from viralab.sweeps import objective as objective_module
+    from viralab.sweeps import runs as runs_module
 
     run_sweep(
         ["sweep=ridge", "n_trials=14", "sweep.study_name=baseline"], trial_fn=family(distance)
     )
     monkeypatch.setenv("VIRALAB_EARLY_WRITES", "1")
-    threads: list[str] = []
+    created: list[str] = []
+    composed: list[str] = []
+    create = runs_module.create_trial_run
     compose = objective_module.Objective._compose
 
-    def spy(self: object, *args: object) -> object:
-        threads.append(threading.current_thread().name)
+    def spy_create(*args: object) -> object:
+        created.append(threading.current_thread().name)
+        return create(*args)
+
+    def spy_compose(self: object, *args: object) -> object:
+        composed.append(threading.current_thread().name)
         return compose(self, *args)
 
-    monkeypatch.setattr(objective_module.Objective, "_compose", spy)
+    monkeypatch.setattr(runs_module, "create_trial_run", spy_create)
+    monkeypatch.setattr(objective_module.Objective, "_compose", spy_compose)
     result = run_sweep(["sweep=ridge", "n_trials=14"], trial_fn=family(distance))
     assert result.counts == {"COMPLETE": 14, "PRUNED": 0, "FAIL": 0}
-    assert len(threads) == 14 and all(t.startswith("viralab-trial-config") for t in threads)
+    assert len(created) == 14 and all(t.startswith("viralab-trial-run") for t in created)
+    assert composed == [threading.current_thread().name] * 14
     # past the sampler's 10 random start-up trials: TPE saw the same history
     assert [t.params for t in _study("ridge").trials] == [
         t.params for t in _study("baseline").trials

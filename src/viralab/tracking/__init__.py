@@ -30,6 +30,7 @@ from viralab.tracking.held import (
     log_metrics,
     log_params,
     send_early,
+    send_params_early,
     set_tags,
     write_held,
 )
@@ -85,6 +86,7 @@ __all__ = [
     "offer_active_run",
     "resolve_tracking_uri",
     "send_early",
+    "send_params_early",
     "set_tags",
     "skip_absent_platform_modules",
     "tracked_run",

@@ -128,12 +128,12 @@ def hold_writes(run_id: str, early: bool | None = None) -> bool:
     status changes (or beside it, see below): a finished run holds everything; a killed
     process loses its running run's writes, never a finished run's, as with MLflow's queue.
 
-    ``early`` (default: `early_writes()`): params (in full batches of 100, with the tags held
-    so far), and the files of an artifact batch once it ends, are sent at once on background
-    threads (`send_early`) instead of held; `write_held` waits for them before it returns. A
-    status update passed to `write_held` as ``along`` is then sent beside the run's last
-    writes rather than after them (a sweep trial against a server: its caller hears of the
-    end only once both are stored).
+    ``early`` (default: `early_writes()`): params (in full batches of 100, and the rest at
+    `send_params_early`, each with the tags held so far), and the files of an artifact batch
+    once it ends, are sent at once on background threads (`send_early`) instead of held;
+    `write_held` waits for them before it returns. A status update passed to `write_held` as
+    ``along`` is then sent beside the run's last writes rather than after them (a sweep trial
+    against a server: its caller hears of the end only once both are stored).
     """
     if run_id in _held:
         return False
@@ -282,19 +282,42 @@ def log_params(params: Mapping[str, Any]) -> None:
         held.params.update({k: str(v) for k, v in params.items()})
         if held.early and len(held.params) >= PARAMS_PER_BATCH:
             # full batches go now, while the run's body goes on (`write_held` waits for them);
-            # the rest joins the run's last batch rather than making a request of its own
-            items = list(held.params.items())
-            cut = len(items) - len(items) % PARAMS_PER_BATCH
-            batch = [Param(k, v) for k, v in items[:cut]]
-            held.params = dict(items[cut:])
-            # the tags held so far ride along in the same request (up to MLflow's 100): off
-            # the run's last batch, and in the store early (a sweep's command for its trial)
-            tags = [RunTag(k, v) for k, v in list(held.tags.items())[:PARAMS_PER_BATCH]]
-            for tag in tags:
-                del held.tags[tag.key]
-                held.early_tags.add(tag.key)
-            client, run_id = mlflow.MlflowClient(), run.info.run_id
-            _send_batch_early(run_id, lambda: client.log_batch(run_id, params=batch, tags=tags))
+            # the rest waits for `send_params_early` or joins the run's last batch
+            _send_params(run.info.run_id, held, whole_batches_only=True)
+
+
+def send_params_early() -> None:
+    """Send the active run's held params now (a run whose writes go early), rather than with
+    its last batch.
+
+    Why: a run logs its params when it opens (its config), and what is sent early is stored
+    while the run computes, on a core the computation does not use; its last batch, which the
+    run's end waits for, is then its metrics and tags only. Against a server a trial's 117
+    params made a full early batch and 17 left for the last one, whose params step (reading
+    the run's 100 stored params to check for changes, then a commit) the trial waited for.
+    """
+    run = mlflow.active_run()
+    held = _holding(run.info.run_id if run is not None else None)
+    if held is not None and held.early and held.params:
+        _send_params(run.info.run_id, held, whole_batches_only=False)
+
+
+def _send_params(run_id: str, held: RunWrites, *, whole_batches_only: bool) -> None:
+    items = list(held.params.items())
+    cut = len(items) - len(items) % PARAMS_PER_BATCH if whole_batches_only else len(items)
+    held.params = dict(items[cut:])
+    client = mlflow.MlflowClient()
+    for start in range(0, cut, PARAMS_PER_BATCH):
+        batch = [Param(k, v) for k, v in items[start : start + PARAMS_PER_BATCH]]
+        # the tags held so far ride along in the same request (up to MLflow's 100): off the
+        # run's last batch, and in the store early (a sweep's command for its trial)
+        tags = [RunTag(k, v) for k, v in list(held.tags.items())[:PARAMS_PER_BATCH]]
+        for tag in tags:
+            del held.tags[tag.key]
+            held.early_tags.add(tag.key)
+        _send_batch_early(
+            run_id, functools.partial(client.log_batch, run_id, params=batch, tags=tags)
+        )
 
 
 def log_metrics(metrics: Mapping[str, float], step: int = 0) -> None:

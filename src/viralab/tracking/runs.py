@@ -28,7 +28,7 @@ from viralab.config import (
     to_safe_container,
 )
 from viralab.tracking.artifacts import artifact_batch
-from viralab.tracking.held import log_params, set_tags
+from viralab.tracking.held import log_params, send_params_early, set_tags
 from viralab.tracking.store import ensure_experiment
 from viralab.tracking.tags import CONFIG_ARTIFACT, ERROR, GIT_COMMIT
 
@@ -201,4 +201,5 @@ def log_config(cfg: DictConfig, extra_tags: Mapping[str, Any] | None = None) -> 
     if extra_tags:
         tags.update(extra_tags)
     set_tags(redact({k: str(v) for k, v in tags.items()}))
+    send_params_early()  # a held run whose writes go early: stored while it computes
     return safe

@@ -99,6 +99,8 @@ DATASET_NAME = "viralab.dataset.name"
 DATASET_RUN_ID = "viralab.dataset.run_id"
 FEATURE_METADATA_RUN_ID = "viralab.feature_metadata.run_id"
 FEATURE_METADATA_PATH = "viralab.feature_metadata.path"
+CORRELATIONS_RUN_ID = "viralab.correlations.run_id"
+CORRELATIONS_PATH = "viralab.correlations.path"
 #: Optuna user attributes (study and trials; read back by the sweep itself). Study: METRIC_ATTR
 #: and SWEEP (what a resumed sweep must agree with). Trials: the invocation that ran it; FAILED
 #: when it failed in its own process (a trial failed as stale, its worker dead, has no such mark).

@@ -212,8 +212,25 @@ def share_json(obj: Any, name: str) -> tuple[str, str] | None:
         text, path = last[1], last[2]
     else:
         text = json.dumps(obj, indent=2, default=str)
-        path = f"{name}/{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
+        path = _digest_path(name, text, ".json")
         _last_json[name] = (obj, text, path)
+    return _share(parent, text, path)
+
+
+def share_text(text: str, name: str, suffix: str) -> tuple[str, str] | None:
+    """`share_json` for a file already written as text (a CSV table): logged on the sweep's
+    parent as `<name>/<digest><suffix>`, once per content; None outside a sweep."""
+    parent = _parent_run.get()
+    if parent is None:
+        return None
+    return _share(parent, text, _digest_path(name, text, suffix))
+
+
+def _digest_path(name: str, text: str, suffix: str) -> str:
+    return f"{name}/{hashlib.sha256(text.encode()).hexdigest()[:16]}{suffix}"
+
+
+def _share(parent: str, text: str, path: str) -> tuple[str, str]:
     key = (parent, path)
     if key not in _shared_files:
         import mlflow

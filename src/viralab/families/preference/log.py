@@ -45,6 +45,8 @@ from viralab.tracking import (
 )
 from viralab.tracking.tags import (
     BEATS_BASELINE,
+    CORRELATIONS_PATH,
+    CORRELATIONS_RUN_ID,
     DATASET_DIGEST,
     DATASET_NAME,
     DATASET_RUN_ID,
@@ -60,7 +62,7 @@ from viralab.tracking.tags import (
     VERDICT_MAE,
     VERDICT_R2,
 )
-from viralab.tracking.trial import share_dataset, share_json
+from viralab.tracking.trial import share_dataset, share_json, share_text
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +87,20 @@ def log_correlations(
     if artifacts is None:
         with artifact_batch() as batch:
             return log_correlations(report, plots=plots, metrics=False, artifacts=batch)
-    report.table.to_csv(artifacts.path("correlations.csv"), index=False)
+    # in a sweep, the table is logged once per content on the parent run and referenced by
+    # each trial (tags `viralab.correlations.*`): it describes the training data as the trial's
+    # features see it, the same in every trial of the same feature settings (an upload fewer)
+    table = report.table.to_csv(index=False)
+    shared = share_text(table, "correlations", ".csv")
+    if shared is None:
+        artifacts.text(table, "correlations.csv")
+    else:
+        set_tags({CORRELATIONS_RUN_ID: shared[0], CORRELATIONS_PATH: shared[1]})
     if plots:
         artifacts.figure(
             correlation_bars(report.top_positive, report.top_negative), "correlations.png"
         )
-    artifacts.dict(report.snapshot(), "feature_importance_snapshot.json")
+    artifacts.dict(report.snapshot(), "feature_importance_snapshot.json")  # dated: per run
 
 
 #: The last training data logged per dataset name, with its `mlflow.data` dataset.
