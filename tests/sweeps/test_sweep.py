@@ -241,7 +241,6 @@ def test_against_a_server_a_trials_run_is_created_while_its_point_is_sampled(
     import threading
 
     from viralab.sweeps import objective as objective_module
-    from viralab.sweeps import runs as runs_module
 
     run_sweep(
         ["sweep=ridge", "n_trials=14", "sweep.study_name=baseline"], trial_fn=family(distance)
@@ -249,7 +248,7 @@ def test_against_a_server_a_trials_run_is_created_while_its_point_is_sampled(
     monkeypatch.setenv("VIRALAB_EARLY_WRITES", "1")
     created: list[str] = []
     composed: list[str] = []
-    create = runs_module.create_trial_run
+    create = objective_module.create_run
     compose = objective_module.Objective._compose
 
     def spy_create(*args: object) -> object:
@@ -260,7 +259,7 @@ def test_against_a_server_a_trials_run_is_created_while_its_point_is_sampled(
         composed.append(threading.current_thread().name)
         return compose(self, *args)
 
-    monkeypatch.setattr(runs_module, "create_trial_run", spy_create)
+    monkeypatch.setattr(objective_module, "create_run", spy_create)
     monkeypatch.setattr(objective_module.Objective, "_compose", spy_compose)
     result = run_sweep(["sweep=ridge", "n_trials=14"], trial_fn=family(distance))
     assert result.counts == {"COMPLETE": 14, "PRUNED": 0, "FAIL": 0}

@@ -25,7 +25,14 @@ from viralab.errors import ConfigError, ViralabError
 from viralab.sweeps import runs
 from viralab.sweeps.plan import SweepPlan, TrialComposer, lean_overrides
 from viralab.sweeps.space import hydra_value
-from viralab.tracking import early_writes, no_run_links, set_tags
+from viralab.tracking import (
+    create_run,
+    early_writes,
+    hold_writes,
+    no_run_links,
+    open_created_run,
+    set_tags,
+)
 from viralab.tracking.tags import (
     FAILED_ATTR,
     INVOCATION_ATTR,
@@ -132,7 +139,7 @@ class Objective:
     def _run(self, trial: optuna.Trial) -> float:
         run_name = f"{self.plan.study_name}-trial-{trial.number}"
         # A tracked trial's writes are held from its run's start and written when it ends
-        # (`open_trial_run` / `start_trial_run` / `finish_trial_run`); a hidden trial's run
+        # (`_open` / `runs.start_trial_run`, then `runs.finish_trial_run`); a hidden trial's run
         # link is not even fetched (a request).
         with no_run_links() if self.quiet else contextlib.nullcontext():
             if self.parent_run_id is not None and self.overlap:
@@ -177,25 +184,27 @@ class Objective:
         its run FAILED (the config was checked before trial 1)."""
         if self._run_pool is None:
             self._run_pool = ThreadPoolExecutor(1, thread_name_prefix="viralab-trial-run")
-        created = self._run_pool.submit(
-            runs.create_trial_run,
-            self.parent_run_id,
-            self.experiment_id,
-            run_name,
-            self._run_tags(trial),
-        )
+        tags = {"mlflow.parentRunId": self.parent_run_id, **self._run_tags(trial)}
+        created = self._run_pool.submit(create_run, self.experiment_id, run_name, tags)
         try:
             values, overrides = self._sample(trial, run_name)
             cfg = self._compose(trial, run_name, values, overrides)
         except BaseException as exc:
             futures_wait([created])
             if created.exception() is None:
-                run_id = runs.open_trial_run(created.result())
-                runs.finish_trial_run(run_id, "FAIL", error=exc)
+                runs.finish_trial_run(self._open(created.result()), "FAIL", error=exc)
             raise
-        run_id = runs.open_trial_run(created.result())
+        run_id = self._open(created.result())
         set_tags(self._command_tag(overrides))  # held: sent with the run's first batch
         return run_id, cfg
+
+    @staticmethod
+    def _open(run: Any) -> str:
+        """The created run as the thread's active run, its writes held (`finish_trial_run`
+        writes them in one go), as `runs.start_trial_run` opens one."""
+        run_id = open_created_run(run)
+        hold_writes(run_id)
+        return run_id
 
     def _tracked(self, trial: optuna.Trial, cfg: DictConfig, run_id: str | None) -> float:
         plan = self.plan

@@ -14,7 +14,10 @@ queued writes, flushed when the run ends. A finished trial's data is in the stor
 Optuna records the trial (against a server its last batch and the run's status update go
 together; on the embedded store the data before the status). As any run opened with
 `mlflow.start_run`, a trial's run carries MLflow's source tags (`mlflow.source.name`,
-`mlflow.source.type`, `mlflow.user`).
+`mlflow.source.type`, `mlflow.user`). Against a server the run is created with the client on
+another thread while the trial's point is sampled (`viralab.tracking.create_run`, with the
+tags `mlflow.start_run` resolves) and put on MLflow's stack of the thread's active runs as
+`start_run` does (`open_created_run`): no request to re-open it.
 
 Trial states on the child run:
     COMPLETE -> FINISHED, tag optuna.state=COMPLETE
@@ -37,7 +40,7 @@ from typing import Any
 
 import mlflow
 import optuna
-from mlflow.entities import Metric, Param, Run, RunTag
+from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from viralab.config import redact_text
@@ -116,43 +119,6 @@ def start_trial_run(
         run_name=run_name,
         tags={"mlflow.parentRunId": parent_id, **{k: str(v) for k, v in tags.items()}},
     )
-    hold_writes(run.info.run_id)  # written in one go by `finish_trial_run`
-    return run.info.run_id
-
-
-def create_trial_run(
-    parent_id: str, experiment_id: str, run_name: str, tags: Mapping[str, Any]
-) -> Run:
-    """Create a trial's child run under ``parent_id`` with the tags `mlflow.start_run` gives a
-    run (MLflow's source tags), without opening it: on any thread. `open_trial_run` makes it
-    the sweep thread's active run.
-
-    Why: against a tracking server the creation is a request the trial only waited for; made
-    on another thread it overlaps the trial's sampling (Optuna, which must run on the sweep's
-    own thread) and composition.
-    """
-    from mlflow.tracking.context.registry import resolve_tags
-
-    resolved = resolve_tags(
-        {
-            "mlflow.parentRunId": parent_id,
-            "mlflow.runName": run_name,
-            **{k: str(v) for k, v in tags.items()},
-        }
-    )
-    return MlflowClient().create_run(experiment_id, tags=resolved, run_name=run_name)
-
-
-def open_trial_run(run: Run) -> str:
-    """Make ``run`` (from `create_trial_run`) the thread's active run, as `mlflow.start_run`
-    does with the run it creates (no request: re-opening by id would read it and set its
-    status again); returns its id. Its writes are held, as `start_trial_run`'s are."""
-    from mlflow.tracking import fluent
-
-    if mlflow.active_run() is not None:
-        raise RuntimeError("a sweep trial must start with no active MLflow run in its thread")
-    # MLflow's own stack of the thread's active runs (`start_run` appends, `end_run` pops)
-    fluent._active_run_stack.get().append(fluent.ActiveRun(run))
     hold_writes(run.info.run_id)  # written in one go by `finish_trial_run`
     return run.info.run_id
 

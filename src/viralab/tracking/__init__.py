@@ -37,10 +37,12 @@ from viralab.tracking.held import (
 from viralab.tracking.runs import (
     PARAMS_PER_CALL,
     SUPPRESS_URL_ENV,
+    create_run,
     git_commit,
     log_config,
     no_run_links,
     offer_active_run,
+    open_created_run,
     tracked_run,
 )
 from viralab.tracking.store import (
@@ -71,6 +73,7 @@ __all__ = [
     "async_logging",
     "background_pool",
     "configure_tracking",
+    "create_run",
     "discard_held_tag",
     "early_writes",
     "early_writes_of",
@@ -84,6 +87,7 @@ __all__ = [
     "log_params",
     "no_run_links",
     "offer_active_run",
+    "open_created_run",
     "resolve_tracking_uri",
     "send_early",
     "send_params_early",

@@ -54,6 +54,33 @@ def no_run_links() -> Iterator[None]:
             os.environ[SUPPRESS_URL_ENV] = was
 
 
+def create_run(experiment_id: str, run_name: str, tags: Mapping[str, Any]) -> Run:
+    """Create a run with the tags `mlflow.start_run` gives one (MLflow's source tags), without
+    opening it: on any thread. `open_created_run` makes it a thread's active run.
+
+    Why: against a tracking server the creation is a request a sweep trial only waited for;
+    made on another thread it overlaps the trial's sampling (Optuna, which must run on the
+    sweep's own thread) and composition.
+    """
+    from mlflow.tracking.context.registry import resolve_tags
+
+    resolved = resolve_tags({"mlflow.runName": run_name, **{k: str(v) for k, v in tags.items()}})
+    return mlflow.MlflowClient().create_run(experiment_id, tags=resolved, run_name=run_name)
+
+
+def open_created_run(run: Run) -> str:
+    """Make ``run`` (from `create_run`) the thread's active run, as `mlflow.start_run` does
+    with the run it creates; returns its id. No request: re-opening it by id
+    (`start_run(run_id=...)`) reads it and sets its status again."""
+    from mlflow.tracking import fluent
+
+    if mlflow.active_run() is not None:
+        raise RuntimeError("a created run is opened only on a thread with no active run")
+    # MLflow's own stack of the thread's active runs (`start_run` appends, `end_run` pops)
+    fluent._active_run_stack.get().append(fluent.ActiveRun(run))
+    return run.info.run_id
+
+
 @contextlib.contextmanager
 def tracked_run(
     *,
