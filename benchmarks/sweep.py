@@ -16,10 +16,15 @@ the TPE proposals match):
   in WAL mode, `--workers 1`, artifacts proxied, no job runner), served by gunicorn as
   docker/compose.yaml runs it (`--sgi uvicorn`: MLflow's default).
 
-Each scenario runs once per round (`--rounds`, default 3) after an uncounted warm-up, the
-order rotated from round to round; a round's share compares sweeps run minutes apart at most,
-and the verdict takes the median of the rounds. Why: on a shared 2-core machine the same
-untracked sweep took 12.6 s and 18.7 s two minutes apart, which swamps a 10 % share.
+Each scenario runs once per round (`--rounds`, default 3), each in its own process after an
+uncounted warm-up sweep, and the scenarios' sweeps take turns trial by trial (`turns.py`):
+one trial of the untracked sweep, one of the tracked, one against the server, and round again,
+each sweep's time the sum of its own turns (its set-up and summary included) plus the CPU it
+made its own threads or the server spend during the others' turns. Why: on a shared 2-core
+machine the same untracked sweep took 12.6 s and 18.7 s two minutes apart, and whole sweeps
+run one after the other (`--sequential`, the earlier method) moved their side by side share
+by +-10 points between rounds, which swamps a 10 % target. The first turn rotates from round
+to round; the verdict takes the median of the rounds.
 
 Then the profile of a few tracked trials (cProfile), split into run creation, params,
 metrics, tags, dataset, artifacts, registry, config composition, store reads, imports and the
@@ -49,6 +54,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from turns import TurnClock, run_in_turns
 
 if TYPE_CHECKING:  # pragma: no cover
     from omegaconf import DictConfig
@@ -182,27 +189,66 @@ def compute_clock() -> Iterator[list[float]]:
 
 
 def sweep(
-    name: str, trials: int, n_videos: int, tracked: bool, study: str = ""
+    name: str,
+    trials: int,
+    n_videos: int,
+    tracked: bool,
+    study: str = "",
+    clock: TurnClock | None = None,
 ) -> tuple[float, float]:
-    """One sweep: (wall seconds, seconds of it in the trials' compute)."""
+    """One sweep: (wall seconds, seconds of it in the trials' compute); with a ``clock``
+    (`turns.run_in_turns`) the wall seconds are those of its turns."""
     from viralab.sweeps.runner import run_sweep
 
     overrides = ["sweep=ridge", f"n_trials={trials}", f"data.n_videos={n_videos}",
                  f"sweep.study_name=bench-{study or name}"]  # fmt: skip
     with compute_clock() as compute:
+        if clock is not None:
+            clock.begin()
         start = time.perf_counter()
         if tracked:
             result = run_sweep(overrides)
         else:
             result = run_sweep(overrides, trial_fn=compute_only, track_trials=False)
         seconds = time.perf_counter() - start
+        if clock is not None:
+            clock.end()
+            seconds = clock.seconds
     assert result.storage.startswith(f"sqlite:///{tempfile.gettempdir()}"), result.storage
     if result.counts["COMPLETE"] != trials:
         raise SystemExit(f"{name}: only {result.counts} of {trials} trials complete")
-    print(f"== {name}: {trials} trials in {seconds:.1f}s = {60 * trials / seconds:.1f}/min, "
+    turns = f" (its {clock.turns} turns)" if clock is not None else ""
+    print(f"== {name}: {trials} trials in {seconds:.1f}s{turns} = {60 * trials / seconds:.1f}/min, "
           f"{compute[0]:.1f}s of it computing (best cv_mae {result.best_value:.4f}); "
           f"load {load()}", flush=True)  # fmt: skip
     return seconds, compute[0]
+
+
+def take_turns(
+    clock: TurnClock,
+    ready: Callable[[], None],
+    name: str,
+    store: tuple[str, Path],
+    trials: int,
+    n_videos: int,
+    study: str,
+) -> tuple[float, float]:
+    """One scenario's sweep in a `turns.run_in_turns` process: a warm-up sweep (not
+    counted), then the counted sweep, handing the turn over after each of its trials."""
+    from viralab.sweeps import progress
+
+    use_store(*store)
+    sweep(name, 2, n_videos, name != "untracked", f"{study}-warm-up")
+    call = progress.Progress.__call__
+
+    def then_pass(self: progress.Progress, study: object, trial: object) -> None:
+        call(self, study, trial)  # type: ignore[arg-type]
+        if self.done < trials:  # after the last trial the sweep ends in the same turn
+            clock.pass_turn()
+
+    progress.Progress.__call__ = then_pass  # type: ignore[method-assign]
+    ready()
+    return sweep(name, trials, n_videos, name != "untracked", study, clock=clock)
 
 
 def profile_sweep(name: str, trials: int, n_videos: int) -> dict[str, float]:
@@ -288,6 +334,8 @@ def main() -> int:
     parser.add_argument("--profile-trials", type=int, default=3, help="0: no profile")
     parser.add_argument("--no-train", action="store_true", help="skip the single-run figures")
     parser.add_argument("--rounds", type=int, default=3, help="each scenario once per round")
+    parser.add_argument("--sequential", action="store_true",
+                        help="whole sweeps one after the other, not taking turns")  # fmt: skip
     parser.add_argument("--sgi", choices=sorted(SERVER_ARGS), default="gunicorn",
                         help="how `mlflow server` serves (--server)")  # fmt: skip
     args = parser.parse_args()
@@ -300,6 +348,7 @@ def main() -> int:
     scenarios = ["untracked", "tracked", *(["server"] if args.server else [])]
     seconds: dict[str, list[float]] = {name: [] for name in scenarios}
     computing: dict[str, list[float]] = {name: [] for name in scenarios}
+    spilled: dict[str, list[float]] = {name: [] for name in scenarios}
     parts: dict[str, dict[str, float]] = {}
     server = None
     embedded = (f"sqlite:///{tmp}/embedded/mlflow.db", tmp / "optuna.db")
@@ -314,15 +363,36 @@ def main() -> int:
                 extra_env=SERVER_ENV,
                 server_args=SERVER_ARGS[args.sgi],
             )
-        stores = {"untracked": embedded, "tracked": embedded}
+        # the untracked sweeps write no MLflow run; each scenario its own Optuna storage
+        stores = {"untracked": (embedded[0], tmp / "optuna-untracked.db"), "tracked": embedded}
         if server is not None:
             stores["server"] = (server.url, tmp / "optuna-server.db")
-        for name in scenarios:  # warm-up, not counted: imports, first queries, caches
-            use_store(*stores[name])
-            sweep(name, 2, args.n_videos, name != "untracked", f"{name}-warm-up")
-        # Rounds, each scenario once per round and the order rotated: the machine's speed
-        # drifts from minute to minute, so each round's share compares sweeps run side by side
+
+        def warm_up() -> None:  # not counted: imports, first queries, caches
+            for name in scenarios:
+                use_store(*stores[name])
+                sweep(name, 2, args.n_videos, name != "untracked", f"{name}-warm-up")
+
+        if args.sequential:
+            warm_up()
         for r in range(args.rounds):
+            if not args.sequential:
+                # the scenarios' sweeps take turns trial by trial (`turns`), the first turn
+                # rotated from round to round; each also pays for the CPU it caused while the
+                # others had their turns (its own threads', the server's)
+                jobs = [(take_turns, (name, stores[name], args.trials, args.n_videos,
+                                      f"{name}-{r}")) for name in scenarios]  # fmt: skip
+                got = run_in_turns(
+                    jobs, first=r % len(scenarios), watch_pid=server.proc.pid if server else None
+                )
+                for i, (name, turns) in enumerate(zip(scenarios, got, strict=True)):
+                    others = sum(t.watched_cpu for j, t in enumerate(got) if j != i)
+                    late = turns.spill_cpu + (others if name == "server" else 0.0)
+                    seconds[name].append(turns.seconds + late)
+                    computing[name].append(turns.result[1])
+                    spilled[name].append(late)
+                continue
+            # sequential: each scenario once per round, the order rotated
             for name in scenarios[r % len(scenarios) :] + scenarios[: r % len(scenarios)]:
                 use_store(*stores[name])
                 took, compute = sweep(
@@ -330,6 +400,9 @@ def main() -> int:
                 )
                 seconds[name].append(took)
                 computing[name].append(compute)
+                spilled[name].append(0.0)
+        if not args.sequential and (args.profile_trials or not args.no_train):
+            warm_up()  # this process ran no sweep yet (the rounds ran in their own)
         if args.profile_trials:
             use_store(*embedded)
             parts["embedded"] = profile_sweep("embedded", args.profile_trials, args.n_videos)
@@ -347,9 +420,10 @@ def main() -> int:
             server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
+    how = "one after the other" if args.sequential else "taking turns trial by trial"
     print(f"\nridge sweep, {args.trials} trials, data.n_videos={args.n_videos}, "
-          f"{args.rounds} round(s), server under {args.sgi}, {os.cpu_count()} CPU(s), "
-          f"load average {load()}")  # fmt: skip
+          f"{args.rounds} round(s), the scenarios' sweeps {how}, server under {args.sgi}, "
+          f"{os.cpu_count()} CPU(s), load average {load()}")  # fmt: skip
     ok = True
     for name, runs in seconds.items():
         times = " ".join(f"{s:6.1f}s" for s in runs)
@@ -365,6 +439,10 @@ def main() -> int:
             line += (f"   MLflow share ({where}): {each} %, median {100 * median:.1f}% "
                      f"(target {100 * SHARE_TARGET:.0f}%) {verdict}")  # fmt: skip
         print(line)
+        if not args.sequential:
+            late = " / ".join(f"{x:.2f}" for x in spilled[name])
+            whose = "its threads' and the server's" if name == "server" else "its threads'"
+            print(f"  {'':<10} of which CPU outside its turns ({whose}): {late} s")
     # The same share measured inside each tracked sweep: its time outside the trials' compute,
     # less the sweep machinery's (the untracked sweeps' time outside compute, per trial).
     # Immune to the machine's drift between sweeps; blind to tracking slowing the compute.
