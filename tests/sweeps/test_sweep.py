@@ -231,6 +231,34 @@ def test_trial_function_sees_its_trial() -> None:
     assert current_trial() is None
 
 
+def _blas_threads() -> set[int]:
+    import numpy as np
+    import scipy.linalg  # noqa: F401  (loads scipy's own OpenBLAS)
+    from threadpoolctl import threadpool_info
+
+    np.dot(np.ones((2, 2)), np.ones((2, 2)))
+    return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+
+@pytest.mark.parametrize("setting", [[], ["sweep.blas_threads=null"]])
+def test_a_trials_fit_runs_on_sweep_blas_threads(setting: list[str]) -> None:
+    own = _blas_threads()
+    seen: list[set[int]] = []
+
+    def score(cfg: DictConfig) -> float:
+        seen.append(_blas_threads())
+        return distance(cfg)
+
+    run_sweep(["sweep=ridge", "n_trials=2", *setting], trial_fn=family(score))
+    assert seen == ([{1}, {1}] if not setting else [own, own])
+    assert _blas_threads() == own  # the limit ends with the trial
+
+
+def test_sweep_blas_threads_below_one_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"sweep.blas_threads must be a whole number >= 1"):
+        run_sweep(["sweep=ridge", "n_trials=1", "sweep.blas_threads=0"], trial_fn=family(distance))
+
+
 def test_against_a_server_a_trials_run_is_created_while_its_point_is_sampled(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

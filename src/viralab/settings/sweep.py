@@ -26,6 +26,7 @@ class SweepSettings:
     max_retry: int | None = 1
     max_consecutive_failures: int | None = 3
     show_trial_output: bool = False
+    blas_threads: int | None = 1
     overrides: list[str] = field(default_factory=list)
     lean_overrides: list[str] = field(
         default_factory=lambda: ["log_model=false", "log_plots=false", "task.plots=false"]

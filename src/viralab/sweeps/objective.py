@@ -19,6 +19,7 @@ from typing import Any
 
 import optuna
 from omegaconf import DictConfig
+from threadpoolctl import threadpool_limits
 
 from viralab.config import known_safe_container, redact_text
 from viralab.errors import ConfigError, ViralabError
@@ -48,6 +49,20 @@ TrialFn = Callable[[DictConfig], Mapping[str, float]]
 
 class TrialFailed(Exception):
     """A trial's training raised: recorded as FAIL, the sweep goes on."""
+
+
+def _blas_threads(limit: int | None) -> contextlib.AbstractContextManager[Any]:
+    """BLAS (OpenBLAS, MKL) held to ``limit`` threads for a trial's fit; None: untouched.
+
+    Why 1 by default (`sweep.blas_threads`): a sweep's fits are small, and OpenBLAS's second
+    thread only competed with the trial's tracking threads and a local `mlflow server` (see
+    benchmarks/sweep.py). Per trial, not once per sweep: `threadpool_limits` (~1 ms) limits
+    the libraries loaded when it is entered, and scipy loads its own OpenBLAS on first use
+    (the first trial's scipy calls then keep the default).
+    """
+    if limit is None:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=limit, user_api="blas")
 
 
 @contextlib.contextmanager
@@ -214,6 +229,7 @@ class Objective:
                 sweep_parent(self.parent_run_id),
                 runs.adopt_run(run_id),
                 _quiet() if self.quiet else contextlib.nullcontext(),
+                _blas_threads(plan.blas_threads),
                 # the config's logged form from the base's: not resolved and redacted again
                 known_safe_container(cfg, self.trial_base.safe_container(cfg)),
             ):

@@ -52,6 +52,7 @@ class SweepPlan:
     timeout: float | None
     register_best: bool
     seed: int | None
+    blas_threads: int | None = None  # a trial's BLAS threads (`sweep.blas_threads`); None: all
 
 
 def override_key(override: str) -> str:
@@ -177,6 +178,9 @@ def plan_sweep(
         raise ConfigError(f"sweep.direction must be minimize or maximize, got {direction!r}")
     n_trials = _positive_int(cfg.n_trials if cfg.n_trials is not None else sw.n_trials, "n_trials")
     workers = _positive_int(cfg.workers, "workers")
+    blas_threads = sw.get("blas_threads")
+    if blas_threads is not None:
+        blas_threads = _positive_int(blas_threads, "sweep.blas_threads")
     if cfg.get("n_jobs", 1) != 1:
         raise ConfigError(
             "n_jobs > 1 is not supported (MLflow's active run is per thread and Keras keeps one "
@@ -226,6 +230,7 @@ def plan_sweep(
         timeout=float(timeout) if timeout else None,
         register_best=bool(cfg.get("register_best", False)),
         seed=int(seed) if seed is not None else None,
+        blas_threads=blas_threads,
     )
 
 
