@@ -287,9 +287,20 @@ def test_against_a_server_a_trials_run_is_created_while_its_point_is_sampled(
         composed.append(threading.current_thread().name)
         return compose(self, *args)
 
+    from viralab.sweeps import runs as runs_module
+
+    ended_later: list[str] = []
+    end_later = runs_module.end_run_later
+
+    def spy_end_later(run_id: str, status: str) -> None:
+        ended_later.append(status)
+        end_later(run_id, status)
+
     monkeypatch.setattr(objective_module, "create_run", spy_create)
     monkeypatch.setattr(objective_module.Objective, "_compose", spy_compose)
+    monkeypatch.setattr(runs_module, "end_run_later", spy_end_later)
     result = run_sweep(["sweep=ridge", "n_trials=14"], trial_fn=family(distance))
+    assert ended_later == ["FINISHED"] * 14
     assert result.counts == {"COMPLETE": 14, "PRUNED": 0, "FAIL": 0}
     assert len(created) == 14 and all(t.startswith("viralab-trial-run") for t in created)
     assert composed == [threading.current_thread().name] * 14
@@ -298,6 +309,8 @@ def test_against_a_server_a_trials_run_is_created_while_its_point_is_sampled(
         t.params for t in _study("baseline").trials
     ]
     children = _children(result.parent_run_id)
+    # each trial's status update went after its trial returned; all landed by the sweep's end
+    assert [c.info.status for c in children] == ["FINISHED"] * 14
     for child, trial in zip(children, _study("ridge").trials[:3], strict=False):
         assert child.info.status == "FINISHED"
         assert child.data.tags["optuna.state"] == "COMPLETE"
@@ -305,6 +318,27 @@ def test_against_a_server_a_trials_run_is_created_while_its_point_is_sampled(
         assert f"model.alpha={trial.params['alpha']}" in child.data.tags["viralab.sweep.command"]
         assert trial.user_attrs["mlflow_run_id"] == child.info.run_id
         assert {"viralab.invocation", "viralab.pid"} <= set(trial.user_attrs)
+
+
+def test_a_finished_trials_run_left_running_is_ended_by_the_next_sweep_a_live_one_is_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A process killed after a trial's data was stored but before its status update
+    (`end_run_later`) left the run RUNNING with its `optuna.state` tag: `close_orphans` ends
+    it as the tag says. A trial still running (no state tag yet) is left alone."""
+    from viralab.sweeps.runs import close_orphans
+
+    monkeypatch.setenv("VIRALAB_EARLY_WRITES", "1")
+    result = run_sweep(["sweep=ridge", "n_trials=2"], trial_fn=family(distance))
+    client = mlflow.MlflowClient()
+    finished = _children(result.parent_run_id)[0]
+    client.update_run(finished.info.run_id, status="RUNNING")  # as if the update never went
+    experiment_id = finished.info.experiment_id
+    live = client.create_run(experiment_id, tags={"optuna.study_name": "ridge"}).info.run_id
+    closed = close_orphans(_study("ridge"), experiment_id, grace_s=3600)
+    assert closed == [finished.info.run_id]
+    assert client.get_run(finished.info.run_id).info.status == "FINISHED"
+    assert client.get_run(live).info.status == "RUNNING"
 
 
 def test_against_a_server_a_trial_whose_config_fails_ends_its_run_failed(

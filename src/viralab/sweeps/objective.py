@@ -33,6 +33,7 @@ from viralab.tracking import (
     no_run_links,
     open_created_run,
     set_tags,
+    settle_ended_runs,
 )
 from viralab.tracking.tags import (
     FAILED_ATTR,
@@ -209,6 +210,7 @@ class Objective:
             if created.exception() is None:
                 runs.finish_trial_run(self._open(created.result()), "FAIL", error=exc)
             raise
+        settle_ended_runs()  # the previous trial's status update (`end_run_later`)
         run_id = self._open(created.result())
         set_tags(self._command_tag(overrides))  # held: sent with the run's first batch
         return run_id, cfg

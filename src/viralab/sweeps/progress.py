@@ -3,11 +3,14 @@ failures in a row (a config or data problem fails every trial; no point running 
 
 from __future__ import annotations
 
+import contextlib
+
 import optuna
 
 from viralab.errors import ViralabError
 from viralab.sweeps.objective import Objective, TrialFailed
 from viralab.sweeps.plan import SweepPlan
+from viralab.tracking import settle_ended_runs
 
 
 class SweepError(ViralabError):
@@ -71,14 +74,20 @@ def optimize(
     recorded and the study goes on. ``progress`` carries the failure count across calls (a
     worker taking over a dead one's trials one at a time)."""
     progress = progress or Progress(plan, objective, prefix)
-    study.optimize(
-        objective,
-        n_trials=n_trials,
-        timeout=plan.timeout,
-        catch=(TrialFailed,),
-        callbacks=[progress],
-        gc_after_trial=plan.base_cfg.task.family == "forecast",
-    )
+    try:
+        study.optimize(
+            objective,
+            n_trials=n_trials,
+            timeout=plan.timeout,
+            catch=(TrialFailed,),
+            callbacks=[progress],
+            gc_after_trial=plan.base_cfg.task.family == "forecast",
+        )
+    except BaseException:
+        with contextlib.suppress(Exception):
+            settle_ended_runs()
+        raise
+    settle_ended_runs()  # the last trial's status update (`end_run_later`)
     if progress.stopped_for_failures:
         raise SweepError(
             f"stopped after {progress.failed_in_a_row} failed trials in a row "

@@ -11,8 +11,8 @@ Why the trial's run is opened with the fluent API and handed over, not created w
 and re-opened by id (`MLFLOW_RUN_ID`): re-opening a run costs two reads and a status update
 (three requests per trial against a server), and the trial's state tags now join the run's
 queued writes, flushed when the run ends. A finished trial's data is in the store before
-Optuna records the trial (against a server its last batch and the run's status update go
-together; on the embedded store the data before the status). As any run opened with
+Optuna records the trial (on the embedded store its status too; against a server the status
+update follows on a background thread, see `finish_trial_run`). As any run opened with
 `mlflow.start_run`, a trial's run carries MLflow's source tags (`mlflow.source.name`,
 `mlflow.source.type`, `mlflow.user`). Against a server the run is created with the client on
 another thread while the trial's point is sampled (`viralab.tracking.create_run`, with the
@@ -47,6 +47,8 @@ from viralab.config import redact_text
 from viralab.tracking import (
     artifact_batch,
     discard_held_tag,
+    early_writes_of,
+    end_run_later,
     ensure_experiment,
     hold_writes,
     offer_active_run,
@@ -70,6 +72,7 @@ log = logging.getLogger(__name__)
 STATE_TAG = "optuna.state"
 TRIAL_TAG = "optuna.trial_number"
 RUN_ID_ATTR = "mlflow_run_id"
+_ENDS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED"}  # the trial states ended later
 
 
 def _tags(values: Mapping[str, Any]) -> list[RunTag]:
@@ -146,12 +149,13 @@ def finish_trial_run(
 ) -> None:
     """Tag the trial's run with its Optuna state and end it with the matching status.
 
-    The tags join the trial's held writes (`hold_writes`), written in one go; on the embedded
-    store before the run's status changes, against a server (early writes) at the same time
-    as it (`write_held(along=...)`): the two requests take one round trip instead of two.
-    Either way this returns only once both are stored, so Optuna hears of the trial after its
-    run holds everything. A process killed between the two leaves a FINISHED run whose trial
-    Optuna never recorded: a later sweep of the study ends it KILLED (`close_orphans`).
+    The tags join the trial's held writes (`hold_writes`), written in one go, and this returns
+    once they are stored: Optuna hears of the trial after its run holds everything. On the
+    embedded store the status follows them; against a server (early writes) a failed trial's
+    goes beside the last batch (`write_held(along=...)`), a finished or pruned trial's after
+    it on a background thread (`end_run_later`): the next trial's run creation waits for it.
+    A process killed in between leaves a RUNNING run with its state tag, or a FINISHED run
+    Optuna never recorded; a later sweep of the study ends either (`close_orphans`).
     """
     if run_id is None:
         return
@@ -183,11 +187,14 @@ def finish_trial_run(
         else:  # not on this thread's stack (a family ended it): set the status all the same
             client.set_terminated(run_id, status)
 
+    later = state in _ENDS and early_writes_of(run_id)
     try:
         set_tags({k: str(v)[:5000] for k, v in tags.items()}, run_id=run_id)
-        write_held(run_id, along=end)  # against a server: the status beside the last batch
+        write_held(run_id, along=None if later else end)
     finally:  # the run leaves the thread's stack even then: the next trial opens its own
-        if not ended:
+        if later:
+            end_run_later(run_id, status)
+        elif not ended:
             end()
 
 
@@ -308,6 +315,7 @@ def close_orphans(
     - a trial's run whose Optuna trial is FAIL (failed as stale: its worker died) ends KILLED
       with `optuna.state=FAIL` and a `viralab.error` saying so (also when `train()` had just
       finished it: the study never got its value);
+    - a trial's run left RUNNING with its `optuna.state` tag (`end_run_later`) ends as it says;
     - a parent run of this study (other than ``current_parent``) ends KILLED when none of its
       invocation's trials is running and its last trial ended (or it started) more than
       ``grace_s`` ago: its coordinator is gone, or it would have started the next trial.
@@ -337,6 +345,11 @@ def close_orphans(
         closed.append(run_id)
     if "'" in name:  # not expressible in an MLflow filter string
         return closed
+    trial_runs = client.search_runs([experiment_id], max_results=1000, filter_string=(
+        f"tags.`optuna.study_name` = '{name}' AND attributes.status = 'RUNNING'"))  # fmt: skip
+    for run in (r for r in trial_runs if r.data.tags.get(STATE_TAG) in _ENDS):
+        client.set_terminated(run.info.run_id, _ENDS[run.data.tags[STATE_TAG]])
+        closed.append(run.info.run_id)
     parents = client.search_runs(
         [experiment_id],
         filter_string=f"tags.`{SWEEP_STUDY}` = '{name}' AND attributes.status = 'RUNNING'",

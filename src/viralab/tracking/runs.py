@@ -11,13 +11,16 @@ import contextlib
 import functools
 import os
 import subprocess
+import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 import mlflow
-from mlflow.entities import Run
+from mlflow.entities import Run, RunStatus
+from mlflow.environment_variables import MLFLOW_RUN_ID
 from omegaconf import DictConfig
 
 from viralab.config import (
@@ -28,7 +31,7 @@ from viralab.config import (
     to_safe_container,
 )
 from viralab.tracking.artifacts import artifact_batch
-from viralab.tracking.held import log_params, send_params_early, set_tags
+from viralab.tracking.held import background_pool, log_params, send_params_early, set_tags
 from viralab.tracking.store import ensure_experiment
 from viralab.tracking.tags import CONFIG_ARTIFACT, ERROR, GIT_COMMIT
 
@@ -230,3 +233,51 @@ def log_config(cfg: DictConfig, extra_tags: Mapping[str, Any] | None = None) -> 
     set_tags(redact({k: str(v) for k, v in tags.items()}))
     send_params_early()  # a held run whose writes go early: stored while it computes
     return safe
+
+
+#: Trial runs ended by `end_run_later` whose status update is still on its way:
+#: (run id, status, end time, the update).
+_ending: list[tuple[str, str, int, Future]] = []
+
+
+def end_run_later(run_id: str, status: str) -> None:
+    """End ``run_id`` with ``status``: off the thread's active-run stack now (no request, as
+    `open_created_run` put it there), its status update sent on a background thread;
+    `settle_ended_runs` waits for it.
+
+    Why: against a tracking server a sweep trial waited for its run's status update (~8 ms of
+    the server's time, after its last batch) before Optuna could record the trial and sample
+    the next one, which need nothing of it. The run's data is stored before this is called;
+    a process killed before the update lands leaves a RUNNING run with its `optuna.state`
+    tag, which the next sweep of the study ends (`close_orphans`).
+    """
+    from mlflow.tracking import fluent
+
+    stack = fluent._active_run_stack.get()
+    if stack and stack[-1].info.run_id == run_id:
+        if run_id in fluent.run_id_to_system_metrics_monitor:  # its monitor stops in end_run
+            mlflow.end_run(status)
+            return
+        MLFLOW_RUN_ID.unset()  # as `mlflow.end_run` does
+        stack.pop()
+        fluent._last_active_run_id.set(run_id)
+    end_time = int(time.time() * 1000)
+    client = mlflow.MlflowClient()
+    if os.environ.get(SUPPRESS_URL_ENV, "").lower() == "true":  # no "View run" link, so no
+        # request for it (`no_run_links` is over by the time the update is sent)
+        store = client._tracking_client.store
+        update = functools.partial(
+            store.update_run_info, run_id, RunStatus.from_string(status), end_time, None
+        )
+    else:
+        update = functools.partial(client.set_terminated, run_id, status, end_time)
+    _ending.append((run_id, status, end_time, background_pool().submit(update)))
+
+
+def settle_ended_runs() -> None:
+    """Wait for the status updates `end_run_later` sent; one that failed is sent once more
+    here, and raises if it fails again."""
+    while _ending:
+        run_id, status, end_time, update = _ending.pop(0)
+        if update.exception() is not None:
+            mlflow.MlflowClient().set_terminated(run_id, status, end_time)
