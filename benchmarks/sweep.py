@@ -20,12 +20,13 @@ Each scenario runs once per round (`--rounds`, default 3), each in its own proce
 uncounted warm-up sweep, and the scenarios' sweeps take turns trial by trial (`turns.py`):
 one trial of the untracked sweep, one of the tracked, one against the server, and round again,
 each sweep's time the sum of its own turns (its set-up and summary included); a tracked
-sweep's also the CPU it made its own threads or the server spend during the others' turns
-(the untracked sweep's is printed, not counted: it would lower the share). Why: on a shared 2-core
-machine the same untracked sweep took 12.6 s and 18.7 s two minutes apart, and whole sweeps
-run one after the other (`--sequential`, the earlier method) moved their side by side share
-by +-10 points between rounds, which swamps a 10 % target. The first turn rotates from round
-to round; the verdict takes the median of the rounds.
+sweep's also the CPU it made its own threads, its child processes (the tracking writer) or the
+server spend during the others' turns (the untracked sweep's is printed, not counted: it would
+lower the share). Why: on a shared 2-core machine the same untracked sweep took 12.6 s and
+18.7 s two minutes apart, and whole sweeps run one after the other (`--sequential`, the
+earlier method) moved their side by side share by +-10 points between rounds, which swamps a
+10 % target. The first turn rotates from round to round; the verdict takes the median of the
+rounds.
 
 Then the profile of a few tracked trials (cProfile), split into run creation, params,
 metrics, tags, dataset, artifacts, registry, config composition, store reads, imports and the
@@ -380,10 +381,11 @@ def main() -> int:
             if not args.sequential:
                 # the scenarios' sweeps take turns trial by trial (`turns`), the first turn
                 # rotated from round to round; a tracked sweep also pays for the CPU it caused
-                # while the others had their turns (its own threads', the server's). The
-                # untracked sweep's is shown, never charged: the untracked time is never made
-                # longer than measured (that would lower the share). It is OpenBLAS's threads
-                # spinning idle after the trial's last call (gone with OPENBLAS_NUM_THREADS=1)
+                # while the others had their turns (its own threads', its writer process's, the
+                # server's). The untracked sweep's is shown, never charged: the untracked time
+                # is never made longer than measured (that would lower the share). It is
+                # OpenBLAS's threads spinning idle after the trial's last call (gone with
+                # OPENBLAS_NUM_THREADS=1)
                 jobs = [(take_turns, (name, stores[name], args.trials, args.n_videos,
                                       f"{name}-{r}")) for name in scenarios]  # fmt: skip
                 got = run_in_turns(

@@ -5,11 +5,12 @@ one minute to the next, so two 50-trial sweeps run one after the other differ by
 the 10 % share they are there to measure. Taking turns trial by trial, each sweep sees the
 machine at the speed the others see within seconds; each counts only its own turns.
 
-What a process does while it waits is not lost: the CPU its own threads spend outside its
-turns (a background write finishing late) and the CPU a watched server spends during the
-other processes' turns are recorded per process, and `sweep.py` adds them to the time of the
-sweep that caused them (CPU seconds counted as wall seconds: an overestimate, never an
-underestimate, of what they cost that sweep).
+What a process does while it waits is not lost: the CPU its own threads and child processes
+spend outside its turns (a background write finishing late, in a thread or in the tracking
+writer process) and the CPU a watched server spends during the other processes' turns are
+recorded per process, and `sweep.py` adds them to the time of the sweep that caused them
+(CPU seconds counted as wall seconds: an overestimate, never an underestimate, of what they
+cost that sweep).
 """
 
 from __future__ import annotations
@@ -42,6 +43,19 @@ def tree_cpu(pid: int | None) -> float:
     return total
 
 
+def own_cpu() -> float:
+    """CPU seconds of this process (exact) and of its children so far (a tracking writer
+    process: what it does while the others have their turns is this sweep's cost too)."""
+    total = time.process_time()
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            cpu = proc.cpu_times()
+            total += cpu.user + cpu.system
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
 class TurnClock:
     """One process's turns: wall seconds in them, and the CPU spent around them."""
 
@@ -52,7 +66,7 @@ class TurnClock:
         self.watch_pid = watch_pid
         self.seconds = 0.0
         self.turns = 0
-        self.spill_cpu = 0.0  # this process's CPU while the others had their turns
+        self.spill_cpu = 0.0  # this process's (and its children's) CPU outside its turns
         self.watched_cpu = 0.0  # the watched server's CPU during this process's turns
         self._since = 0.0
         self._cpu_at_stop: float | None = None
@@ -90,7 +104,7 @@ class TurnClock:
 
     def _start(self) -> None:
         if self._cpu_at_stop is not None:
-            self.spill_cpu += time.process_time() - self._cpu_at_stop
+            self.spill_cpu += own_cpu() - self._cpu_at_stop
         self._watched_at = tree_cpu(self.watch_pid)
         self.turns += 1
         self._since = time.perf_counter()
@@ -98,7 +112,7 @@ class TurnClock:
     def _stop(self) -> None:
         self.seconds += time.perf_counter() - self._since
         self.watched_cpu += tree_cpu(self.watch_pid) - self._watched_at
-        self._cpu_at_stop = time.process_time()
+        self._cpu_at_stop = own_cpu()
 
 
 @dataclass

@@ -180,20 +180,20 @@ def test_early_writes_go_while_the_run_goes_on_and_are_all_stored_when_written(
     (and the held metrics and tags) are in the store, and removes the batch's folder."""
     import threading
 
-    import viralab.tracking.artifacts as tracking  # `_upload_one` is looked up there
     from viralab.tracking import hold_writes, log_metrics, log_params, set_tags, write_held
+    from viralab.tracking.artifacts import Upload
     from viralab.tracking.held import _held
 
     release = threading.Event()  # the background writes wait until the body has gone on
     started: list[str] = []
-    upload = tracking._upload_one
+    upload = Upload.__call__
 
-    def slow_upload(repo: object, local_dir: Path, path: Path) -> None:
-        started.append(path.name)
+    def slow_upload(self: Upload) -> None:
+        started.append(Path(self.local_path).name)
         assert release.wait(10)
-        upload(repo, local_dir, path)
+        upload(self)
 
-    monkeypatch.setattr(tracking, "_upload_one", slow_upload)
+    monkeypatch.setattr(Upload, "__call__", slow_upload)
     client = mlflow.MlflowClient()
     with mlflow.start_run() as run:
         run_id = run.info.run_id
@@ -232,13 +232,13 @@ def test_early_writes_go_while_the_run_goes_on_and_are_all_stored_when_written(
 def test_a_failed_early_write_fails_write_held_after_the_rest_is_written(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import viralab.tracking.artifacts as tracking  # `_upload_one` is looked up there
     from viralab.tracking import hold_writes, log_metrics, write_held
+    from viralab.tracking.artifacts import Upload
 
-    def broken(repo: object, local_dir: Path, path: Path) -> None:
+    def broken(self: Upload) -> None:
         raise OSError("the server went away")
 
-    monkeypatch.setattr(tracking, "_upload_one", broken)
+    monkeypatch.setattr(Upload, "__call__", broken)
     with mlflow.start_run() as run:
         assert hold_writes(run.info.run_id, early=True)
         with artifact_batch() as batch:

@@ -120,6 +120,10 @@ def test_scoring_keeps_answering_and_the_cli_fails_fast_when_the_server_dies(
 
     server, _ = tracking_server
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
+    # the prediction log's identity lookup (a daemon thread per load) would outlive the test,
+    # retrying against the dead server for minutes with MLflow's defaults
+    monkeypatch.setenv("VIRALAB_SERVED_MODEL", "preference")
+    monkeypatch.setenv("VIRALAB_SERVED_VERSION", "1")
     mlflow.set_tracking_uri(server.url)
     serving.clear_caches()
     train(compose(["data.n_videos=220"]))

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import random
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -103,11 +106,28 @@ def test_fit_reports_history_and_prints_one_line_per_epoch(
 
 
 @pytest.mark.slow
-def test_same_seed_same_weights(model_cfg) -> None:
+def test_same_seed_same_weights_whatever_else_uses_the_global_generators(model_cfg) -> None:
+    """Another thread may draw from Python's `random` between two builds (urllib3's retry
+    jitter in a background tracking request did, in CI): the weights must not move."""
     a = lstm.build_lstm(model_cfg, (5, 3), seed=7).get_weights()
-    b = lstm.build_lstm(model_cfg, (5, 3), seed=7).get_weights()
+    stop = threading.Event()
+
+    def draw() -> None:
+        while not stop.is_set():
+            random.random()
+            time.sleep(0.0005)
+
+    drawer = threading.Thread(target=draw)
+    drawer.start()
+    try:
+        b = lstm.build_lstm(model_cfg, (5, 3), seed=7).get_weights()
+    finally:
+        stop.set()
+        drawer.join()
+    c = lstm.build_lstm(model_cfg, (5, 3), seed=8).get_weights()
     for wa, wb in zip(a, b, strict=True):
         np.testing.assert_array_equal(wa, wb)
+    assert not np.array_equal(a[0], c[0])
 
 
 def test_permutation_importance_ranks_the_input_that_matters() -> None:

@@ -18,6 +18,7 @@ NOT_VOCABULARY = {
     "viralab.serve.prediction_log",
     # the writer process's module (`python -m ...`)
     "viralab.serve.prediction_log_writer",
+    "viralab.tracking.writer_process",  # the tracking writer process's module
     # logger name kept by the model cache split out of serve.predict
     "viralab.serve.predict",
     # the packaged Hydra tree (`pkg://viralab.conf`)

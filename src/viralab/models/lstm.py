@@ -10,10 +10,11 @@ This module computes only; `viralab.forecasting` logs what `fit_network` returns
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +69,19 @@ def masked_loss(loss: str, huber_delta: float = 1.0) -> Any:
     return masked
 
 
+def _layer_seeds(seed: int | None) -> Iterator[int | None]:
+    """One seed per initializer and dropout layer, drawn from `seed` alone.
+
+    Keras draws an unseeded layer's seed from Python's global `random` when the layer is made,
+    and any thread of the process may use that generator in between (urllib3's retry jitter
+    does, in the tracking client's background requests): with explicit seeds, the same
+    `seed` gives the same weights whatever else the process is doing."""
+    if seed is None:
+        return itertools.repeat(None)
+    state = np.random.SeedSequence(int(seed)).generate_state(16)
+    return iter(int(s) % (2**31 - 1) for s in state)
+
+
 def build_lstm(
     model_cfg: Mapping[str, Any],
     input_shape: tuple[int, int],
@@ -90,22 +104,35 @@ def build_lstm(
     keras.backend.clear_session()
     if seed is not None:
         keras.utils.set_random_seed(int(seed))
+    seeds = _layer_seeds(seed)
     unroll = bool(model_cfg["unroll"])
     dropout = float(model_cfg["dropout_rate"])
     units_2 = int(model_cfg["lstm_units_2"] or 0)
+
+    def recurrent(units: int, return_sequences: bool) -> list[Any]:
+        return [
+            keras.layers.LSTM(
+                units,
+                return_sequences=return_sequences,
+                unroll=unroll,
+                kernel_initializer=keras.initializers.GlorotUniform(seed=next(seeds)),
+                recurrent_initializer=keras.initializers.Orthogonal(seed=next(seeds)),
+                seed=next(seeds),
+            ),
+            keras.layers.Dropout(dropout, seed=next(seeds)),
+        ]
+
+    def dense(units: int, activation: str) -> Any:
+        init = keras.initializers.GlorotUniform(seed=next(seeds))
+        return keras.layers.Dense(units, activation=activation, kernel_initializer=init)
+
     layers = [
         keras.Input(shape=input_shape),
-        keras.layers.LSTM(
-            int(model_cfg["lstm_units_1"]), return_sequences=units_2 > 0, unroll=unroll
-        ),
-        keras.layers.Dropout(dropout),
+        *recurrent(int(model_cfg["lstm_units_1"]), units_2 > 0),
     ]
     if units_2 > 0:
-        layers += [keras.layers.LSTM(units_2, unroll=unroll), keras.layers.Dropout(dropout)]
-    layers += [
-        keras.layers.Dense(int(model_cfg["dense_units"]), activation="relu"),
-        keras.layers.Dense(int(n_outputs), activation="linear"),
-    ]
+        layers += recurrent(units_2, False)
+    layers += [dense(int(model_cfg["dense_units"]), "relu"), dense(int(n_outputs), "linear")]
     model = keras.Sequential(layers, name="lstm_forecaster")
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=float(model_cfg["learning_rate"])),

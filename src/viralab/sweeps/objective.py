@@ -13,7 +13,6 @@ import math
 import os
 import shlex
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from typing import Any
 
@@ -27,13 +26,14 @@ from viralab.sweeps import runs
 from viralab.sweeps.plan import SweepPlan, TrialComposer, lean_overrides
 from viralab.sweeps.space import hydra_value
 from viralab.tracking import (
-    create_run,
+    create_run_in_background,
     early_writes,
     hold_writes,
     no_run_links,
     open_created_run,
     set_tags,
     settle_ended_runs,
+    start_writer,
 )
 from viralab.tracking.tags import (
     FAILED_ATTR,
@@ -104,7 +104,8 @@ class Objective:
             self.experiment_id = runs.run_experiment_id(parent_run_id)
         # against a tracking server, a trial's run is created while its point is sampled
         self.overlap = parent_run_id is not None and early_writes()
-        self._run_pool: ThreadPoolExecutor | None = None
+        if self.overlap:  # its imports (~1 s, another core) overlap the sweep's first trial
+            start_writer()
         # Hydra composes the trials' config once; each trial only sets its own values on a copy
         self.trial_base = TrialComposer(
             [*plan.base_overrides, *self.lean, "register=false"],
@@ -190,18 +191,16 @@ class Objective:
     def _start_run_while_sampling(
         self, trial: optuna.Trial, run_name: str
     ) -> tuple[str, DictConfig]:
-        """The trial's run created on another thread while this one samples the trial's point
-        and composes its config: neither needs the run, and the run needs only the trial's
-        number. Why: against a tracking server the creation is a request (~11 ms, ~25 ms with
-        the client's side) the trial only waited for; sampling (Optuna's TPE and its storage,
-        ~20 ms) and composing (~10 ms) are done meanwhile. Sampling stays on this thread:
-        Optuna caches the study's trials per thread. The trial's command (its overrides, known
-        once sampled) joins the run's held tags. A trial whose sampling or config fails ends
-        its run FAILED (the config was checked before trial 1)."""
-        if self._run_pool is None:
-            self._run_pool = ThreadPoolExecutor(1, thread_name_prefix="viralab-trial-run")
+        """The trial's run created in the background (in the tracking writer process) while this
+        thread samples the trial's point and composes its config: neither needs the run, and the run
+        needs only the trial's number. Why: against a tracking server the creation is a request (~11
+        ms, ~25 ms with the client's side) the trial only waited for; sampling (Optuna's TPE and its
+        storage, ~20 ms) and composing (~10 ms) are done meanwhile. Sampling stays on this thread:
+        Optuna caches the study's trials per thread. The trial's command (its overrides, known once
+        sampled) joins the run's held tags. A trial whose sampling or config fails ends its run
+        FAILED (the config was checked before trial 1)."""
         tags = {"mlflow.parentRunId": self.parent_run_id, **self._run_tags(trial)}
-        created = self._run_pool.submit(create_run, self.experiment_id, run_name, tags)
+        created = create_run_in_background(self.experiment_id, run_name, tags)
         try:
             values, overrides = self._sample(trial, run_name)
             cfg = self._compose(trial, run_name, values, overrides)

@@ -3,7 +3,8 @@
 Training code computes and returns results; this package is the edge that talks to MLflow
 (STYLE: "tracking at the edges"). By role: `store` (where runs live), `held` (a run's params,
 metrics and tags, held or sent early), `artifacts` (a run's files, uploaded together), `runs`
-(opening runs, config and commit), `tags` (the `viralab.*` vocabulary). The names below are
+(opening runs, config and commit), `tags` (the `viralab.*` vocabulary), `writer` (the
+child process that makes a run's background requests). The names below are
 re-exported so `from viralab.tracking import X` keeps working.
 """
 
@@ -15,12 +16,10 @@ from viralab.tracking.artifacts import (
 )
 from viralab.tracking.held import (
     ASYNC_BUFFER_ENV,
-    BACKGROUND_THREADS,
     EARLY_WRITES_ENV,
     PARAMS_PER_BATCH,
     RunWrites,
     async_logging,
-    background_pool,
     discard_held_tag,
     early_writes,
     early_writes_of,
@@ -38,6 +37,7 @@ from viralab.tracking.runs import (
     PARAMS_PER_CALL,
     SUPPRESS_URL_ENV,
     create_run,
+    create_run_in_background,
     end_run_later,
     git_commit,
     log_config,
@@ -57,6 +57,8 @@ from viralab.tracking.store import (
     skip_absent_platform_modules,
     tune_sqlite,
 )
+from viralab.tracking.writer import BACKGROUND_THREADS, background_pool
+from viralab.tracking.writer import start as start_writer
 
 __all__ = [
     "ASYNC_BUFFER_ENV",
@@ -76,6 +78,7 @@ __all__ = [
     "background_pool",
     "configure_tracking",
     "create_run",
+    "create_run_in_background",
     "discard_held_tag",
     "early_writes",
     "early_writes_of",
@@ -97,6 +100,7 @@ __all__ = [
     "set_tags",
     "settle_ended_runs",
     "skip_absent_platform_modules",
+    "start_writer",
     "tracked_run",
     "tune_sqlite",
     "upload_artifacts",

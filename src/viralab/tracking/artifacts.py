@@ -14,13 +14,15 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import mlflow
 import yaml
 
-from viralab.tracking.held import _held, background_pool, send_early
+from viralab.tracking.held import _held, send_early
+from viralab.tracking.writer import Call, background_pool
 
 
 class ArtifactBatch:
@@ -96,6 +98,22 @@ def _upload_one(repo: Any, local_dir: Path, path: Path) -> None:
     repo.log_artifact(str(path), None if folder == "." else folder)
 
 
+@dataclass(frozen=True)
+class Upload(Call):
+    """One file's upload, as the tracking writer process can make it (`writer.Call`)."""
+
+    artifact_uri: str
+    tracking_uri: str
+    local_path: str
+    artifact_path: str | None
+
+    def __call__(self) -> None:
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        repo = get_artifact_repository(self.artifact_uri, tracking_uri=self.tracking_uri)
+        repo.log_artifact(self.local_path, self.artifact_path)
+
+
 def upload_artifacts(local_dir: Path, artifact_uri: str, files: list[Path] | None = None) -> None:
     """Upload every file under ``local_dir`` (or ``files`` of it) to ``artifact_uri``, keeping
     the relative paths.
@@ -133,11 +151,11 @@ def _send_files(run_id: str, batch: ArtifactBatch, artifact_uri: str, quiet: boo
     writes = _held.get(run_id)
     if writes is None or not writes.early:
         return False
-    files = batch.unsent()
-    if files:
-        repo = _artifact_repo(artifact_uri)
-        for path in files:
-            send_early(run_id, functools.partial(_upload_one, repo, batch.root, path), quiet=quiet)
+    tracking_uri = mlflow.get_tracking_uri()
+    for path in batch.unsent():
+        folder = path.parent.relative_to(batch.root).as_posix()
+        upload = Upload(artifact_uri, tracking_uri, str(path), None if folder == "." else folder)
+        send_early(run_id, upload, quiet=quiet)
     return True
 
 

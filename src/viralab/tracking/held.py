@@ -9,18 +9,18 @@ the same held runs.
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
 from typing import Any
 
 import mlflow
 from mlflow.entities import Metric, Param, RunTag
+
+from viralab.tracking.writer import ClientCall, background_pool, submit
 
 log = logging.getLogger(__name__)
 
@@ -80,21 +80,6 @@ class RunWrites:
 #: Runs whose writes are held, by run id (see `hold_writes`).
 _held: dict[str, RunWrites] = {}
 
-#: Threads for writes sent while the run goes on (`send_early`) and for concurrent uploads;
-#: started once per process (MLflow's async logging set its threads up for every run).
-BACKGROUND_THREADS = 8
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def background_pool() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(BACKGROUND_THREADS, thread_name_prefix="viralab-tracking")
-        return _pool
-
-
 #: `VIRALAB_EARLY_WRITES=1|0` forces early writes on or off; unset: on for a remote store
 #: (a tracking server), off for SQLite (see `early_writes`).
 EARLY_WRITES_ENV = "VIRALAB_EARLY_WRITES"
@@ -148,23 +133,29 @@ def early_writes_of(run_id: str) -> bool:
 
 
 def send_early(run_id: str, fn: Callable[[], None], *, quiet: bool = False) -> bool:
-    """Run ``fn`` (a write for the held run ``run_id``) on a background thread now; False
+    """Start ``fn`` (a write for the held run ``run_id``) in the background now: in the
+    tracking writer process when it is a `writer.Call`, else on a background thread; False
     when the run's writes are not held (the caller writes it itself). `write_held` joins it
     (raising its error, unless ``quiet``)."""
     writes = _held.get(run_id)
     if writes is None:
         return False
-
-    def run() -> None:
-        try:
-            fn()
-        except Exception:
-            if not quiet:
-                raise
-            log.debug("a background write for run %s failed", run_id, exc_info=True)
-
-    writes.sent.append(background_pool().submit(run))
+    future = submit(fn)
+    writes.sent.append(_quietly(future, run_id) if quiet else future)
     return True
+
+
+def _quietly(future: Future, run_id: str) -> Future:
+    """``future``'s outcome with a failure logged (debug) instead of raised."""
+    quiet: Future = Future()
+
+    def settle(done: Future) -> None:
+        if done.exception() is not None:
+            log.debug("a background write for run %s failed", run_id, exc_info=done.exception())
+        quiet.set_result(None)
+
+    future.add_done_callback(settle)
+    return quiet
 
 
 def _send_batch_early(run_id: str, fn: Callable[[], None]) -> None:
@@ -206,14 +197,17 @@ def write_held(run_id: str, along: Callable[[], None] | None = None) -> None:
         if along is not None:
             along()
         return
-    batch: Callable[[], None] | None = None
+    batch: ClientCall | None = None
     if writes.params or writes.metrics or writes.tags:
-        batch = functools.partial(
-            mlflow.MlflowClient().log_batch,
-            run_id,
-            metrics=writes.metrics,
-            params=[Param(k, v) for k, v in writes.params.items()],
-            tags=[RunTag(k, v) for k, v in writes.tags.items()],
+        batch = ClientCall(
+            mlflow.get_tracking_uri(),
+            "log_batch",
+            (run_id,),
+            {
+                "metrics": writes.metrics,
+                "params": [Param(k, v) for k, v in writes.params.items()],
+                "tags": [RunTag(k, v) for k, v in writes.tags.items()],
+            },
         )
     if writes.early_tags & writes.tags.keys():  # a newer value of a tag sent early: the
         wait(writes.early_batches)  # early batch lands first, so the newer value stays
@@ -221,7 +215,7 @@ def write_held(run_id: str, along: Callable[[], None] | None = None) -> None:
         # longest request of a trial's end, behind them)
     try:
         if batch is not None and along is not None and writes.early:
-            writes.sent.append(background_pool().submit(batch))
+            writes.sent.append(submit(batch))
             along()
             return
         try:
@@ -306,7 +300,7 @@ def _send_params(run_id: str, held: RunWrites, *, whole_batches_only: bool) -> N
     items = list(held.params.items())
     cut = len(items) - len(items) % PARAMS_PER_BATCH if whole_batches_only else len(items)
     held.params = dict(items[cut:])
-    client = mlflow.MlflowClient()
+    uri = mlflow.get_tracking_uri()
     for start in range(0, cut, PARAMS_PER_BATCH):
         batch = [Param(k, v) for k, v in items[start : start + PARAMS_PER_BATCH]]
         # the tags held so far ride along in the same request (up to MLflow's 100): off the
@@ -316,7 +310,7 @@ def _send_params(run_id: str, held: RunWrites, *, whole_batches_only: bool) -> N
             del held.tags[tag.key]
             held.early_tags.add(tag.key)
         _send_batch_early(
-            run_id, functools.partial(client.log_batch, run_id, params=batch, tags=tags)
+            run_id, ClientCall(uri, "log_batch", (run_id,), {"params": batch, "tags": tags})
         )
 
 

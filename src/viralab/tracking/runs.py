@@ -31,9 +31,10 @@ from viralab.config import (
     to_safe_container,
 )
 from viralab.tracking.artifacts import artifact_batch
-from viralab.tracking.held import background_pool, log_params, send_params_early, set_tags
+from viralab.tracking.held import log_params, send_params_early, set_tags
 from viralab.tracking.store import ensure_experiment
 from viralab.tracking.tags import CONFIG_ARTIFACT, ERROR, GIT_COMMIT
+from viralab.tracking.writer import ClientCall, submit
 
 SUPPRESS_URL_ENV = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"
 
@@ -65,10 +66,31 @@ def create_run(experiment_id: str, run_name: str, tags: Mapping[str, Any]) -> Ru
     made on another thread it overlaps the trial's sampling (Optuna, which must run on the
     sweep's own thread) and composition.
     """
+    return mlflow.MlflowClient().create_run(
+        experiment_id, tags=_run_tags(run_name, tags), run_name=run_name
+    )
+
+
+def create_run_in_background(
+    experiment_id: str, run_name: str, tags: Mapping[str, Any]
+) -> Future[Run]:
+    """`create_run` as a background request (`writer.submit`: against a server, in the
+    tracking writer process, whose ~2 ms of client Python per request then do not take the
+    interpreter from what this thread does meanwhile). MLflow's source tags are resolved here,
+    where the run's context is."""
+    call = ClientCall(
+        mlflow.get_tracking_uri(),
+        "create_run",
+        (experiment_id,),
+        {"tags": _run_tags(run_name, tags), "run_name": run_name},
+    )
+    return submit(call)
+
+
+def _run_tags(run_name: str, tags: Mapping[str, Any]) -> dict[str, str]:
     from mlflow.tracking.context.registry import resolve_tags
 
-    resolved = resolve_tags({"mlflow.runName": run_name, **{k: str(v) for k, v in tags.items()}})
-    return mlflow.MlflowClient().create_run(experiment_id, tags=resolved, run_name=run_name)
+    return resolve_tags({"mlflow.runName": run_name, **{k: str(v) for k, v in tags.items()}})
 
 
 def open_created_run(run: Run) -> str:
@@ -262,16 +284,14 @@ def end_run_later(run_id: str, status: str) -> None:
         stack.pop()
         fluent._last_active_run_id.set(run_id)
     end_time = int(time.time() * 1000)
-    client = mlflow.MlflowClient()
+    uri = mlflow.get_tracking_uri()
     if os.environ.get(SUPPRESS_URL_ENV, "").lower() == "true":  # no "View run" link, so no
         # request for it (`no_run_links` is over by the time the update is sent)
-        store = client._tracking_client.store
-        update = functools.partial(
-            store.update_run_info, run_id, RunStatus.from_string(status), end_time, None
-        )
+        args = (run_id, RunStatus.from_string(status), end_time, None)
+        update = ClientCall(uri, "update_run_info", args, store=True)
     else:
-        update = functools.partial(client.set_terminated, run_id, status, end_time)
-    _ending.append((run_id, status, end_time, background_pool().submit(update)))
+        update = ClientCall(uri, "set_terminated", (run_id, status, end_time))
+    _ending.append((run_id, status, end_time, submit(update)))
 
 
 def settle_ended_runs() -> None:
