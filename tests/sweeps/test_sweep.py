@@ -263,12 +263,14 @@ def test_against_a_server_a_trials_run_is_created_while_its_point_is_sampled(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """With early writes (a tracking server; forced here on SQLite) the trial's run is created
-    on another thread while the sweep's thread samples the point and composes the config (Optuna's
+    in the background (on a background thread here; against a server in the tracking writer
+    process) while the sweep's thread samples the point and composes the config (Optuna's
     trial cache is per thread: elsewhere it proposes from a stale history), so the proposals
     equal those of a sweep without early writes."""
     import threading
 
     from viralab.sweeps import objective as objective_module
+    from viralab.tracking.writer import ClientCall
 
     run_sweep(
         ["sweep=ridge", "n_trials=14", "sweep.study_name=baseline"], trial_fn=family(distance)
@@ -276,12 +278,13 @@ def test_against_a_server_a_trials_run_is_created_while_its_point_is_sampled(
     monkeypatch.setenv("VIRALAB_EARLY_WRITES", "1")
     created: list[str] = []
     composed: list[str] = []
-    create = objective_module.create_run
+    call = ClientCall.__call__
     compose = objective_module.Objective._compose
 
-    def spy_create(*args: object) -> object:
-        created.append(threading.current_thread().name)
-        return create(*args)
+    def spy_call(self: ClientCall) -> object:
+        if self.method == "create_run":
+            created.append(threading.current_thread().name)
+        return call(self)
 
     def spy_compose(self: object, *args: object) -> object:
         composed.append(threading.current_thread().name)
@@ -296,13 +299,13 @@ def test_against_a_server_a_trials_run_is_created_while_its_point_is_sampled(
         ended_later.append(status)
         end_later(run_id, status)
 
-    monkeypatch.setattr(objective_module, "create_run", spy_create)
+    monkeypatch.setattr(ClientCall, "__call__", spy_call)
     monkeypatch.setattr(objective_module.Objective, "_compose", spy_compose)
     monkeypatch.setattr(runs_module, "end_run_later", spy_end_later)
     result = run_sweep(["sweep=ridge", "n_trials=14"], trial_fn=family(distance))
     assert ended_later == ["FINISHED"] * 14
     assert result.counts == {"COMPLETE": 14, "PRUNED": 0, "FAIL": 0}
-    assert len(created) == 14 and all(t.startswith("viralab-trial-run") for t in created)
+    assert len(created) == 14 and all(t.startswith("viralab-tracking") for t in created)
     assert composed == [threading.current_thread().name] * 14
     # past the sampler's 10 random start-up trials: TPE saw the same history
     assert [t.params for t in _study("ridge").trials] == [

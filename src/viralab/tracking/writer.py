@@ -234,6 +234,7 @@ def _thread_submit(fn: Callable[[], Any]) -> Future:
 
 _writer: _Writer | None = None
 _failed = False
+_at_exit: list[Callable[[], None]] = []  # `stop`, once registered
 _start_lock = threading.Lock()
 
 
@@ -258,7 +259,9 @@ def start() -> bool:
             _failed = True
             log.warning("tracking writer process did not start (%s): background threads", exc)
             return False
-        atexit.register(stop)
+        if not _at_exit:
+            atexit.register(stop)
+            _at_exit.append(stop)
         return True
 
 
