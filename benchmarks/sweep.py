@@ -448,7 +448,11 @@ def main() -> int:
         print(line)
         if not args.sequential:
             late = " / ".join(f"{x:.2f}" for x in spilled[name])
-            whose = "its threads' and the server's" if name == "server" else "its threads'"
+            whose = (
+                "its threads', its writer process's and the server's"
+                if name == "server"
+                else "its threads'"
+            )
             what = "not counted" if name == "untracked" else "counted in"
             print(f"  {'':<10} CPU outside its turns ({whose}, {what}): {late} s")
     # The same share measured inside each tracked sweep: its time outside the trials' compute,

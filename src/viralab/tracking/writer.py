@@ -178,10 +178,12 @@ class _Writer:
             held = list(self.pending.values())
             self.pending.clear()
         if held or not self.closed:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=1)  # its exit code, for the message
             log.warning(
                 "tracking writer process ended (exit code %s); %d pending request(s) and the "
                 "rest of this process's go through background threads",
-                self.proc.poll(),
+                self.proc.returncode,
                 len(held),
             )
         for future, call in held:
