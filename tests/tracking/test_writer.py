@@ -69,6 +69,7 @@ def test_requests_to_a_server_are_made_by_the_writer_process(
     local = tmp_path / "config.yaml"
     local.write_text("a: 1\n")
     artifact_uri = mlflow.MlflowClient(tracking_uri=server.url).get_run(run_id).info.artifact_uri
+    assert writer.start()
     futures = [
         writer.submit(batch),
         writer.submit(Upload(artifact_uri, server.url, str(local), "conf")),
@@ -92,6 +93,7 @@ def test_requests_to_a_server_are_made_by_the_writer_process(
 
 
 def test_a_failed_request_raises_where_it_is_waited_for(server: ManagedProcess) -> None:
+    assert writer.start()
     future = writer.submit(ClientCall(server.url, "get_run", ("f" * 32,)))
     error = future.exception(timeout=60)
     assert isinstance(error, WriterError)
@@ -104,10 +106,18 @@ def test_local_stores_and_plain_callables_stay_in_this_process(tmp_path: Path) -
     run_id = mlflow.MlflowClient(tracking_uri=uri).create_run("0").info.run_id
     call = ClientCall(uri, "log_batch", (run_id,), {"params": [Param("k", "v")]})
     assert not call.remote()
+    assert writer.start()
     writer.submit(call).result(timeout=60)
     assert writer.submit(os.getpid).result(timeout=60) == os.getpid()
-    assert writer.writer_pid() is None  # never started for them
+    assert writer.answered() == 0  # neither went to the writer
     assert mlflow.MlflowClient(tracking_uri=uri).get_run(run_id).data.params == {"k": "v"}
+
+
+def test_requests_stay_on_threads_until_a_sweep_starts_the_writer(server: ManagedProcess) -> None:
+    run_id = _run_id(server.url)
+    writer.submit(ClientCall(server.url, "set_tag", (run_id, "k", "v"))).result(timeout=60)
+    assert writer.writer_pid() is None  # a single training run does not wait for its imports
+    assert mlflow.MlflowClient(tracking_uri=server.url).get_run(run_id).data.tags["k"] == "v"
 
 
 def test_thread_mode_keeps_every_request_in_this_process(
@@ -115,6 +125,7 @@ def test_thread_mode_keeps_every_request_in_this_process(
 ) -> None:
     monkeypatch.setenv(writer.WRITER_ENV, "thread")
     run_id = _run_id(server.url)
+    assert not writer.start()
     writer.submit(ClientCall(server.url, "set_tag", (run_id, "k", "v"))).result(timeout=60)
     assert writer.writer_pid() is None
     assert mlflow.MlflowClient(tracking_uri=server.url).get_run(run_id).data.tags["k"] == "v"

@@ -8,14 +8,14 @@ behind the embedded one's (issue 18). In a process of its own that Python runs o
 core; the calling thread only pickles the call into a pipe (~0.1 ms).
 
 What goes there: `Call`s, picklable descriptions of a request (`ClientCall`, and
-`artifacts.Upload`); any other callable, or any call when the writer is off or cannot start,
-runs on the background thread pool as before. The writer starts on first use (or `start()`,
-which a sweep calls up front so that its ~1 s of imports overlaps the sweep's own), takes the
-process's MLflow and AWS environment with every call (a token set later still reaches it) and
-ends when this process does: it reads EOF, finishes what it holds and exits, also after this
-process is killed. If it dies, the calls it held run again here, on the thread pool, and the
-rest of the process's calls go there too (said once, in the log). ``VIRALAB_TRACKING_WRITER=
-thread`` keeps every call on the thread pool.
+`artifacts.Upload`); any other callable, or any call when no writer runs, runs on the
+background thread pool as before. A sweep starts the writer (`start()`, up front, so that its
+~1 s of imports overlaps the sweep's own; a single training run does not: it would only wait
+for them). The writer takes the process's MLflow and AWS environment with every call (a token
+set later still reaches it) and ends when this process does: it reads EOF, finishes what it
+holds and exits, also after this process is killed. If it dies, the calls it held run again
+here, on the thread pool, and the rest of the process's calls go there too (said once, in the
+log). ``VIRALAB_TRACKING_WRITER=thread`` keeps every call on the thread pool.
 """
 
 from __future__ import annotations
@@ -269,10 +269,11 @@ def start() -> bool:
 
 def submit(fn: Callable[[], Any]) -> Future:
     """Run ``fn`` in the background: a `Call` to a tracking server in the writer process when
-    it runs, anything else (or everything, when it does not) on the background thread pool."""
-    if isinstance(fn, Call) and fn.remote() and start():
-        assert _writer is not None
-        future = _writer.submit(fn)
+    one runs (`start`), anything else (or everything, when none does) on the background
+    thread pool. Not started here: a single training run would wait for its imports."""
+    writer = _writer
+    if isinstance(fn, Call) and writer is not None and writer.alive and fn.remote():
+        future = writer.submit(fn)
         if future is not None:
             return future
     return _thread_submit(fn)
