@@ -69,7 +69,7 @@ def test_requests_to_a_server_are_made_by_the_writer_process(
     local = tmp_path / "config.yaml"
     local.write_text("a: 1\n")
     artifact_uri = mlflow.MlflowClient(tracking_uri=server.url).get_run(run_id).info.artifact_uri
-    assert writer.start()
+    assert writer.start(server.url)
     futures = [
         writer.submit(batch),
         writer.submit(Upload(artifact_uri, server.url, str(local), "conf")),
@@ -93,7 +93,7 @@ def test_requests_to_a_server_are_made_by_the_writer_process(
 
 
 def test_a_failed_request_raises_where_it_is_waited_for(server: ManagedProcess) -> None:
-    assert writer.start()
+    assert writer.start(server.url)
     future = writer.submit(ClientCall(server.url, "get_run", ("f" * 32,)))
     error = future.exception(timeout=60)
     assert isinstance(error, WriterError)
@@ -106,7 +106,8 @@ def test_local_stores_and_plain_callables_stay_in_this_process(tmp_path: Path) -
     run_id = mlflow.MlflowClient(tracking_uri=uri).create_run("0").info.run_id
     call = ClientCall(uri, "log_batch", (run_id,), {"params": [Param("k", "v")]})
     assert not call.remote()
-    assert writer.start()
+    assert not writer.start(uri)  # not for a local store
+    assert writer.start("http://127.0.0.1:1")
     writer.submit(call).result(timeout=60)
     assert writer.submit(os.getpid).result(timeout=60) == os.getpid()
     assert writer.answered() == 0  # neither went to the writer
@@ -125,7 +126,7 @@ def test_thread_mode_keeps_every_request_in_this_process(
 ) -> None:
     monkeypatch.setenv(writer.WRITER_ENV, "thread")
     run_id = _run_id(server.url)
-    assert not writer.start()
+    assert not writer.start(server.url)
     writer.submit(ClientCall(server.url, "set_tag", (run_id, "k", "v"))).result(timeout=60)
     assert writer.writer_pid() is None
     assert mlflow.MlflowClient(tracking_uri=server.url).get_run(run_id).data.tags["k"] == "v"
@@ -135,7 +136,7 @@ def test_a_dead_writer_hands_what_it_held_to_threads_and_nothing_is_lost(
     server: ManagedProcess, caplog: pytest.LogCaptureFixture
 ) -> None:
     run_id = _run_id(server.url)
-    assert writer.start()
+    assert writer.start(server.url)
     pid = writer.writer_pid()
     assert pid is not None
     os.kill(pid, signal.SIGSTOP)  # the next call waits in the pipe, unanswered
@@ -164,7 +165,7 @@ def test_the_writer_ends_when_its_parent_is_killed(server: ManagedProcess) -> No
     code = (
         "import sys, time\n"
         "from viralab.tracking import writer\n"
-        "assert writer.start()\n"
+        "assert writer.start('http://127.0.0.1:1')\n"
         "print(writer.writer_pid(), flush=True)\n"
         "time.sleep(120)\n"
     )

@@ -70,7 +70,7 @@ from viralab.sweeps.workers import (
     optimize_worker,
     run_workers,
 )
-from viralab.tracking import configure_tracking
+from viralab.tracking import configure_tracking, start_writer
 from viralab.tracking.tags import (
     SWEEP,
     SWEEP_DIRECTION,
@@ -272,6 +272,8 @@ def main() -> None:
     overrides = expand_override_args(sys.argv[1:])
     refuse_secret_overrides(overrides)  # before Hydra writes or MLflow logs anything
     check_group_choices(overrides)
+    # against a server: the tracking writer's imports overlap the config and data loading
+    start_writer(os.environ.get("MLFLOW_TRACKING_URI", ""))
     sys.argv = [sys.argv[0], *overrides]
     use_project_layers()  # the project's conf/ before the packaged tree
     try:

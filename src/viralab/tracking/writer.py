@@ -38,6 +38,8 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 WRITER_ENV = "VIRALAB_TRACKING_WRITER"
+#: Tracking URIs of a server: the only stores whose requests go to the writer.
+REMOTE = ("http://", "https://")
 #: The environment the writer takes from this process with each call.
 ENV_PREFIXES = ("MLFLOW_", "AWS_")
 
@@ -53,7 +55,7 @@ class Call:
     def remote(self) -> bool:
         """Whether it goes to a tracking server (only those go to the writer: a local store's
         write is disk work in this process either way)."""
-        return self.tracking_uri.startswith(("http://", "https://"))
+        return self.tracking_uri.startswith(REMOTE)
 
 
 @dataclass(frozen=True)
@@ -245,10 +247,15 @@ def enabled() -> bool:
     return os.environ.get(WRITER_ENV, "process").strip().lower() != "thread"
 
 
-def start() -> bool:
-    """Start the writer now if it is on and not running; False when calls stay in-process."""
+def start(tracking_uri: str | None = None) -> bool:
+    """Start the writer now if it is on and not running; False when calls stay in-process,
+    also when ``tracking_uri`` (default: the current one) is not a tracking server."""
     global _writer, _failed
-    if not enabled() or _failed:
+    if tracking_uri is None:
+        import mlflow
+
+        tracking_uri = mlflow.get_tracking_uri()
+    if not enabled() or _failed or not tracking_uri.startswith(REMOTE):
         return False
     with _start_lock:
         if _writer is not None and _writer.alive:
