@@ -15,11 +15,13 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import mlflow
 import optuna
+import psutil
 import pytest
 from omegaconf import OmegaConf
 
@@ -292,9 +294,14 @@ def test_against_a_tracking_server_a_trial_logs_the_same_and_its_files_match(
         server.stop()
 
 
-def _sweep_process(tmp: Path, *args: str) -> subprocess.Popen:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/mlruns/mlflow.db"}
-    env.pop("VIRALAB_OPTUNA_STORAGE", None)
+def _sweep_process(tmp: Path, *args: str, tracking_uri: str | None = None) -> subprocess.Popen:
+    (tmp / "mlruns").mkdir(exist_ok=True)
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": tracking_uri or f"sqlite:///{tmp}/mlruns/mlflow.db",
+        # beside the embedded store; a server's sweep would default to the working directory's
+        "VIRALAB_OPTUNA_STORAGE": f"sqlite:///{tmp}/mlruns/optuna.db",
+    }
     return subprocess.Popen(
         [sys.executable, "-m", "viralab.sweep", "sweep=ridge", "data.n_videos=200",
          "sweep.heartbeat_interval=1", "sweep.grace_period=2",
@@ -318,12 +325,49 @@ def wait_for(predicate: Any, timeout: float, proc: subprocess.Popen | None = Non
     raise AssertionError(f"timed out after {timeout}s")
 
 
+@pytest.fixture(params=["embedded", "server"])
+def sweep_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The sweep's tracking store: the embedded SQLite file, or a real `mlflow server` (whose
+    background requests the sweep makes in its tracking writer process)."""
+    if request.param == "embedded":
+        yield f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+        return
+    from tests.support.services import require_service, start_mlflow_server
+
+    try:
+        server = start_mlflow_server(
+            f"sqlite:///{tmp_path}/server.db", artifacts_destination=str(tmp_path / "artifacts")
+        )
+    except (RuntimeError, OSError) as exc:
+        require_service(f"mlflow server: {exc}")
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+def _writers(pid: int) -> list[psutil.Process]:
+    return [
+        p
+        for p in psutil.Process(pid).children(recursive=True)
+        if "viralab.tracking.writer_process" in p.cmdline()
+    ]
+
+
+def _gone(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 @pytest.mark.slow
 def test_a_sweep_killed_mid_trial_keeps_every_completed_trial_and_is_cleaned_on_resume(
-    tmp_path: Path, mlflow_isolation: str
+    tmp_path: Path, mlflow_isolation: str, sweep_store: str
 ) -> None:
     storage = f"sqlite:///{tmp_path}/mlruns/optuna.db"
-    proc = _sweep_process(tmp_path, "n_trials=30")
+    server = sweep_store.startswith("http")
+    proc = _sweep_process(tmp_path, "n_trials=30", tracking_uri=sweep_store)
 
     def mid_trial() -> list[optuna.trial.FrozenTrial] | None:
         trials = optuna.load_study(study_name="ridge", storage=storage).get_trials()
@@ -336,12 +380,16 @@ def test_a_sweep_killed_mid_trial_keeps_every_completed_trial_and_is_cleaned_on_
 
     try:
         wait_for(mid_trial, 240, proc)
+        writers = _writers(proc.pid)
+        assert len(writers) == (1 if server else 0)  # only a server's sweep starts one
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    # the writer reads EOF, finishes what it held and exits with its sweep
+    assert wait_for(lambda: all(_gone(w) for w in writers), 30)
+    mlflow.set_tracking_uri(sweep_store)
     study = optuna.load_study(study_name="ridge", storage=storage)
     trials = study.get_trials()
     complete = [t for t in trials if t.state.name == "COMPLETE"]
@@ -349,6 +397,8 @@ def test_a_sweep_killed_mid_trial_keeps_every_completed_trial_and_is_cleaned_on_
     assert len(complete) >= 2 and len(killed) == 1
     for t in complete:  # everything a finished trial logged reached the store
         run = mlflow.get_run(t.user_attrs["mlflow_run_id"])
+        # against a server a trial's status update goes after it, and is settled before the
+        # next trial's run opens: the running trial's run was open when the kill came
         assert run.info.status == "FINISHED"
         assert run.data.tags["optuna.state"] == "COMPLETE"
         assert run.data.metrics["cv_mae"] == pytest.approx(t.value)
@@ -359,7 +409,7 @@ def test_a_sweep_killed_mid_trial_keeps_every_completed_trial_and_is_cleaned_on_
     assert mlflow.get_run(parent_id).info.status == "RUNNING"  # nobody closed it
 
     time.sleep(3)  # past the grace period: the killed trial's heartbeat is stale
-    resumed = _sweep_process(tmp_path, "n_trials=1")
+    resumed = _sweep_process(tmp_path, "n_trials=1", tracking_uri=sweep_store)
     out, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, out[-3000:]
     trials = optuna.load_study(study_name="ridge", storage=storage).get_trials()
@@ -369,6 +419,8 @@ def test_a_sweep_killed_mid_trial_keeps_every_completed_trial_and_is_cleaned_on_
     retries = [t for t in trials if t.system_attrs.get("failed_trial") == dead.number]
     assert len(retries) == 1 and retries[0].state.name == "COMPLETE"
     assert retries[0].params == dead.params
+    for t in complete:
+        assert mlflow.get_run(t.user_attrs["mlflow_run_id"]).info.status == "FINISHED"
     assert mlflow.get_run(parent_id).info.status == "KILLED"
     dead_run = mlflow.get_run(dead.user_attrs["mlflow_run_id"])
     assert dead_run.info.status == "KILLED"
