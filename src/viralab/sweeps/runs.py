@@ -12,7 +12,7 @@ and re-opened by id (`MLFLOW_RUN_ID`): re-opening a run costs two reads and a st
 (three requests per trial against a server), and the trial's state tags now join the run's
 queued writes, flushed when the run ends. A finished trial's data is in the store before
 Optuna records the trial (on the embedded store its status too; against a server the status
-update follows on a background thread, see `finish_trial_run`). As any run opened with
+update follows in the background, see `finish_trial_run`). As any run opened with
 `mlflow.start_run`, a trial's run carries MLflow's source tags (`mlflow.source.name`,
 `mlflow.source.type`, `mlflow.user`). Against a server the run is created with the client on
 another thread while the trial's point is sampled (`viralab.tracking.create_run`, with the
@@ -153,7 +153,7 @@ def finish_trial_run(
     once they are stored: Optuna hears of the trial after its run holds everything. On the
     embedded store the status follows them; against a server (early writes) a failed trial's
     goes beside the last batch (`write_held(along=...)`), a finished or pruned trial's after
-    it on a background thread (`end_run_later`): the next trial's run creation waits for it.
+    it in the background (`end_run_later`): the next trial's run creation waits for it.
     A process killed in between leaves a RUNNING run with its state tag, or a FINISHED run
     Optuna never recorded; a later sweep of the study ends either (`close_orphans`).
     """

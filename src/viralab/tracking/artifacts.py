@@ -174,8 +174,8 @@ def artifact_batch() -> Iterator[ArtifactBatch]:
     another batch of the same run, it is that batch: its files go up with the outer one's
     (a sweep trial opens one around `train()`: one upload round per trial).
 
-    For a run whose writes are held and go early (`hold_writes`), the files go up on
-    background threads as soon as the batch that wrote them ends (an inner one too: the
+    For a run whose writes are held and go early (`hold_writes`), the files go up in the
+    background (`writer.submit`) as soon as the batch that wrote them ends (an inner one: the
     trial's `config.yaml` while it trains), and `write_held` waits for them; the batch's
     folder is removed after.
     """

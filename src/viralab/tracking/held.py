@@ -115,7 +115,7 @@ def hold_writes(run_id: str, early: bool | None = None) -> bool:
 
     ``early`` (default: `early_writes()`): params (in full batches of 100, and the rest at
     `send_params_early`, each with the tags held so far), and the files of an artifact batch
-    once it ends, are sent at once on background threads (`send_early`) instead of held;
+    once it ends, are sent at once in the background (`send_early`) instead of held;
     `write_held` waits for them before it returns. A status update passed to `write_held` as
     ``along`` is then sent beside the run's last writes rather than after them (a sweep trial
     against a server: its caller hears of the end only once both are stored).
@@ -187,7 +187,7 @@ def write_held(run_id: str, along: Callable[[], None] | None = None) -> None:
 
     ``along`` (a request of the caller's, e.g. the run's status update) is made on the calling
     thread after the last batch, even when that raised; for a run whose writes go early
-    (`hold_writes`) while the last batch is sent from a background thread instead: one round
+    (`hold_writes`) while the last batch is sent in the background instead: one round
     trip less at the end of a run against a server (MLflow's store takes a batch for a
     finished run). Either way this returns (or raises the first error) only once both are
     done.

@@ -264,7 +264,7 @@ _ending: list[tuple[str, str, int, Future]] = []
 
 def end_run_later(run_id: str, status: str) -> None:
     """End ``run_id`` with ``status``: off the thread's active-run stack now (no request, as
-    `open_created_run` put it there), its status update sent on a background thread;
+    `open_created_run` put it there), its status update sent in the background (`writer`);
     `settle_ended_runs` waits for it.
 
     Why: against a tracking server a sweep trial waited for its run's status update (~8 ms of
